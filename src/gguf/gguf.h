@@ -41,6 +41,7 @@ typedef struct gguf_file {
     gguf_kv *kv;
     gguf_tensor *tensors;
     uint64_t alignment, data_offset;
+    int owns_map;               /* gguf_open mapped it; gguf_close unmaps */
 } gguf_file;
 
 /* Open and validate. On failure returns NULL and writes a message naming the file, the
@@ -61,7 +62,10 @@ int gguf_get_f32(const gguf_file *f, const char *key, float *out);
 int gguf_get_bool(const gguf_file *f, const char *key, int *out);
 int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
 /* Array element access (validated at open; index < arr_n). */
-gguf_str gguf_arr_str(const gguf_kv *kv, uint64_t i);
+gguf_str gguf_arr_str(const gguf_kv *kv, uint64_t i);      /* O(i): walks the array */
+/* Calls fn for every element of a string array in order (O(total)); stops and returns -1
+ * if fn returns non-zero or kv is not a string array. */
+int gguf_arr_str_each(const gguf_kv *kv, int (*fn)(void *ud, uint64_t i, gguf_str s), void *ud);
 double   gguf_arr_num(const gguf_kv *kv, uint64_t i);
 size_t   gguf_vtype_size(int type); /* 0 for STR/ARR */
 

@@ -1,0 +1,52 @@
+/* backend: kernels with no model knowledge. Only the CPU backend exists so far; its
+ * capability question is cpu_supports_cache_type (every type in the table that has both
+ * to_float and from_float). */
+#ifndef HEARTH_BACKEND_H
+#define HEARTH_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "util/pool.h"
+
+/* A 2-D weight: rows of ne0 values in any quant type. */
+typedef struct wtensor {
+    int type;
+    int64_t ne0, ne1;
+    size_t row_bytes;
+    const void *data;
+} wtensor;
+
+/* y[t][r] = dot(W row r, x[t]) for t < T, r < W.ne1. x is [T][ne0], y is [T][ne1]. */
+void cpu_matmul(pool *p, const wtensor *w, const float *x, int T, float *y);
+/* Row r of w as floats (embedding lookup). */
+void cpu_get_row(const wtensor *w, int64_t r, float *out);
+
+void cpu_rmsnorm(float *out, const float *x, const float *weight, int n, float eps);
+/* llama RoPE (adjacent pairs) on the first n_rot values of each of n_heads heads of size
+ * hd, at position pos. freq_factors (n_rot/2 values) may be NULL. */
+void cpu_rope(float *x, int n_heads, int hd, int n_rot, float pos, float base, float freq_scale,
+              const float *freq_factors);
+void cpu_swiglu(float *gate, const float *up, int n); /* gate = silu(gate) * up */
+
+/* Values [start, start+len) of a row stored in quant type `type`. tmp must hold
+ * len + 2 * block floats. */
+void cpu_row_segment(int type, const void *row, int start, int len, float *out, float *tmp);
+
+/* Attention of T query tokens over the first n_cells cells of one layer's cache. Token t
+ * is at position pos0 + t and sees cells 0..pos0+t (cell index == position). */
+typedef struct attn_args {
+    int T, n_head, n_head_kv, head_dim;
+    int pos0, n_cells;
+    const float *q;                 /* [T][n_head * head_dim] */
+    const uint8_t *k, *v;           /* cell c's row at k + c * k_row_bytes */
+    size_t k_row_bytes, v_row_bytes;
+    int type_k, type_v;
+    float scale;
+    float *out;                     /* [T][n_head * head_dim] */
+} attn_args;
+/* Both return 0, or -1 when their scratch cannot be allocated. */
+int cpu_attn_flash(pool *p, const attn_args *a);
+/* Plain: full score rows, softmax, weighted sum; uses scratch of T*n_head*n_cells floats. */
+int cpu_attn_plain(pool *p, const attn_args *a);
+
+#endif

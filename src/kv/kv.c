@@ -1,0 +1,108 @@
+#include "kv/kv.h"
+#include "backend/backend.h"
+#include "quant/quant.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const int cache_types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL };
+#define N_CACHE_TYPES (int)(sizeof cache_types / sizeof cache_types[0])
+
+int kv_type_ok(int type) {
+    for (int i = 0; i < N_CACHE_TYPES; i++)
+        if (cache_types[i] == type) return quant_get(type) != NULL;
+    return 0;
+}
+
+const char *kv_type_list(void) {
+    static char buf[128];
+    if (!buf[0]) {
+        size_t o = 0;
+        for (int i = 0; i < N_CACHE_TYPES; i++) {
+            const quant_traits *qt = quant_get(cache_types[i]);
+            if (qt) o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", o ? ", " : "", qt->name);
+        }
+    }
+    return buf;
+}
+
+static int pad_to(int n, int b) { return (n + b - 1) / b * b; }
+
+int kv_init(kv_cache *kv, int n_ctx, int n_layer, int n_head_kv, int head_dim, int type_k, int type_v,
+            char *err, size_t errlen) {
+    memset(kv, 0, sizeof *kv);
+    char nb[32];
+    if (!kv_type_ok(type_k) || !kv_type_ok(type_v)) {
+        snprintf(err, errlen, "cache type %s cannot hold a KV cache on the CPU; valid types: %s",
+                 quant_name(kv_type_ok(type_k) ? type_v : type_k, nb, sizeof nb), kv_type_list());
+        return -1;
+    }
+    const quant_traits *tk = quant_get(type_k), *tv = quant_get(type_v);
+    kv->n_ctx = n_ctx; kv->n_layer = n_layer; kv->n_head_kv = n_head_kv; kv->head_dim = head_dim;
+    kv->row = n_head_kv * head_dim;
+    kv->type_k = type_k; kv->type_v = type_v;
+    kv->row_k = pad_to(kv->row, tk->block);
+    kv->row_v = pad_to(kv->row, tv->block);
+    kv->kb = quant_row_bytes(type_k, kv->row_k);
+    kv->vb = quant_row_bytes(type_v, kv->row_v);
+    size_t cells = (size_t)n_layer * n_ctx;
+    kv->k = malloc(cells * kv->kb);
+    kv->v = malloc(cells * kv->vb);
+    kv->tokens = malloc(sizeof(int32_t) * (size_t)n_ctx);
+    if (!kv->k || !kv->v || !kv->tokens) {
+        snprintf(err, errlen, "cannot allocate the KV cache (%.2f MiB): out of memory",
+                 (double)(cells * (kv->kb + kv->vb)) / (1024.0 * 1024.0));
+        kv_free(kv);
+        return -1;
+    }
+    return 0;
+}
+
+void kv_free(kv_cache *kv) {
+    free(kv->k); free(kv->v); free(kv->tokens);
+    memset(kv, 0, sizeof *kv);
+}
+
+static void put_row(int type, int row, int padded, const float *x, uint8_t *dst) {
+    const quant_traits *qt = quant_get(type);
+    if (padded == row) { qt->from_float(x, dst, row); return; }
+    float tmp[padded];
+    memcpy(tmp, x, sizeof(float) * (size_t)row);
+    memset(tmp + row, 0, sizeof(float) * (size_t)(padded - row));
+    qt->from_float(tmp, dst, padded);
+}
+
+void kv_put(kv_cache *kv, int layer, int cell, const float *k, const float *v) {
+    put_row(kv->type_k, kv->row, kv->row_k, k, kv_k(kv, layer, cell));
+    put_row(kv->type_v, kv->row, kv->row_v, v, kv_v(kv, layer, cell));
+}
+
+void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope) {
+    if (n_discard <= 0 || n_keep < 0 || n_keep + n_discard > kv->n) return;
+    int n_move = kv->n - n_keep - n_discard;
+    const quant_traits *tk = quant_get(kv->type_k);
+    float row[kv->row_k];
+    for (int l = 0; l < kv->n_layer; l++) {
+        memmove(kv_k(kv, l, n_keep), kv_k(kv, l, n_keep + n_discard), (size_t)n_move * kv->kb);
+        memmove(kv_v(kv, l, n_keep), kv_v(kv, l, n_keep + n_discard), (size_t)n_move * kv->vb);
+        for (int c = n_keep; c < n_keep + n_move; c++) {
+            uint8_t *kr = kv_k(kv, l, c);
+            tk->to_float(kr, row, kv->row_k);
+            cpu_rope(row, kv->n_head_kv, kv->head_dim, rope->n_rot, (float)-n_discard, rope->base,
+                     rope->freq_scale, rope->freq_factors);
+            tk->from_float(row, kr, kv->row_k);
+        }
+    }
+    memmove(kv->tokens + n_keep, kv->tokens + n_keep + n_discard, sizeof(int32_t) * (size_t)n_move);
+    kv->n -= n_discard;
+}
+
+uint64_t kv_bytes_k(const kv_cache *kv) { return (uint64_t)kv->n_layer * kv->n_ctx * kv->kb; }
+uint64_t kv_bytes_v(const kv_cache *kv) { return (uint64_t)kv->n_layer * kv->n_ctx * kv->vb; }
+
+void kv_describe(const kv_cache *kv, char *buf, size_t n) {
+    snprintf(buf, n, "KV cache: %d cells, K (%s) %.2f MiB, V (%s) %.2f MiB", kv->n_ctx,
+             quant_get(kv->type_k)->name, (double)kv_bytes_k(kv) / (1024.0 * 1024.0),
+             quant_get(kv->type_v)->name, (double)kv_bytes_v(kv) / (1024.0 * 1024.0));
+}

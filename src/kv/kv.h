@@ -1,0 +1,50 @@
+/* kv: the KV cache of one sequence. Per layer, one K row and one V row per cell; a row is
+ * a cell's n_head_kv * head_dim values in the cache type, padded up to a whole number of
+ * blocks, so any head size works with any block size. Cell index == position. */
+#ifndef HEARTH_KV_H
+#define HEARTH_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kv_rope {
+    int n_rot;
+    float base, freq_scale;
+    const float *freq_factors; /* n_rot/2 values or NULL */
+} kv_rope;
+
+typedef struct kv_cache {
+    int n_ctx, n_layer, n_head_kv, head_dim;
+    int row;                /* values per cell per layer: n_head_kv * head_dim */
+    int type_k, type_v;
+    int row_k, row_v;       /* row padded to the K / V block size */
+    size_t kb, vb;          /* bytes of one padded K / V row */
+    uint8_t *k, *v;         /* [n_layer][n_ctx] rows */
+    int n;                  /* cells in use */
+    int32_t *tokens;        /* token of each used cell */
+} kv_cache;
+
+/* Checks the types are cache types, then allocates. Returns 0 or -1 with a message. */
+int  kv_init(kv_cache *kv, int n_ctx, int n_layer, int n_head_kv, int head_dim, int type_k, int type_v,
+             char *err, size_t errlen);
+void kv_free(kv_cache *kv);
+
+static inline uint8_t *kv_k(const kv_cache *kv, int layer, int cell) { return kv->k + ((size_t)layer * kv->n_ctx + cell) * kv->kb; }
+static inline uint8_t *kv_v(const kv_cache *kv, int layer, int cell) { return kv->v + ((size_t)layer * kv->n_ctx + cell) * kv->vb; }
+
+/* Store one cell's K and V (row values each) for a layer. */
+void kv_put(kv_cache *kv, int layer, int cell, const float *k, const float *v);
+/* Drop n_discard cells after the first n_keep, move later cells down and re-rotate
+ * their K by -n_discard positions (through f32 for quantized types). */
+void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope);
+
+uint64_t kv_bytes_k(const kv_cache *kv);
+uint64_t kv_bytes_v(const kv_cache *kv);
+/* "KV cache: <cells> cells, K (<type>) <x> MiB, V (<type>) <y> MiB" */
+void kv_describe(const kv_cache *kv, char *buf, size_t n);
+
+/* Is this type usable as a cache type on the CPU, and the list for messages. */
+int kv_type_ok(int type);
+const char *kv_type_list(void);
+
+#endif

@@ -1,0 +1,61 @@
+/* The llama forward pass, top to bottom, for one micro-batch of T tokens:
+ *
+ *   x = embed(tokens)
+ *   per layer:  x += Wo · attention(rope(Wq·norm(x)), cache ∪ rope(Wk·norm(x)), Wv·norm(x))
+ *               x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
+ *   logits = Wout · norm(x)
+ */
+#include "model/model.h"
+
+#include <math.h>
+#include <string.h>
+
+int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, float *out) {
+    hearth_model *m = c->m;
+    const hparams *hp = &m->hp;
+    kv_cache *kv = &c->kv;
+    const int E = hp->n_embd, hd = hp->head_dim;
+    const int nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
+    const int pos0 = kv->n;
+
+    for (int t = 0; t < T; t++) cpu_get_row(&m->tok_embd, toks[t], c->x + (size_t)t * E);
+
+    for (int il = 0; il < hp->n_layer; il++) {
+        const layer_w *l = &m->layers[il];
+        for (int t = 0; t < T; t++) cpu_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, l->attn_norm, E, hp->eps);
+        cpu_matmul(c->pool, &l->wq, c->xn, T, c->q);
+        cpu_matmul(c->pool, &l->wk, c->xn, T, c->k);
+        cpu_matmul(c->pool, &l->wv, c->xn, T, c->v);
+        for (int t = 0; t < T; t++) {
+            float pos = (float)(pos0 + t);
+            cpu_rope(c->q + (size_t)t * nq, hp->n_head, hd, hp->n_rot, pos, hp->rope_base, hp->rope_freq_scale, m->rope_freqs);
+            cpu_rope(c->k + (size_t)t * nkv, hp->n_head_kv, hd, hp->n_rot, pos, hp->rope_base, hp->rope_freq_scale, m->rope_freqs);
+            kv_put(kv, il, pos0 + t, c->k + (size_t)t * nkv, c->v + (size_t)t * nkv);
+        }
+        attn_args a = {
+            .T = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hd,
+            .pos0 = pos0, .n_cells = pos0 + T, .q = c->q,
+            .k = kv_k(kv, il, 0), .v = kv_v(kv, il, 0), .k_row_bytes = kv->kb, .v_row_bytes = kv->vb,
+            .type_k = kv->type_k, .type_v = kv->type_v, .scale = 1.0f / sqrtf((float)hd), .out = c->att,
+        };
+        if ((c->p.flash_attn ? cpu_attn_flash : cpu_attn_plain)(c->pool, &a) != 0) return -1;
+        cpu_matmul(c->pool, &l->wo, c->att, T, c->xn);
+        for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->xn[i];
+
+        for (int t = 0; t < T; t++) cpu_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, l->ffn_norm, E, hp->eps);
+        cpu_matmul(c->pool, &l->w_gate, c->xn, T, c->gate);
+        cpu_matmul(c->pool, &l->w_up, c->xn, T, c->up);
+        cpu_swiglu(c->gate, c->up, T * hp->n_ff);
+        cpu_matmul(c->pool, &l->w_down, c->gate, T, c->xn);
+        for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->xn[i];
+    }
+
+    for (int t = 0; t < T; t++) kv->tokens[pos0 + t] = toks[t];
+    kv->n = pos0 + T;
+    if (want_from >= T) return 0;
+    int n_out = T - want_from;
+    for (int t = 0; t < n_out; t++)
+        cpu_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)(want_from + t) * E, m->output_norm, E, hp->eps);
+    cpu_matmul(c->pool, &m->output, c->xn, n_out, out);
+    return 0;
+}

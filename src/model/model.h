@@ -1,0 +1,51 @@
+/* model: what a transformer is (hyper-parameters, weights) and the state a context keeps. */
+#ifndef HEARTH_MODEL_H
+#define HEARTH_MODEL_H
+
+#include "hearth.h"
+#include "backend/backend.h"
+#include "gguf/gguf.h"
+#include "kv/kv.h"
+#include "tokenizer/tok.h"
+
+typedef struct layer_w {
+    const float *attn_norm, *ffn_norm;   /* f32 (converted at load when stored otherwise) */
+    wtensor wq, wk, wv, wo, w_gate, w_up, w_down;
+} layer_w;
+
+typedef struct hparams {
+    int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_rot, n_ff;
+    float eps, rope_base, rope_freq_scale;
+} hparams;
+
+struct hearth_model {
+    gguf_file *f;
+    tok_vocab *vocab;
+    hparams hp;
+    hearth_model_info info;
+    char *name;
+    wtensor tok_embd, output;
+    const float *output_norm;
+    const float *rope_freqs;            /* optional per-pair divisors (llama 3.1) */
+    layer_w *layers;
+    float *f32_store;                   /* norms converted to f32 when stored as f16 etc. */
+    int n_threads;
+};
+
+struct hearth_ctx {
+    hearth_model *m;
+    hearth_ctx_params p;
+    pool *pool;
+    kv_cache kv;
+    char kv_line[160];
+    /* scratch for one micro-batch of n_ubatch tokens */
+    float *x, *xn, *q, *k, *v, *att, *gate, *up;
+    float *logits;       /* [n_logits][n_vocab] */
+    int n_logits_cap, n_logits, logits_first; /* rows kept: tokens logits_first.. of the last eval */
+};
+
+/* Runs the layers over T tokens at positions kv->n .. kv->n+T-1 and stores K/V; writes
+ * logits for tokens [want_from, T) into out (rows of n_vocab). Returns 0 or -1 (OOM). */
+int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, float *out);
+
+#endif
