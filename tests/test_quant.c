@@ -116,7 +116,7 @@ static void test_f16(void) {
         }
         double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
         if (h & 0x8000) v = -v;
-        if ((double)f != v || signbit(f) != !!(h & 0x8000)) bad_dec++;
+        if ((double)f != v || !!signbit(f) != !!(h & 0x8000)) bad_dec++;
         if (quant_f32_to_f16(f) != h) bad_rt++;
     }
     CHECK(bad_dec == 0, "%d f16 values decode wrong", bad_dec);

@@ -33,3 +33,87 @@ int test_done(const char *name) {
     printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
     return test_failures ? 1 : 0;
 }
+
+#include <math.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+
+int hlog_load(const char *path, hlog *h) {
+    memset(h, 0, sizeof *h);
+    size_t n;
+    unsigned char *b = test_read_file(path, &n);
+    if (!b) { fprintf(stderr, "%s: cannot read\n", path); return -1; }
+    uint32_t hdr[4];
+    if (n < 20 || memcmp(b, "HLOG", 4) != 0) { fprintf(stderr, "%s: not an HLOG file\n", path); free(b); return -1; }
+    memcpy(hdr, b + 4, 16);
+    h->n_tok = hdr[1]; h->n_vocab = hdr[2]; h->n_prompt = hdr[3];
+    size_t need = 20 + 4 * (size_t)h->n_tok + 4 * (size_t)h->n_tok * h->n_vocab;
+    if (hdr[0] != 1 || n != need) { fprintf(stderr, "%s: size %zu, expected %zu\n", path, n, need); free(b); return -1; }
+    h->toks = malloc(4 * (size_t)h->n_tok);
+    h->logits = malloc(4 * (size_t)h->n_tok * h->n_vocab);
+    memcpy(h->toks, b + 20, 4 * (size_t)h->n_tok);
+    memcpy(h->logits, b + 20 + 4 * (size_t)h->n_tok, 4 * (size_t)h->n_tok * h->n_vocab);
+    free(b);
+    return 0;
+}
+
+void hlog_free(hlog *h) { free(h->toks); free(h->logits); memset(h, 0, sizeof *h); }
+
+static void lsm(const float *x, int n, double *out) {
+    double mx = x[0], s = 0;
+    for (int i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
+    for (int i = 0; i < n; i++) s += exp((double)x[i] - mx);
+    for (int i = 0; i < n; i++) out[i] = (double)x[i] - mx - log(s);
+}
+
+static int amax(const float *x, int n) { int b = 0; for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i; return b; }
+
+void hlog_compare(const hlog *a, const hlog *b, hlog_cmp *o) {
+    memset(o, 0, sizeof *o);
+    int n = (int)(a->n_tok < b->n_tok ? a->n_tok : b->n_tok);
+    int same = n;
+    for (int i = 0; i < n; i++) if (a->toks[i] != b->toks[i]) { same = i; break; }
+    o->n = same;
+    o->diverged = same < n;
+    int V = (int)a->n_vocab;
+    if (o->diverged && same > 0) {
+        const float *r = a->logits + (size_t)(same - 1) * V;
+        float t1 = -INFINITY, t2 = -INFINITY;
+        for (int k = 0; k < V; k++) { if (r[k] > t1) { t2 = t1; t1 = r[k]; } else if (r[k] > t2) t2 = r[k]; }
+        o->tie_gap = t1 - t2;
+    }
+    if (b->n_vocab != a->n_vocab || same == 0) { o->kl_mean = INFINITY; return; }
+    double *pa = malloc(sizeof(double) * V), *pb = malloc(sizeof(double) * V);
+    double maxd = 0, maxa = 0, kls = 0;
+    int agree = 0;
+    for (int i = 0; i < same; i++) {
+        const float *ra = a->logits + (size_t)i * V, *rb = b->logits + (size_t)i * V;
+        lsm(ra, V, pa);
+        lsm(rb, V, pb);
+        double kl = 0;
+        for (int k = 0; k < V; k++) {
+            kl += exp(pa[k]) * (pa[k] - pb[k]);
+            double d = fabs((double)ra[k] - rb[k]);
+            if (d > maxd) maxd = d;
+            if (fabs(ra[k]) > maxa) maxa = fabs(ra[k]);
+        }
+        kls += kl;
+        if (kl > o->kl_max) o->kl_max = kl;
+        agree += amax(ra, V) == amax(rb, V);
+    }
+    o->kl_mean = kls / same;
+    o->top1 = (double)agree / same;
+    o->rel = maxd / (maxa + 1e-9);
+    free(pa); free(pb);
+}
+
+int test_sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    if (st == -1) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}

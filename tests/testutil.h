@@ -20,3 +20,19 @@ void *test_read_file(const char *path, size_t *size);
 int test_done(const char *name);
 
 #endif
+
+/* HLOG logit dumps (format in testdata/ref/README.md). */
+#include <stdint.h>
+typedef struct hlog { uint32_t n_tok, n_vocab, n_prompt; int32_t *toks; float *logits; } hlog;
+int  hlog_load(const char *path, hlog *h);   /* 0 or -1 (message printed) */
+void hlog_free(hlog *h);
+typedef struct hlog_cmp {
+    int n;             /* positions compared: while the token streams agree */
+    int diverged;      /* streams part at position n (n < both lengths) */
+    float tie_gap;     /* when diverged: the reference's top-two gap at row n-1 */
+    double kl_mean, kl_max, top1, rel;
+} hlog_cmp;
+/* Compares ref and b position by position (softmax in double), as ../shared/tools/hlog.py does. */
+void hlog_compare(const hlog *ref, const hlog *b, hlog_cmp *out);
+/* Runs a shell command; returns its exit status (or -1). */
+int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
