@@ -26,6 +26,10 @@ void cpu_rmsnorm(float *out, const float *x, const float *weight, int n, float e
  * hd, at position pos. freq_factors (n_rot/2 values) may be NULL. */
 void cpu_rope(float *x, int n_heads, int hd, int n_rot, float pos, float base, float freq_scale,
               const float *freq_factors);
+/* Orthonormal Walsh-Hadamard transform of x (n values) in chunks of the largest power of
+ * two dividing n; applying it twice gives x back. */
+void cpu_hadamard(float *x, int n);
+int  cpu_hadamard_block(int n);
 void cpu_swiglu(float *gate, const float *up, int n); /* gate = silu(gate) * up */
 
 /* Values [start, start+len) of a row stored in quant type `type`. tmp must hold
@@ -41,6 +45,8 @@ typedef struct attn_args {
     const uint8_t *k, *v;           /* cell c's row at k + c * k_row_bytes */
     size_t k_row_bytes, v_row_bytes;
     int type_k, type_v;
+    int row;                        /* values in a cell's row (all KV heads) */
+    int k_row_rot, v_row_rot;       /* rows are Hadamard-rotated as a whole: undo on read */
     float scale;
     float *out;                     /* [T][n_head * head_dim] */
 } attn_args;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int pad_to(int n, int b) { return (n + b - 1) / b * b; }
+
 static const int cache_types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL };
 #define N_CACHE_TYPES (int)(sizeof cache_types / sizeof cache_types[0])
 
@@ -27,10 +29,22 @@ const char *kv_type_list(void) {
     return buf;
 }
 
-static int pad_to(int n, int b) { return (n + b - 1) / b * b; }
+size_t kv_row_bytes(int type, int row) {
+    return quant_row_bytes(type, pad_to(row, quant_get(type)->block));
+}
+
+/* Rotation spreads an outlier over its whole Hadamard block before block quantization,
+ * which lowers the error of quantized types; float types gain nothing from it. */
+static int is_quantized(int type) { return type != QT_F32 && type != QT_F16 && type != QT_BF16; }
+
+static int rot_mode(int head_dim, int row, int block) {
+    int hb = cpu_hadamard_block(head_dim), rb = cpu_hadamard_block(row);
+    if (hb >= block || (hb > 1 && rb <= hb)) return KV_ROT_HEAD;
+    return rb > 1 ? KV_ROT_ROW : KV_ROT_NONE;
+}
 
 int kv_init(kv_cache *kv, int n_ctx, int n_layer, int n_head_kv, int head_dim, int type_k, int type_v,
-            char *err, size_t errlen) {
+            int rotate, char *err, size_t errlen) {
     memset(kv, 0, sizeof *kv);
     char nb[32];
     if (!kv_type_ok(type_k) || !kv_type_ok(type_v)) {
@@ -46,6 +60,8 @@ int kv_init(kv_cache *kv, int n_ctx, int n_layer, int n_head_kv, int head_dim, i
     kv->row_v = pad_to(kv->row, tv->block);
     kv->kb = quant_row_bytes(type_k, kv->row_k);
     kv->vb = quant_row_bytes(type_v, kv->row_v);
+    kv->rot_k = rotate && is_quantized(type_k) ? rot_mode(head_dim, kv->row, tk->block) : KV_ROT_NONE;
+    kv->rot_v = rotate && is_quantized(type_v) ? rot_mode(head_dim, kv->row, tv->block) : KV_ROT_NONE;
     size_t cells = (size_t)n_layer * n_ctx;
     kv->k = malloc(cells * kv->kb);
     kv->v = malloc(cells * kv->vb);
@@ -64,18 +80,24 @@ void kv_free(kv_cache *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
-static void put_row(int type, int row, int padded, const float *x, uint8_t *dst) {
+static void rotate(const kv_cache *kv, int mode, float *x) {
+    if (mode == KV_ROT_ROW) { cpu_hadamard(x, kv->row); return; }
+    for (int h = 0; h < kv->n_head_kv; h++) cpu_hadamard(x + h * kv->head_dim, kv->head_dim);
+}
+
+static void put_row(const kv_cache *kv, int type, int padded, int rot, const float *x, uint8_t *dst) {
     const quant_traits *qt = quant_get(type);
-    if (padded == row) { qt->from_float(x, dst, row); return; }
+    if (padded == kv->row && !rot) { qt->from_float(x, dst, padded); return; }
     float tmp[padded];
-    memcpy(tmp, x, sizeof(float) * (size_t)row);
-    memset(tmp + row, 0, sizeof(float) * (size_t)(padded - row));
+    memcpy(tmp, x, sizeof(float) * (size_t)kv->row);
+    memset(tmp + kv->row, 0, sizeof(float) * (size_t)(padded - kv->row));
+    if (rot) rotate(kv, rot, tmp);
     qt->from_float(tmp, dst, padded);
 }
 
 void kv_put(kv_cache *kv, int layer, int cell, const float *k, const float *v) {
-    put_row(kv->type_k, kv->row, kv->row_k, k, kv_k(kv, layer, cell));
-    put_row(kv->type_v, kv->row, kv->row_v, v, kv_v(kv, layer, cell));
+    put_row(kv, kv->type_k, kv->row_k, kv->rot_k, k, kv_k(kv, layer, cell));
+    put_row(kv, kv->type_v, kv->row_v, kv->rot_v, v, kv_v(kv, layer, cell));
 }
 
 void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope) {
@@ -89,8 +111,10 @@ void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope) {
         for (int c = n_keep; c < n_keep + n_move; c++) {
             uint8_t *kr = kv_k(kv, l, c);
             tk->to_float(kr, row, kv->row_k);
+            if (kv->rot_k) rotate(kv, kv->rot_k, row);
             cpu_rope(row, kv->n_head_kv, kv->head_dim, rope->n_rot, (float)-n_discard, rope->base,
                      rope->freq_scale, rope->freq_factors);
+            if (kv->rot_k) rotate(kv, kv->rot_k, row);
             tk->from_float(row, kr, kv->row_k);
         }
     }

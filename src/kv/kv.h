@@ -13,6 +13,13 @@ typedef struct kv_rope {
     const float *freq_factors; /* n_rot/2 values or NULL */
 } kv_rope;
 
+/* Rotation of quantized rows. Per head when a head spans whole blocks: attention then
+ * rotates q (and un-rotates the output for V) and reads rows as they are. Across the whole
+ * row when heads are smaller than a block (head size 8 or 16): one block then mixes
+ * several heads, and rotating across them evens out their magnitudes; attention undoes
+ * it on the row it has expanded. */
+enum { KV_ROT_NONE = 0, KV_ROT_HEAD = 1, KV_ROT_ROW = 2 };
+
 typedef struct kv_cache {
     int n_ctx, n_layer, n_head_kv, head_dim;
     int row;                /* values per cell per layer: n_head_kv * head_dim */
@@ -20,19 +27,21 @@ typedef struct kv_cache {
     int row_k, row_v;       /* row padded to the K / V block size */
     size_t kb, vb;          /* bytes of one padded K / V row */
     uint8_t *k, *v;         /* [n_layer][n_ctx] rows */
+    int rot_k, rot_v;       /* KV_ROT_*: how rows are Hadamard-rotated before quantizing */
     int n;                  /* cells in use */
     int32_t *tokens;        /* token of each used cell */
 } kv_cache;
 
 /* Checks the types are cache types, then allocates. Returns 0 or -1 with a message. */
 int  kv_init(kv_cache *kv, int n_ctx, int n_layer, int n_head_kv, int head_dim, int type_k, int type_v,
-             char *err, size_t errlen);
+             int rotate, char *err, size_t errlen);
 void kv_free(kv_cache *kv);
 
 static inline uint8_t *kv_k(const kv_cache *kv, int layer, int cell) { return kv->k + ((size_t)layer * kv->n_ctx + cell) * kv->kb; }
 static inline uint8_t *kv_v(const kv_cache *kv, int layer, int cell) { return kv->v + ((size_t)layer * kv->n_ctx + cell) * kv->vb; }
 
-/* Store one cell's K and V (row values each) for a layer. */
+/* Store one cell's K and V (row values each) for a layer; rotates them first when the
+ * cache type is quantized and rotation is on (the caller rotates q and the output). */
 void kv_put(kv_cache *kv, int layer, int cell, const float *k, const float *v);
 /* Drop n_discard cells after the first n_keep, move later cells down and re-rotate
  * their K by -n_discard positions (through f32 for quantized types). */
@@ -45,6 +54,8 @@ void kv_describe(const kv_cache *kv, char *buf, size_t n);
 
 /* Is this type usable as a cache type on the CPU, and the list for messages. */
 int kv_type_ok(int type);
+/* Bytes of one cell's row of `row` values in `type`, padded to whole blocks. */
+size_t kv_row_bytes(int type, int row);
 const char *kv_type_list(void);
 
 #endif

@@ -48,7 +48,8 @@ int hearth_ctx_new(hearth_model *m, const hearth_ctx_params *pp, hearth_ctx **ou
     if (c->p.n_ubatch <= 0) c->p.n_ubatch = 512;
     if (c->p.n_ubatch > c->p.n_ctx) c->p.n_ubatch = c->p.n_ctx;
     if (c->p.n_threads <= 0) c->p.n_threads = m->n_threads;
-    if (kv_init(&c->kv, c->p.n_ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, c->p.type_k, c->p.type_v, err, errlen)) {
+    if (kv_init(&c->kv, c->p.n_ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, c->p.type_k, c->p.type_v,
+                c->p.rotate_kv, err, errlen)) {
         free(c);
         return -1;
     }

@@ -104,9 +104,7 @@ int hearth_inspect(const char *path, int n_ctx, FILE *out, char *err, size_t err
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         const quant_traits *qt = quant_get(types[i]);
         if (!qt) continue;
-        int row = in->n_head_kv * in->head_dim;
-        int padded = (row + qt->block - 1) / qt->block * qt->block;
-        double bytes = (double)quant_row_bytes(types[i], padded) * n_ctx * in->n_layer;
+        double bytes = (double)kv_row_bytes(types[i], in->n_head_kv * in->head_dim) * n_ctx * in->n_layer;
         fprintf(out, "  %-7s %10.2f MiB\n", qt->name, bytes / (1024.0 * 1024.0));
     }
     hearth_model_free(m);

@@ -60,12 +60,12 @@ static inline float qdec_row_dot(qdec_unpack_fn unpack, size_t bytes, const void
 static inline float    qh2f(uint16_t h) { return quant_f16_to_f32(h); }
 static inline uint16_t qf2h(float f)    { return quant_f32_to_f16(f); }
 
-static inline int qclamp_zero(int lo, int hi) { return lo > 0 ? lo : hi < 0 ? hi : 0; }
-
-/* Nearest integer within [lo, hi]. Clamping happens in float first so that huge values or
- * NaN (a NaN weight, a zero scale) never reach an out-of-range float-to-int conversion. */
+/* Nearest integer within [lo, hi] (lo <= 0 <= hi). Clamping happens in float first so that
+ * huge values or NaN (a NaN weight, a zero scale) never reach an out-of-range float-to-int
+ * conversion; NaN becomes 0. */
 static inline int qround(float v, int lo, int hi) {
-    if (!(v > (float)lo)) return v != v ? qclamp_zero(lo, hi) : lo;
+    if (v != v) return 0;
+    if (v <= (float)lo) return lo;
     if (v >= (float)hi) return hi;
     return (int)roundf(v);
 }

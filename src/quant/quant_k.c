@@ -227,7 +227,7 @@ static uint16_t quant_scales_signed(const float *v, int n, int lmax, int *l) {
 static void quant_affine_k(const float *x, int sub, int qmax, int lmax, int *q, int *ls, int *lm,
                            uint16_t *dh, uint16_t *dminh) {
     int ns = QK_K / sub;
-    float sc[16], mn[16];
+    float sc[16] = { 0 }, mn[16] = { 0 };
     for (int s = 0; s < ns; s++) {
         float bias;
         fit_affine(x + s * sub, sub, qmax, &sc[s], &bias);

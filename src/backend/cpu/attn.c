@@ -17,6 +17,15 @@
 
 #define SEG_TMP(hd) ((hd) + 2 * 256)
 
+/* One KV head's values of a cell's row; a row stored rotated as a whole is expanded and
+ * rotated back first (rowbuf holds a row). */
+static void head_values(int type, const uint8_t *row, int rot, int n_row, int g, int hd, float *out, float *tmp, float *rowbuf) {
+    if (!rot) { cpu_row_segment(type, row, g * hd, hd, out, tmp); return; }
+    cpu_row_segment(type, row, 0, n_row, rowbuf, tmp);
+    cpu_hadamard(rowbuf, n_row);
+    memcpy(out, rowbuf + g * hd, sizeof(float) * (size_t)hd);
+}
+
 static float dot(const float *a, const float *b, int n) {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int i = 0;
@@ -43,7 +52,7 @@ static void flash_task(void *arg, int task, int thread) {
     int c0 = cc * j->cpc, c1 = c0 + j->cpc;
     if (c1 > a->n_cells) c1 = a->n_cells;
     if (c1 > a->pos0 + t1) c1 = a->pos0 + t1; /* no token of this chunk sees further */
-    float kseg[hd], vseg[hd], tmp[SEG_TMP(hd)];
+    float kseg[hd], vseg[hd], tmp[SEG_TMP(a->row)], rowbuf[a->row];
     float *M = j->m + (size_t)cc * a->T * H, *L = j->l + (size_t)cc * a->T * H;
     float *ACC = j->acc + (size_t)cc * a->T * H * hd;
     for (int t = t0; t < t1; t++)
@@ -53,8 +62,8 @@ static void flash_task(void *arg, int task, int thread) {
             memset(ACC + ((size_t)t * H + h) * hd, 0, sizeof(float) * hd);
         }
     for (int c = c0; c < c1; c++) {
-        cpu_row_segment(a->type_k, a->k + (size_t)c * a->k_row_bytes, g * hd, hd, kseg, tmp);
-        cpu_row_segment(a->type_v, a->v + (size_t)c * a->v_row_bytes, g * hd, hd, vseg, tmp);
+        head_values(a->type_k, a->k + (size_t)c * a->k_row_bytes, a->k_row_rot, a->row, g, hd, kseg, tmp, rowbuf);
+        head_values(a->type_v, a->v + (size_t)c * a->v_row_bytes, a->v_row_rot, a->row, g, hd, vseg, tmp, rowbuf);
         for (int t = t0; t < t1; t++) {
             if (c > a->pos0 + t) continue;
             for (int h = g * gs; h < (g + 1) * gs; h++) {
@@ -131,9 +140,9 @@ static void plain_task(void *arg, int task, int thread) {
     int t = task / a->n_head_kv, g = task % a->n_head_kv;
     int n = a->pos0 + t + 1;
     if (n > a->n_cells) n = a->n_cells;
-    float seg[hd], tmp[SEG_TMP(hd)];
+    float seg[hd], tmp[SEG_TMP(a->row)], rowbuf[a->row];
     for (int c = 0; c < n; c++) {
-        cpu_row_segment(a->type_k, a->k + (size_t)c * a->k_row_bytes, g * hd, hd, seg, tmp);
+        head_values(a->type_k, a->k + (size_t)c * a->k_row_bytes, a->k_row_rot, a->row, g, hd, seg, tmp, rowbuf);
         for (int h = g * gs; h < (g + 1) * gs; h++)
             j->scores[((size_t)t * H + h) * a->n_cells + c] = dot(a->q + ((size_t)t * H + h) * hd, seg, hd) * a->scale;
     }
@@ -146,7 +155,7 @@ static void plain_task(void *arg, int task, int thread) {
         memset(a->out + ((size_t)t * H + h) * hd, 0, sizeof(float) * hd);
     }
     for (int c = 0; c < n; c++) {
-        cpu_row_segment(a->type_v, a->v + (size_t)c * a->v_row_bytes, g * hd, hd, seg, tmp);
+        head_values(a->type_v, a->v + (size_t)c * a->v_row_bytes, a->v_row_rot, a->row, g, hd, seg, tmp, rowbuf);
         for (int h = g * gs; h < (g + 1) * gs; h++) {
             float w = j->scores[((size_t)t * H + h) * a->n_cells + c];
             float *out = a->out + ((size_t)t * H + h) * hd;

@@ -51,3 +51,27 @@ void cpu_row_segment(int type, const void *row, int start, int len, float *out, 
     qt->to_float((const uint8_t *)row + (size_t)b0 * qt->bytes, tmp, (int64_t)(b1 - b0 + 1) * B);
     memcpy(out, tmp + (start - b0 * B), (size_t)len * sizeof(float));
 }
+
+int cpu_hadamard_block(int hd) {
+    int b = 1;
+    while (hd % (b * 2) == 0) b *= 2;
+    return b;
+}
+
+void cpu_hadamard(float *x, int n) {
+    /* n values in chunks of cpu_hadamard_block(n): an orthonormal Walsh-Hadamard transform,
+     * its own inverse, so rotating both q and k keeps q.k and rotating v rotates the output */
+    int b = cpu_hadamard_block(n);
+    float norm = 1.0f / sqrtf((float)b);
+    for (int o = 0; o < n; o += b) {
+        float *y = x + o;
+        for (int h = 1; h < b; h *= 2)
+            for (int i = 0; i < b; i += 2 * h)
+                for (int j = i; j < i + h; j++) {
+                    float a = y[j], c = y[j + h];
+                    y[j] = a + c;
+                    y[j + h] = a - c;
+                }
+        for (int i = 0; i < b; i++) y[i] *= norm;
+    }
+}
