@@ -26,9 +26,9 @@ void cpu_rmsnorm(float *out, const float *x, const float *weight, int n, float e
  * hd, at position pos. freq_factors (n_rot/2 values) may be NULL. */
 void cpu_rope(float *x, int n_heads, int hd, int n_rot, float pos, float base, float freq_scale,
               const float *freq_factors);
-/* Orthonormal Walsh-Hadamard transform of x (n values) in chunks of the largest power of
- * two dividing n; applying it twice gives x back. */
-void cpu_hadamard(float *x, int n);
+/* An orthonormal transform of x (n values) in chunks of the largest power of two dividing
+ * n: fixed sign flips, then a Walsh-Hadamard transform; inverse = 1 undoes it. */
+void cpu_hadamard(float *x, int n, int inverse);
 int  cpu_hadamard_block(int n);
 void cpu_swiglu(float *gate, const float *up, int n); /* gate = silu(gate) * up */
 

@@ -66,7 +66,8 @@ int kv_init(kv_cache *kv, int n_ctx, int n_layer, int n_head_kv, int head_dim, i
     kv->k = malloc(cells * kv->kb);
     kv->v = malloc(cells * kv->vb);
     kv->tokens = malloc(sizeof(int32_t) * (size_t)n_ctx);
-    if (!kv->k || !kv->v || !kv->tokens) {
+    kv->k_mu = calloc((size_t)n_layer * kv->row_k, sizeof(float));
+    if (!kv->k || !kv->v || !kv->tokens || !kv->k_mu) {
         snprintf(err, errlen, "cannot allocate the KV cache (%.2f MiB): out of memory",
                  (double)(cells * (kv->kb + kv->vb)) / (1024.0 * 1024.0));
         kv_free(kv);
@@ -76,28 +77,54 @@ int kv_init(kv_cache *kv, int n_ctx, int n_layer, int n_head_kv, int head_dim, i
 }
 
 void kv_free(kv_cache *kv) {
-    free(kv->k); free(kv->v); free(kv->tokens);
+    free(kv->k); free(kv->v); free(kv->tokens); free(kv->k_mu);
     memset(kv, 0, sizeof *kv);
 }
 
-static void rotate(const kv_cache *kv, int mode, float *x) {
-    if (mode == KV_ROT_ROW) { cpu_hadamard(x, kv->row); return; }
-    for (int h = 0; h < kv->n_head_kv; h++) cpu_hadamard(x + h * kv->head_dim, kv->head_dim);
+static void rotate(const kv_cache *kv, int mode, float *x, int inverse) {
+    if (mode == KV_ROT_ROW) { cpu_hadamard(x, kv->row, inverse); return; }
+    for (int h = 0; h < kv->n_head_kv; h++) cpu_hadamard(x + h * kv->head_dim, kv->head_dim, inverse);
 }
 
-static void put_row(const kv_cache *kv, int type, int padded, int rot, const float *x, uint8_t *dst) {
+/* K offset. A query's scores over the cells all change by the same amount, q.mu, when
+ * every stored K row has the same vector mu subtracted, and softmax ignores that. Trained
+ * models have channels of K with a large, nearly constant value (the slow RoPE pairs);
+ * subtracting it before quantizing shrinks the block scale for every other value. mu is
+ * the mean K (as stored: rotated) of the first batch put into an empty cache, BOS left
+ * out, and stays fixed while that cache lives, so the invariance holds exactly. */
+static void set_offset(kv_cache *kv, int layer, int T, const float *k) {
+    float *mu = kv->k_mu + (size_t)layer * kv->row_k;
+    memset(mu, 0, sizeof(float) * (size_t)kv->row_k);
+    if (T < 3) return;
+    float tmp[kv->row_k];
+    memset(tmp, 0, sizeof tmp);
+    for (int t = 1; t < T; t++) {
+        memcpy(tmp, k + (size_t)t * kv->row, sizeof(float) * (size_t)kv->row);
+        if (kv->rot_k) rotate(kv, kv->rot_k, tmp, 0);
+        for (int i = 0; i < kv->row; i++) mu[i] += tmp[i];
+    }
+    for (int i = 0; i < kv->row; i++) mu[i] /= (float)(T - 1);
+}
+
+static void put_row(const kv_cache *kv, int type, int padded, int rot, const float *mu, const float *x, uint8_t *dst) {
     const quant_traits *qt = quant_get(type);
-    if (padded == kv->row && !rot) { qt->from_float(x, dst, padded); return; }
+    if (padded == kv->row && !rot && !mu) { qt->from_float(x, dst, padded); return; }
     float tmp[padded];
     memcpy(tmp, x, sizeof(float) * (size_t)kv->row);
     memset(tmp + kv->row, 0, sizeof(float) * (size_t)(padded - kv->row));
-    if (rot) rotate(kv, rot, tmp);
+    if (rot) rotate(kv, rot, tmp, 0);
+    if (mu) for (int i = 0; i < kv->row; i++) tmp[i] -= mu[i];
     qt->from_float(tmp, dst, padded);
 }
 
-void kv_put(kv_cache *kv, int layer, int cell, const float *k, const float *v) {
-    put_row(kv, kv->type_k, kv->row_k, kv->rot_k, k, kv_k(kv, layer, cell));
-    put_row(kv, kv->type_v, kv->row_v, kv->rot_v, v, kv_v(kv, layer, cell));
+void kv_put(kv_cache *kv, int layer, int pos0, int T, const float *k, const float *v) {
+    int offset = is_quantized(kv->type_k);
+    if (offset && pos0 == 0) set_offset(kv, layer, T, k);
+    const float *mu = offset ? kv->k_mu + (size_t)layer * kv->row_k : NULL;
+    for (int t = 0; t < T; t++) {
+        put_row(kv, kv->type_k, kv->row_k, kv->rot_k, mu, k + (size_t)t * kv->row, kv_k(kv, layer, pos0 + t));
+        put_row(kv, kv->type_v, kv->row_v, kv->rot_v, NULL, v + (size_t)t * kv->row, kv_v(kv, layer, pos0 + t));
+    }
 }
 
 void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope) {
@@ -108,13 +135,16 @@ void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope) {
     for (int l = 0; l < kv->n_layer; l++) {
         memmove(kv_k(kv, l, n_keep), kv_k(kv, l, n_keep + n_discard), (size_t)n_move * kv->kb);
         memmove(kv_v(kv, l, n_keep), kv_v(kv, l, n_keep + n_discard), (size_t)n_move * kv->vb);
+        const float *mu = kv->k_mu + (size_t)l * kv->row_k; /* all zero for float types */
         for (int c = n_keep; c < n_keep + n_move; c++) {
             uint8_t *kr = kv_k(kv, l, c);
             tk->to_float(kr, row, kv->row_k);
-            if (kv->rot_k) rotate(kv, kv->rot_k, row);
+            for (int i = 0; i < kv->row; i++) row[i] += mu[i];
+            if (kv->rot_k) rotate(kv, kv->rot_k, row, 1);
             cpu_rope(row, kv->n_head_kv, kv->head_dim, rope->n_rot, (float)-n_discard, rope->base,
                      rope->freq_scale, rope->freq_factors);
-            if (kv->rot_k) rotate(kv, kv->rot_k, row);
+            if (kv->rot_k) rotate(kv, kv->rot_k, row, 0);
+            for (int i = 0; i < kv->row; i++) row[i] -= mu[i];
             tk->from_float(row, kr, kv->row_k);
         }
     }

@@ -28,6 +28,7 @@ typedef struct kv_cache {
     size_t kb, vb;          /* bytes of one padded K / V row */
     uint8_t *k, *v;         /* [n_layer][n_ctx] rows */
     int rot_k, rot_v;       /* KV_ROT_*: how rows are Hadamard-rotated before quantizing */
+    float *k_mu;            /* [n_layer][row_k]: offset subtracted from stored K rows */
     int n;                  /* cells in use */
     int32_t *tokens;        /* token of each used cell */
 } kv_cache;
@@ -40,9 +41,10 @@ void kv_free(kv_cache *kv);
 static inline uint8_t *kv_k(const kv_cache *kv, int layer, int cell) { return kv->k + ((size_t)layer * kv->n_ctx + cell) * kv->kb; }
 static inline uint8_t *kv_v(const kv_cache *kv, int layer, int cell) { return kv->v + ((size_t)layer * kv->n_ctx + cell) * kv->vb; }
 
-/* Store one cell's K and V (row values each) for a layer; rotates them first when the
- * cache type is quantized and rotation is on (the caller rotates q and the output). */
-void kv_put(kv_cache *kv, int layer, int cell, const float *k, const float *v);
+/* Store T cells' K and V (rows of `row` values, T rows each) for a layer starting at cell
+ * pos0. Rows of quantized types are rotated first when rotation is on (the caller rotates
+ * q and the output), and K rows have the layer's offset subtracted (see kv.c). */
+void kv_put(kv_cache *kv, int layer, int pos0, int T, const float *k, const float *v);
 /* Drop n_discard cells after the first n_keep, move later cells down and re-rotate
  * their K by -n_discard positions (through f32 for quantized types). */
 void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope);

@@ -30,11 +30,11 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
             float pos = (float)(pos0 + t);
             cpu_rope(c->q + (size_t)t * nq, hp->n_head, hd, hp->n_rot, pos, hp->rope_base, hp->rope_freq_scale, m->rope_freqs);
             cpu_rope(c->k + (size_t)t * nkv, hp->n_head_kv, hd, hp->n_rot, pos, hp->rope_base, hp->rope_freq_scale, m->rope_freqs);
-            kv_put(kv, il, pos0 + t, c->k + (size_t)t * nkv, c->v + (size_t)t * nkv);
             /* a rotated K cache is matched by rotating q: (Hq).(Hk) = q.k */
             if (kv->rot_k == KV_ROT_HEAD)
-                for (int h = 0; h < hp->n_head; h++) cpu_hadamard(c->q + (size_t)t * nq + h * hd, hd);
+                for (int h = 0; h < hp->n_head; h++) cpu_hadamard(c->q + (size_t)t * nq + h * hd, hd, 0);
         }
+        kv_put(kv, il, pos0, T, c->k, c->v);
         attn_args a = {
             .T = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hd,
             .pos0 = pos0, .n_cells = pos0 + T, .q = c->q,
@@ -43,9 +43,9 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
             .row = kv->row, .k_row_rot = kv->rot_k == KV_ROT_ROW, .v_row_rot = kv->rot_v == KV_ROT_ROW, .scale = 1.0f / sqrtf((float)hd), .out = c->att,
         };
         if ((c->p.flash_attn ? cpu_attn_flash : cpu_attn_plain)(c->pool, &a) != 0) return -1;
-        /* a rotated V cache gives H times the output: H is its own inverse */
+        /* a rotated V cache gives the rotated output: rotate it back */
         if (kv->rot_v == KV_ROT_HEAD)
-            for (int h = 0; h < T * hp->n_head; h++) cpu_hadamard(c->att + (size_t)h * hd, hd);
+            for (int h = 0; h < T * hp->n_head; h++) cpu_hadamard(c->att + (size_t)h * hd, hd, 1);
         cpu_matmul(c->pool, &l->wo, c->att, T, c->xn);
         for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->xn[i];
 

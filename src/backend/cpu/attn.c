@@ -22,7 +22,7 @@
 static void head_values(int type, const uint8_t *row, int rot, int n_row, int g, int hd, float *out, float *tmp, float *rowbuf) {
     if (!rot) { cpu_row_segment(type, row, g * hd, hd, out, tmp); return; }
     cpu_row_segment(type, row, 0, n_row, rowbuf, tmp);
-    cpu_hadamard(rowbuf, n_row);
+    cpu_hadamard(rowbuf, n_row, 1);
     memcpy(out, rowbuf + g * hd, sizeof(float) * (size_t)hd);
 }
 

@@ -58,20 +58,34 @@ int cpu_hadamard_block(int hd) {
     return b;
 }
 
-void cpu_hadamard(float *x, int n) {
-    /* n values in chunks of cpu_hadamard_block(n): an orthonormal Walsh-Hadamard transform,
-     * its own inverse, so rotating both q and k keeps q.k and rotating v rotates the output */
+/* Fixed pseudo-random signs applied before the transform: a plain Walsh-Hadamard
+ * transform gathers a constant vector into one coefficient, making the very outlier it
+ * should spread; flipping signs first breaks such structure. */
+static float sign_at(int i) {
+    uint32_t h = (uint32_t)i * 0x9E3779B1u;
+    h ^= h >> 15;
+    h *= 0x85EBCA77u;
+    h ^= h >> 13;
+    return (h & 1) ? -1.0f : 1.0f;
+}
+
+static void fwht(float *y, int b) {
+    for (int h = 1; h < b; h *= 2)
+        for (int i = 0; i < b; i += 2 * h)
+            for (int j = i; j < i + h; j++) {
+                float a = y[j], c = y[j + h];
+                y[j] = a + c;
+                y[j + h] = a - c;
+            }
+}
+
+void cpu_hadamard(float *x, int n, int inverse) {
     int b = cpu_hadamard_block(n);
     float norm = 1.0f / sqrtf((float)b);
     for (int o = 0; o < n; o += b) {
         float *y = x + o;
-        for (int h = 1; h < b; h *= 2)
-            for (int i = 0; i < b; i += 2 * h)
-                for (int j = i; j < i + h; j++) {
-                    float a = y[j], c = y[j + h];
-                    y[j] = a + c;
-                    y[j + h] = a - c;
-                }
-        for (int i = 0; i < b; i++) y[i] *= norm;
+        if (!inverse) for (int i = 0; i < b; i++) y[i] *= sign_at(i);
+        fwht(y, b);
+        for (int i = 0; i < b; i++) y[i] *= inverse ? norm * sign_at(i) : norm;
     }
 }
