@@ -37,7 +37,7 @@ int cmd_run(int argc, char **argv) {
     int n_hist = n;
     const char *why = "length";
     for (int i = 0; i < o.n_gen; i++) {
-        int32_t t = hearth_sampler_sample(s, hearth_ctx_logits(c, 0), hist, n_hist);
+        int32_t t = hearth_sampler_sample(s, hearth_ctx_last_logits(c), hist, n_hist);
         if (hearth_token_is_eog(m, t)) { why = "end of text"; break; }
         char piece[256];
         int k = hearth_token_to_piece(m, t, piece, sizeof piece);

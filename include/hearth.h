@@ -92,6 +92,8 @@ uint64_t hearth_ctx_kv_bytes(const hearth_ctx *c);
 int hearth_eval(hearth_ctx *c, const int32_t *toks, int n, int all_logits, char *err, size_t errlen);
 /* Logits row after the i-th token of the last hearth_eval call; NULL if not kept. */
 const float *hearth_ctx_logits(const hearth_ctx *c, int i);
+/* Logits row after the last token of the last hearth_eval call (NULL before any). */
+const float *hearth_ctx_last_logits(const hearth_ctx *c);
 /* Forget everything from position n on (prefix reuse keeps 0..n-1). */
 void hearth_ctx_truncate(hearth_ctx *c, int n);
 /* Context shift: drop n_discard tokens after the first n_keep and move the rest down,

@@ -118,8 +118,9 @@ static void add_stop(srv_job *j, const char *s) {
 int chat_build_prompt(const chat_adapter *a, json_t *messages, srv_job *j, char *err, size_t errlen) {
     if (!json_is_array(messages)) { snprintf(err, errlen, "field 'messages' must be an array of messages"); return -1; }
     if (json_array_size(messages) == 0) { snprintf(err, errlen, "field 'messages' is empty"); return -1; }
-    sbuf b = {0};
+    sbuf mem = {0}, b = {0};
     sb_str(&b, "");
+    int leading = 1;   /* leading system messages become memory: trimming keeps them */
     size_t i; json_t *m;
     json_array_foreach(messages, i, m) {
         json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
@@ -131,21 +132,24 @@ int chat_build_prompt(const chat_adapter *a, json_t *messages, srv_job *j, char 
         if (!strcmp(r, "system") || !strcmp(r, "developer")) { st = a->system_start; en = a->system_end; }
         else if (!strcmp(r, "user") || !strcmp(r, "tool")) { st = a->user_start; en = a->user_end; }
         else if (!strcmp(r, "assistant")) { st = a->assistant_start; en = a->assistant_end; }
-        else { snprintf(err, errlen, "messages[%zu]: unknown role '%s'", i, r); free(b.p); return -1; }
-        sb_str(&b, st);
-        if (json_is_string(content)) sb_str(&b, json_string_value(content));
+        else { snprintf(err, errlen, "messages[%zu]: unknown role '%s'", i, r); free(b.p); free(mem.p); return -1; }
+        if (strcmp(r, "system") && strcmp(r, "developer")) leading = 0;
+        sbuf *out = leading ? &mem : &b;
+        sb_str(out, st);
+        if (json_is_string(content)) sb_str(out, json_string_value(content));
         else if (json_is_array(content)) {
             size_t k; json_t *part;
             json_array_foreach(content, k, part) {
                 json_t *text = json_object_get(part, "text");
-                if (json_is_string(text)) sb_str(&b, json_string_value(text));
+                if (json_is_string(text)) sb_str(out, json_string_value(text));
             }
         } else if (content && !json_is_null(content)) {
             snprintf(err, errlen, "messages[%zu].content must be a string or an array of parts", i);
-            free(b.p); return -1;
+            free(b.p); free(mem.p); return -1;
         }
-        sb_str(&b, en);
+        sb_str(out, en);
     }
+    if (mem.p) { free(j->memory); j->memory = mem.p; }
     sb_str(&b, a->assistant_start);
     free(j->prompt);
     j->prompt = b.p;

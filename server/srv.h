@@ -159,7 +159,10 @@ int api_openai(srv *s, http_req *r);
 /* what handlers use from http.c */
 const char *req_method(http_req *r);
 const char *req_path(http_req *r);
-json_t *req_json(http_req *r);            /* the parsed body (object), or NULL */
+json_t *req_json(http_req *r);            /* the parsed body (object), or NULL after a 400 */
+int req_has_body(http_req *r);
+/* Parse a generate request into a job (not yet queued); NULL when it already answered. */
+srv_job *kobold_job(srv *s, http_req *r, int openai, json_t **body_out);
 void reply_json(http_req *r, int status, json_t *body);   /* steals body */
 void reply_error(http_req *r, int status, const char *type, const char *fmt, ...);
 /* Wait for a job, returning early if the client goes away (then the job is cancelled). */

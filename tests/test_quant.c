@@ -402,14 +402,18 @@ static void test_hand_built(void) {
 /* ---- quantizers ---- */
 
 /* Relative RMS error on unit Gaussian data. The bounds sit ~10% above what the reference
- * quantizers reach (and at or above what llama.cpp's files show for the same types). */
+ * quantizers reach (and at or above what llama.cpp's files show for the same types). The
+ * 32-value types the KV cache uses search their scale (quant_legacy.c) and reach: q8_0
+ * 0.00488, q5_1 0.0331, q5_0 0.0400, q4_1 0.0690, iq4_nl 0.0733, q4_0 0.0815; from the
+ * extreme value alone they were 0.00538, 0.0377, 0.0427, 0.0780, 0.0734, 0.0863, so a
+ * search that stops working fails here. */
 static double rt_bound(int type) {
     switch (type) {
     case QT_F32: return 0.0;        case QT_F16: return 3e-4;      case QT_BF16: return 2.5e-3;
-    case QT_Q8_0: return 0.0062;    case QT_Q8_1: return 0.0062;   case QT_Q8_K: return 0.008;
-    case QT_Q6_K: return 0.020;     case QT_Q5_K: return 0.040;    case QT_Q5_1: return 0.042;
-    case QT_Q5_0: return 0.047;     case QT_Q4_K: return 0.079;    case QT_Q4_1: return 0.086;
-    case QT_Q4_0: return 0.095;     case QT_IQ4_NL: return 0.082;  case QT_Q3_K: return 0.16;
+    case QT_Q8_0: return 0.0052;    case QT_Q8_1: return 0.0062;   case QT_Q8_K: return 0.008;
+    case QT_Q6_K: return 0.020;     case QT_Q5_K: return 0.040;    case QT_Q5_1: return 0.0365;
+    case QT_Q5_0: return 0.042;     case QT_Q4_K: return 0.079;    case QT_Q4_1: return 0.076;
+    case QT_Q4_0: return 0.085;     case QT_IQ4_NL: return 0.081;  case QT_Q3_K: return 0.16;
     case QT_Q2_K: return 0.30;
     }
     return 0.0;

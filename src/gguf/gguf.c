@@ -107,11 +107,11 @@ static gguf_file *parse(gguf_file *f, char *err, size_t errlen) {
     /* Every kv takes at least 12 bytes and every tensor info at least 24: a count
      * that could not fit in the file is refused before we allocate for it. */
     if (f->n_kv > c.size / 12) {
-        fail(&c, "metadata count %" PRIu64 " cannot fit in a file of %zu bytes", f->n_kv, c.size);
+        fail(&c, "truncated or corrupt file: metadata count %" PRIu64 " cannot fit in a file of %zu bytes", f->n_kv, c.size);
         goto bad;
     }
     if (f->n_tensors > c.size / 24) {
-        fail(&c, "tensor count %" PRIu64 " cannot fit in a file of %zu bytes", f->n_tensors, c.size);
+        fail(&c, "truncated or corrupt file: tensor count %" PRIu64 " cannot fit in a file of %zu bytes", f->n_tensors, c.size);
         goto bad;
     }
     f->kv = calloc(f->n_kv ? f->n_kv : 1, sizeof *f->kv);
@@ -220,7 +220,10 @@ static gguf_file *parse(gguf_file *f, char *err, size_t errlen) {
             goto bad;
         }
         uint64_t blocks = nel / (uint64_t)qt->block;
-        if (blocks > UINT64_MAX / qt->bytes) { fail(&c, "tensor %s: byte size overflows", name); goto bad; }
+        if (blocks > UINT64_MAX / qt->bytes) {
+            fail(&c, "tensor %s: %" PRIu64 " elements of %s overflow a 64-bit byte size", name, nel, qt->name);
+            goto bad;
+        }
         t->nbytes = blocks * qt->bytes;
         if (rd(&c, &t->offset, 8, "tensor offset")) goto bad;
         for (uint64_t j = 0; j < i; j++)
@@ -257,6 +260,7 @@ gguf_file *gguf_open_buffer(const char *name, const void *buf, size_t size, char
     gguf_file *f = calloc(1, sizeof *f);
     if (!f) { snprintf(err, errlen, "%s: out of memory", name); return NULL; }
     f->path = strdup(name);
+    if (!f->path) { free(f); snprintf(err, errlen, "%s: out of memory", name); return NULL; }
     f->map = buf;
     f->size = size;
     return parse(f, err, errlen);
@@ -285,9 +289,10 @@ gguf_file *gguf_open(const char *path, char *err, size_t errlen) {
     gguf_file *f = calloc(1, sizeof *f);
     if (!f) { if (map) munmap(map, size); snprintf(err, errlen, "%s: out of memory", path); return NULL; }
     f->owns_map = map != NULL;
-    f->path = strdup(path);
     f->map = map ? map : (const uint8_t *)"";
     f->size = size;
+    f->path = strdup(path);
+    if (!f->path) { gguf_close(f); snprintf(err, errlen, "%s: out of memory", path); return NULL; }
     return parse(f, err, errlen);
 }
 

@@ -131,6 +131,10 @@ const float *hearth_ctx_logits(const hearth_ctx *c, int i) {
     return c->logits + (size_t)r * c->m->hp.n_vocab;
 }
 
+const float *hearth_ctx_last_logits(const hearth_ctx *c) {
+    return c->n_logits ? c->logits + (size_t)(c->n_logits - 1) * c->m->hp.n_vocab : NULL;
+}
+
 void hearth_ctx_truncate(hearth_ctx *c, int n) {
     if (n < 0) n = 0;
     if (n < c->kv.n) c->kv.n = n;

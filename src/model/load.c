@@ -149,11 +149,38 @@ static int load_tensors(loader *L) {
     hearth_model *m = L->m;
     hparams *hp = &m->hp;
     const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    L->f32_cap = (size_t)E * (2 * (size_t)hp->n_layer + 1);
-    m->f32_store = malloc(sizeof(float) * L->f32_cap);
+    if (get_matrix(L, "token_embd.weight", E, hp->n_vocab, &m->tok_embd)) return -1;
+    /* Nothing is sized from metadata alone: a corrupt block_count or embedding_length must
+     * fail with a message, not ask for terabytes. Every block needs 9 tensors, so when the
+     * file cannot back block_count, some tensor of the first n_tensors/9 + 1 blocks is
+     * missing: name it. */
+    static const char *const need[] = { "attn_norm.weight", "ffn_norm.weight", "attn_q.weight", "attn_k.weight",
+        "attn_v.weight", "attn_output.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight" };
+    const int n_need = (int)(sizeof need / sizeof need[0]);
+    if ((uint64_t)hp->n_layer * (uint64_t)n_need > m->f->n_tensors) {
+        for (int i = 0; i < hp->n_layer; i++)
+            for (int k = 0; k < n_need; k++) {
+                char n[96];
+                snprintf(n, sizeof n, "blk.%d.%s", i, need[k]);
+                if (!gguf_find_tensor(m->f, n))
+                    return lfail(L, "missing tensor %s (%s.block_count is %d, the file has %llu tensors)", n,
+                                 L->arch, hp->n_layer, (unsigned long long)m->f->n_tensors);
+            }
+    }
+    /* f32 copies are needed only for norm vectors stored in another type, and each of those
+     * is backed by the file. */
+    L->f32_cap = 0;
+    for (int i = -1; i < hp->n_layer; i++)
+        for (int k = 0; k < (i < 0 ? 1 : 2); k++) {
+            char n[96];
+            if (i < 0) snprintf(n, sizeof n, "output_norm.weight");
+            else snprintf(n, sizeof n, "blk.%d.%s", i, need[k]);
+            const gguf_tensor *nt = gguf_find_tensor(m->f, n);
+            if (nt && nt->type != QT_F32 && nt->ne[0] == E) L->f32_cap += (size_t)E;
+        }
+    m->f32_store = malloc(sizeof(float) * (L->f32_cap ? L->f32_cap : 1));
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->f32_store || !m->layers) return lfail(L, "out of memory");
-    if (get_matrix(L, "token_embd.weight", E, hp->n_vocab, &m->tok_embd)) return -1;
     if (get_vector(L, "output_norm.weight", E, &m->output_norm)) return -1;
     const gguf_tensor *t;
     if (get_tensor(L, "output.weight", E, hp->n_vocab, 1, &t)) return -1;

@@ -60,14 +60,18 @@ static inline float qdec_row_dot(qdec_unpack_fn unpack, size_t bytes, const void
 static inline float    qh2f(uint16_t h) { return quant_f16_to_f32(h); }
 static inline uint16_t qf2h(float f)    { return quant_f32_to_f16(f); }
 
-/* Nearest integer within [lo, hi] (lo <= 0 <= hi). Clamping happens in float first so that
- * huge values or NaN (a NaN weight, a zero scale) never reach an out-of-range float-to-int
- * conversion; NaN becomes 0. */
+/* Nearest integer within [lo, hi] (lo <= 0 <= hi), halves away from zero as roundf does.
+ * Clamping happens in float first so that huge values or NaN (a NaN weight, a zero scale)
+ * never reach an out-of-range float-to-int conversion; NaN becomes 0. The rounding is done
+ * by hand because without SSE4.1 roundf is a library call, and the quantizers' scale
+ * searches call this ~1000 times a block: v - trunc(v) is exact, so this equals roundf. */
 static inline int qround(float v, int lo, int hi) {
     if (v != v) return 0;
     if (v <= (float)lo) return lo;
     if (v >= (float)hi) return hi;
-    return (int)roundf(v);
+    int i = (int)v;
+    float r = v - (float)i;
+    return i + (r >= 0.5f) - (r <= -0.5f);
 }
 
 /* The rows each file defines (the table in quant.c points at them). */

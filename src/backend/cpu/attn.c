@@ -7,7 +7,10 @@
  *        are merged at the end, so one token still uses every core.
  * plain: the textbook way: a full row of scores per query head, softmax, weighted sum.
  *
- * Both read K/V rows through cpu_row_segment, so every cache type works in both. */
+ * Both read K/V rows through the same code, so every cache type works in both, and both
+ * keep the softmax and the weighted sum in double: a quantized cache rounds the next
+ * layer's K and V, and a last-bit difference between the paths would otherwise flip
+ * roundings and grow into a visible disagreement. */
 #include "backend/backend.h"
 #include "quant/quant.h"
 
@@ -38,7 +41,7 @@ typedef struct flash_job {
     const attn_args *a;
     int n_tc, tpc;          /* token chunks and tokens per chunk */
     int n_cc, cpc;          /* cell chunks and cells per chunk */
-    float *m, *l, *acc;     /* [n_cc][T][n_head] (m, l) and [n_cc][T][n_head*hd] */
+    double *m, *l, *acc;    /* [n_cc][T][n_head] (m, l) and [n_cc][T][n_head*hd] */
 } flash_job;
 
 static void flash_task(void *arg, int task, int thread) {
@@ -53,13 +56,13 @@ static void flash_task(void *arg, int task, int thread) {
     if (c1 > a->n_cells) c1 = a->n_cells;
     if (c1 > a->pos0 + t1) c1 = a->pos0 + t1; /* no token of this chunk sees further */
     float kseg[hd], vseg[hd], tmp[SEG_TMP(a->row)], rowbuf[a->row];
-    float *M = j->m + (size_t)cc * a->T * H, *L = j->l + (size_t)cc * a->T * H;
-    float *ACC = j->acc + (size_t)cc * a->T * H * hd;
+    double *M = j->m + (size_t)cc * a->T * H, *L = j->l + (size_t)cc * a->T * H;
+    double *ACC = j->acc + (size_t)cc * a->T * H * hd;
     for (int t = t0; t < t1; t++)
         for (int h = g * gs; h < (g + 1) * gs; h++) {
             M[t * H + h] = -INFINITY;
             L[t * H + h] = 0;
-            memset(ACC + ((size_t)t * H + h) * hd, 0, sizeof(float) * hd);
+            memset(ACC + ((size_t)t * H + h) * hd, 0, sizeof(double) * hd);
         }
     for (int c = c0; c < c1; c++) {
         head_values(a->type_k, a->k + (size_t)c * a->k_row_bytes, a->k_row_rot, a->row, g, hd, kseg, tmp, rowbuf);
@@ -68,15 +71,15 @@ static void flash_task(void *arg, int task, int thread) {
             if (c > a->pos0 + t) continue;
             for (int h = g * gs; h < (g + 1) * gs; h++) {
                 const float *q = a->q + ((size_t)t * H + h) * hd;
-                float s = dot(q, kseg, hd) * a->scale;
-                float *m = &M[t * H + h], *l = &L[t * H + h], *acc = ACC + ((size_t)t * H + h) * hd;
+                double s = (float)(dot(q, kseg, hd) * a->scale); /* as the plain path rounds it */
+                double *m = &M[t * H + h], *l = &L[t * H + h], *acc = ACC + ((size_t)t * H + h) * hd;
                 if (s > *m) {
-                    float r = expf(*m - s); /* exp(-inf) = 0 on the first cell */
+                    double r = exp(*m - s); /* exp(-inf) = 0 on the first cell */
                     *l = *l * r + 1.0f;
                     for (int i = 0; i < hd; i++) acc[i] = acc[i] * r + vseg[i];
                     *m = s;
                 } else {
-                    float w = expf(s - *m);
+                    double w = exp(s - *m);
                     *l += w;
                     for (int i = 0; i < hd; i++) acc[i] += w * vseg[i];
                 }
@@ -102,30 +105,29 @@ int cpu_attn_flash(pool *p, const attn_args *a) {
     }
     j.cpc = (a->n_cells + j.n_cc - 1) / j.n_cc;
     size_t nst = (size_t)j.n_cc * a->T * H;
-    float *buf = malloc(sizeof(float) * (nst * 2 + nst * hd));
+    double *buf = malloc(sizeof(double) * (nst * 2 + nst * hd));
     if (!buf) return -1;
     j.m = buf; j.l = buf + nst; j.acc = buf + 2 * nst;
     pool_run(p, j.n_tc * a->n_head_kv * j.n_cc, flash_task, &j);
     for (int t = 0; t < a->T; t++)
         for (int h = 0; h < H; h++) {
-            float mx = -INFINITY;
+            double mx = -INFINITY;
             for (int cc = 0; cc < j.n_cc; cc++) {
-                float m = j.m[((size_t)cc * a->T + t) * H + h];
+                double m = j.m[((size_t)cc * a->T + t) * H + h];
                 if (m > mx) mx = m;
             }
-            float *out = a->out + ((size_t)t * H + h) * hd;
-            memset(out, 0, sizeof(float) * hd);
-            float lsum = 0;
+            double sum[hd], lsum = 0;
+            memset(sum, 0, sizeof sum);
             for (int cc = 0; cc < j.n_cc; cc++) {
                 size_t s = ((size_t)cc * a->T + t) * H + h;
                 if (j.l[s] == 0) continue;
-                float w = expf(j.m[s] - mx);
+                double w = exp(j.m[s] - mx);
                 lsum += j.l[s] * w;
-                const float *acc = j.acc + s * hd;
-                for (int i = 0; i < hd; i++) out[i] += w * acc[i];
+                const double *acc = j.acc + s * hd;
+                for (int i = 0; i < hd; i++) sum[i] += w * acc[i];
             }
-            float inv = lsum > 0 ? 1.0f / lsum : 0.0f;
-            for (int i = 0; i < hd; i++) out[i] *= inv;
+            float *out = a->out + ((size_t)t * H + h) * hd;
+            for (int i = 0; i < hd; i++) out[i] = lsum > 0 ? (float)(sum[i] / lsum) : 0.0f;
         }
     free(buf);
     return 0;
@@ -146,21 +148,26 @@ static void plain_task(void *arg, int task, int thread) {
         for (int h = g * gs; h < (g + 1) * gs; h++)
             j->scores[((size_t)t * H + h) * a->n_cells + c] = dot(a->q + ((size_t)t * H + h) * hd, seg, hd) * a->scale;
     }
+    double sums[gs], maxes[gs], acc[gs][hd];
+    memset(acc, 0, sizeof acc);
     for (int h = g * gs; h < (g + 1) * gs; h++) {
         float *s = j->scores + ((size_t)t * H + h) * a->n_cells;
-        float mx = -INFINITY, sum = 0;
+        double mx = -INFINITY, sum = 0;
         for (int c = 0; c < n; c++) if (s[c] > mx) mx = s[c];
-        for (int c = 0; c < n; c++) { s[c] = expf(s[c] - mx); sum += s[c]; }
-        for (int c = 0; c < n; c++) s[c] /= sum;
-        memset(a->out + ((size_t)t * H + h) * hd, 0, sizeof(float) * hd);
+        for (int c = 0; c < n; c++) sum += exp((double)s[c] - mx);
+        sums[h - g * gs] = sum;
+        maxes[h - g * gs] = mx;
     }
     for (int c = 0; c < n; c++) {
         head_values(a->type_v, a->v + (size_t)c * a->v_row_bytes, a->v_row_rot, a->row, g, hd, seg, tmp, rowbuf);
         for (int h = g * gs; h < (g + 1) * gs; h++) {
-            float w = j->scores[((size_t)t * H + h) * a->n_cells + c];
-            float *out = a->out + ((size_t)t * H + h) * hd;
-            for (int i = 0; i < hd; i++) out[i] += w * seg[i];
+            double w = exp((double)j->scores[((size_t)t * H + h) * a->n_cells + c] - maxes[h - g * gs]);
+            for (int i = 0; i < hd; i++) acc[h - g * gs][i] += w * seg[i];
         }
+    }
+    for (int h = g * gs; h < (g + 1) * gs; h++) {
+        float *out = a->out + ((size_t)t * H + h) * hd;
+        for (int i = 0; i < hd; i++) out[i] = (float)(acc[h - g * gs][i] / sums[h - g * gs]);
     }
 }
 
