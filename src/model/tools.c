@@ -36,7 +36,7 @@ int hearth_tokenize_suite(const char *vocab_path, const char *inp_path, FILE *ou
         }
         fclose(in);
         if (!buf && n) snprintf(err, errlen, "%s: out of memory", inp_path);
-        else rc = tok_run_suite(v, buf ? buf : "", n, out) == 0 ? 0 : (snprintf(err, errlen, "%s: suite failed", inp_path), -1);
+        else rc = tok_run_suite(v, buf ? buf : "", n, out) >= 0 ? 0 : (snprintf(err, errlen, "%s: suite failed", inp_path), -1);
         free(buf);
     }
     tok_free(v);

@@ -6,7 +6,9 @@
 start_server --contextsize 512 --multiuser 2 --test-token-delay-ms 20
 
 LONG='{"prompt":"Once upon a time","max_length":200,"genkey":"KEYA"}'
-gen_bg() { curl -s -o "$WORK/$1.out" -w '%{http_code}' "$BASE/api/v1/generate" -d "$2" > "$WORK/$1.code" & }
+BG=()
+gen_bg() { curl -s -o "$WORK/$1.out" -w '%{http_code}' "$BASE/api/v1/generate" -d "$2" > "$WORK/$1.code" & BG+=($!); }
+wait_bg() { wait "${BG[@]}"; BG=(); }   # not plain `wait`: that would wait for the server
 wait_busy() { for _ in $(seq 1 50); do [ "$(curl -s "$BASE/api/extra/perf" | jq .idle)" = 0 ] && return 0; sleep 0.05; done; return 1; }
 
 # one running + one waiting (--multiuser 2), the third is turned away with KoboldCpp's 503
@@ -32,7 +34,7 @@ check "abort with another genkey: success false" jq_ok '.success == "false"'
 T0=$(date +%s.%N)
 req POST /api/extra/abort '{"genkey":"KEYA"}'
 check "abort with the genkey: success true" jq_ok '.success == "true"'
-wait
+wait_bg
 check "the aborted request still answers 200" [ "$(cat "$WORK/a.code")" = 200 ]
 ATOK=$(jq -r .results[0].text "$WORK/a.out" | wc -c)
 check "the aborted text is short ($ATOK bytes, 200 tokens would be ~800)" [ "$ATOK" -lt 400 ]
@@ -60,11 +62,14 @@ curl -s --max-time 0.3 "$BASE/api/v1/generate" -d '{"prompt":"x","max_length":4}
 sleep 0.3
 req GET /api/extra/perf
 check "the place of a client that left the queue is free: $BODY" jq_ok '.queue == 0'
-req POST /api/extra/generate/stream '{"prompt":"x","max_length":2}'
-check "so the next one may wait there ($CODE)" [ "$CODE" = 200 ]
+curl -s -o /dev/null -w '%{http_code}' "$BASE/api/extra/generate/stream" -d '{"prompt":"x","max_length":2}' > "$WORK/e.code" & BG+=($!)
+sleep 0.3
+req GET /api/extra/perf
+check "so the next one may wait there: $BODY" jq_ok '.queue == 1'
 req POST /api/extra/abort '{}'
 check "abort without a genkey stops the current one" jq_ok '.success == "true"'
-wait
+wait_bg
+check "the stream that waited ran" [ "$(cat "$WORK/e.code")" = 200 ]
 stop_server
 
 # --multiuser 0: no waiting at all
@@ -74,5 +79,5 @@ req POST /api/v1/generate '{"prompt":"x","max_length":2}'
 check "--multiuser 0: busy means 503" [ "$CODE" = 503 ]
 req POST /api/extra/abort
 check "abort with no body works" jq_ok '.success == "true"'
-wait
+wait_bg
 finish
