@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
-if [ -f tests/server/package.json ]; then (cd tests/server && npm install --no-audit --no-fund --loglevel=error); fi
+.ci/deps-server.sh   # the server tests' tools: curl, jq, wrk, chromium, node + the npm packages
 J=$(nproc)
 
 echo "== release build (-Werror) and tests"

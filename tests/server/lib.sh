@@ -44,15 +44,23 @@ start_server() {
 stop_server() {
   if [ -n "$SERVER_PID" ] && kill -0 $SERVER_PID 2>/dev/null; then
     kill $SERVER_PID; wait $SERVER_PID 2>/dev/null
+    local rc=$?
+    # a clean stop, and no sanitizer report (tests also run under ASan/UBSan)
+    if [ $rc != 0 ] || grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$WORK/server.log"; then
+      fail "the server exited with status $rc or reported a memory error:"
+      grep -vE '^KV cache' "$WORK/server.log" | tail -40
+    fi
   fi
   SERVER_PID=
 }
 
-# req METHOD PATH [BODY] [curl args...]: sets CODE and BODY (the response).
+# req METHOD PATH [BODY [curl args...]]: sets CODE and BODY (the response).
 req() {
   local m=$1 p=$2; shift 2
   local data=()
-  if [ $# -gt 0 ]; then data=(--data-binary "$1" -H 'Content-Type: application/json'); shift; fi
+  if [ $# -gt 0 ]; then   # an empty BODY means none (to pass curl arguments after it)
+    [ -n "$1" ] && data=(--data-binary "$1" -H 'Content-Type: application/json'); shift
+  fi
   CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' -X "$m" "${data[@]}" "$@" "$BASE$p")
   BODY=$(cat "$WORK/body")
 }

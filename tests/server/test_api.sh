@@ -147,4 +147,17 @@ check "--benchmark generated 100 tokens" grep -q "generated: 100 tokens" "$WORK/
 check "--benchmark wrote its CSV" [ "$(wc -l < "$WORK/bench.csv")" = 2 ]
 "$HEARTH_BIN" --model "$HEARTH_MODEL" --nosuchflag >/dev/null 2>&1
 check "an unknown flag is an error" [ $? = 2 ]
+"$HEARTH_BIN" --model "$HEARTH_MODEL" --chatcompletionsadapter nosuch >/dev/null 2>"$WORK/ad.txt"
+check "an unknown chat adapter is an error that lists the known ones" grep -q "chatml" "$WORK/ad.txt"
+
+# ---- a chat adapter by name and from KoboldCpp's JSON ----
+start_server --contextsize 512 --chatcompletionsadapter ChatML
+grep -q "chat format: chatml" "$WORK/server.log"; check "--chatcompletionsadapter ChatML picks chatml" [ $? = 0 ]
+stop_server
+printf '{"system_start":"<S>","system_end":"</S>","user_start":"<U>","user_end":"</U>","assistant_start":"<A>","assistant_end":"</A>"}' > "$WORK/ad.json"
+start_server --contextsize 512 --chatcompletionsadapter "$WORK/ad.json"
+req POST /v1/chat/completions '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4}'
+PT=$(curl -s "$BASE/api/extra/tokencount" -d '{"prompt":"<U>Hi</U><A>"}' | jq .value)
+check "a KoboldCpp adapter file shapes the prompt ($PT tokens)" jq_ok ".usage.prompt_tokens == $PT"
+stop_server
 finish

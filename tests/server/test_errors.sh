@@ -25,7 +25,7 @@ req POST /api/v1/generate '{"prompt": "x", "max_length": -3}'
 check "negative max_length -> 400: $BODY" err_is 400 "'max_length'"
 req POST /api/v1/generate '[1,2,3]'
 check "a body that is not an object -> 400: $BODY" err_is 400 "object"
-req POST /api/v1/generate ''
+req POST /api/v1/generate '' -H 'Content-Type: application/json'
 check "an empty body -> 400: $BODY" err_is 400 "JSON body"
 printf '{"prompt": "Once upon a \xff\xfe time"}' > "$WORK/bad.json"
 req POST /api/v1/generate "@$WORK/bad.json"
@@ -76,7 +76,7 @@ req POST /v1/completions '{"prompt":"x","max_tokens":2}' -H 'Authorization: Bear
 check "a prefix of the password -> 401 (OpenAI shape)" err_is 401 "password"
 req POST /api/v1/generate '{"prompt":"x","max_length":2}' -H 'Authorization: Bearer s3cret'
 check "the right password -> 200" [ "$CODE" = 200 ]
-req GET /api/extra/version -H 'Authorization: Bearer s3cret'
+req GET /api/extra/version '' -H 'Authorization: Bearer s3cret'
 check "version says protected" jq_ok '.protected == true'
 req GET /
 check "the page needs no password" [ "$CODE" = 200 ]

@@ -7,12 +7,12 @@ start_server --contextsize 512 --multiuser 2 --test-token-delay-ms 20
 
 LONG='{"prompt":"Once upon a time","max_length":200,"genkey":"KEYA"}'
 BG=()
-gen_bg() { curl -s -o "$WORK/$1.out" -w '%{http_code}' "$BASE/api/v1/generate" -d "$2" > "$WORK/$1.code" & BG+=($!); }
+gen_bg() { curl -sS -o "$WORK/$1.out" -w '%{http_code}' "$BASE/api/v1/generate" -d "$2" > "$WORK/$1.code" 2>"$WORK/$1.err" & BG+=($!); }
 wait_bg() { wait "${BG[@]}"; BG=(); }   # not plain `wait`: that would wait for the server
-wait_busy() { for _ in $(seq 1 50); do [ "$(curl -s "$BASE/api/extra/perf" | jq .idle)" = 0 ] && return 0; sleep 0.05; done; return 1; }
+wait_busy() { for _ in $(seq 1 200); do [ "$(curl -s "$BASE/api/extra/perf" | jq .idle)" = 0 ] && return 0; sleep 0.05; done; return 1; }
 
 # one running + one waiting (--multiuser 2), the third is turned away with KoboldCpp's 503
-gen_bg a "$LONG"; wait_busy
+gen_bg a "$LONG"; check "the long generation started" wait_busy
 gen_bg b '{"prompt":"Once upon a time","max_length":4}'
 sleep 0.3
 req GET /api/extra/perf
@@ -57,7 +57,7 @@ req GET /api/extra/perf
 check "a disconnected non-streaming generation stops: $BODY" jq_ok '.idle == 1 and .last_token_count < 100'
 
 # a waiting client that disconnects gives its place back
-gen_bg c "$LONG"; wait_busy
+gen_bg c "$LONG"; check "the long generation started" wait_busy
 curl -s --max-time 0.3 "$BASE/api/v1/generate" -d '{"prompt":"x","max_length":4}' >/dev/null
 sleep 0.3
 req GET /api/extra/perf
@@ -74,7 +74,11 @@ stop_server
 
 # --multiuser 0: no waiting at all
 start_server --contextsize 256 --multiuser 0 --test-token-delay-ms 20
-gen_bg d '{"prompt":"Once upon a time","max_length":100}'; wait_busy
+gen_bg d '{"prompt":"Once upon a time","max_length":100}'
+if ! wait_busy; then
+  fail "the generation started: $(curl -s "$BASE/api/extra/perf")"; sleep 3
+  echo "d: $(cat "$WORK/d.code") $(cat "$WORK/d.err") $(cat "$WORK/d.out")"; date; grep -v '^KV' "$WORK/server.log" | tail
+fi
 req POST /api/v1/generate '{"prompt":"x","max_length":2}'
 check "--multiuser 0: busy means 503" [ "$CODE" = 503 ]
 req POST /api/extra/abort
