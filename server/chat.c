@@ -90,6 +90,14 @@ const chat_adapter *chat_adapter_pick(srv *s, const char *name, char *err, size_
     return a;
 }
 
+void chat_adapter_free(const chat_adapter *a) {
+    if (!a || (a >= builtin && a < builtin + sizeof builtin / sizeof builtin[0])) return;
+    free((char *)a->name); free((char *)a->system_start); free((char *)a->system_end);
+    free((char *)a->user_start); free((char *)a->user_end); free((char *)a->assistant_start);
+    free((char *)a->assistant_end);
+    free((chat_adapter *)a);
+}
+
 typedef struct sbuf { char *p; size_t n, cap; } sbuf;
 
 static void sb_add(sbuf *b, const char *s, size_t n) {

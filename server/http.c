@@ -364,6 +364,7 @@ int http_run(srv *s) {
     int rc = getaddrinfo(host, port, &hints, &ai);
     if (rc != 0 || !ai) {
         fprintf(stderr, "hearth: cannot listen on host '%s': %s\n", host ? host : "*", gai_strerror(rc));
+        srv_stop_worker(s);
         return 1;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
@@ -382,6 +383,7 @@ int http_run(srv *s) {
     if (!d) {
         fprintf(stderr, "hearth: cannot listen on %s:%d (%s): is another server using the port? try --port N\n",
                 host ? host : "*", s->o.port, strerror(errno));
+        srv_stop_worker(s);
         return 1;
     }
     struct sigaction sa = {0};

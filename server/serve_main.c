@@ -263,7 +263,7 @@ int hearth_serve_main(int argc, char **argv) {
         return 1;
     }
     s->n_ctx = hearth_ctx_n_ctx(s->ctx);
-    if (!o->quiet) fprintf(stderr, "hearth: %s, context %d, %s\n", s->info->name, s->n_ctx, hearth_ctx_kv_line(s->ctx));
+    if (!o->quiet) fprintf(stderr, "hearth: model %s (%s), context %d tokens\n", s->info->name, s->info->arch, s->n_ctx);
 
     /* what clients are shown: KoboldCpp's "koboldcpp/<file name without .gguf>" */
     const char *base = strrchr(o->model_path, '/');
@@ -276,7 +276,11 @@ int hearth_serve_main(int argc, char **argv) {
     for (int t = 0; s->eog && t < s->info->n_vocab; t++) if (hearth_token_is_eog(s->model, t)) s->eog[s->n_eog++] = t;
 
     s->adapter = chat_adapter_pick(s, o->chat_adapter, err, sizeof err);
-    if (!s->adapter) { fprintf(stderr, "hearth: %s\n", err); return 2; }
+    if (!s->adapter) {
+        fprintf(stderr, "hearth: %s\n", err);
+        free(s->eog); hearth_ctx_free(s->ctx); hearth_model_free(s->model);
+        return 2;
+    }
     if (!o->quiet && !one_shot) fprintf(stderr, "hearth: chat format: %s\n", s->adapter->name);
 
     pthread_mutex_init(&s->qmu, NULL);
@@ -287,6 +291,7 @@ int hearth_serve_main(int argc, char **argv) {
     else if (o->prompt) rc = run_once(s, o->prompt, prompt_limit);
     else if (srv_start_worker(s) != 0) { fprintf(stderr, "hearth: cannot start the worker thread\n"); rc = 1; }
     else rc = http_run(s);
+    chat_adapter_free(s->adapter);
     free(s->queue);
     free(s->eog);
     hearth_ctx_free(s->ctx);

@@ -137,6 +137,7 @@ typedef struct chat_adapter {
 } chat_adapter;
 /* Built-in name, a KoboldCpp adapter JSON file, or NULL: detect from the model. */
 const chat_adapter *chat_adapter_pick(srv *s, const char *name_or_file, char *err, size_t errlen);
+void chat_adapter_free(const chat_adapter *a);   /* one read from a file; built-ins stay */
 /* Build the prompt from a messages array; adds the adapter's stop strings to the job. */
 int chat_build_prompt(const chat_adapter *a, json_t *messages, srv_job *j, char *err, size_t errlen);
 

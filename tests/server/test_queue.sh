@@ -41,7 +41,7 @@ check "the aborted text is short ($ATOK bytes, 200 tokens would be ~800)" [ "$AT
 check "the waiting request ran after it" [ "$(cat "$WORK/b.code")" = 200 ] && [ "$(jq '.results[0].text|length' "$WORK/b.out")" -gt 0 ]
 
 # a client that disconnects mid-stream stops its generation; the next request works
-curl -sN --max-time 0.5 "$BASE/api/extra/generate/stream" -d '{"prompt":"Once upon a time","max_length":400}' > "$WORK/cut.txt"
+curl -sN --max-time 1 "$BASE/api/extra/generate/stream" -d '{"prompt":"Once upon a time","max_length":400}' > "$WORK/cut.txt"
 GOT=$(grep -c '^event: message' "$WORK/cut.txt")
 check "the stream sent events before the disconnect ($GOT)" [ "$GOT" -gt 3 ]
 sleep 0.4
@@ -51,7 +51,7 @@ req POST /api/v1/generate '{"prompt":"Once upon a time","max_length":8}'
 check "a normal request after the disconnect works" [ "$CODE" = 200 ] && jq_ok '(.results[0].text|length) > 0'
 
 # a non-streaming client that disconnects also frees the model
-curl -s --max-time 0.4 "$BASE/api/v1/generate" -d '{"prompt":"Once upon a time","max_length":400}' >/dev/null
+curl -s --max-time 0.8 "$BASE/api/v1/generate" -d '{"prompt":"Once upon a time","max_length":400}' >/dev/null
 sleep 0.4
 req GET /api/extra/perf
 check "a disconnected non-streaming generation stops: $BODY" jq_ok '.idle == 1 and .last_token_count < 100'
