@@ -115,6 +115,8 @@ int api_kobold(srv *s, http_req *r) {
             "details", "parent_model", "", "format", "gguf", "family", s->info->arch,
             "families", s->info->arch, "parameter_size", "", "quantization_level", "");
         reply_json(r, 200, json_pack("{s:[o]}", "models", m));
+    } else if (is(r, "GET", "/api/extra/preloadstory")) {
+        reply_json(r, 200, json_object());   /* Kobold Lite asks; hearth preloads none */
     } else if (is(r, "POST", "/api/v1/generate")) {
         srv_job *j = kobold_job(s, r, 0, NULL);
         if (!j) return 1;
@@ -158,7 +160,7 @@ int api_kobold(srv *s, http_req *r) {
     } else {
         static const char *known[] = { "/api/v1/model", "/api/v1/info/version", "/api/v1/config/max_context_length",
             "/api/v1/config/max_length", "/api/extra/version", "/api/extra/true_max_context_length", "/api/extra/perf",
-            "/api/tags", "/api/v1/generate", "/api/extra/generate/stream", "/api/extra/generate/check",
+            "/api/tags", "/api/extra/preloadstory", "/api/v1/generate", "/api/extra/generate/stream", "/api/extra/generate/check",
             "/api/extra/abort", "/api/extra/tokencount" };
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
             if (!strcmp(path, known[i])) {

@@ -140,8 +140,12 @@ int params_from_json(srv *s, json_t *b, srv_job *j, int openai, char *err, size_
     TRY(get_num(b, "mirostat_eta", &sp->mirostat_eta, err, errlen));
     TRY(get_strs(b, "stop_sequence", j->stop, &j->n_stop, err, errlen));
     TRY(get_bool(b, "trim_stop", &j->trim_stop, err, errlen));
-    TRY(get_bool(b, "ban_eos_token", &j->ban_eos, err, errlen));
-    TRY(get_bool(b, "use_default_badwordsids", &j->ban_eos, err, errlen));
+    /* three spellings of "never stop at end-of-text": any one of them set bans it */
+    int ban1 = 0, ban2 = 0, ban3 = 0;
+    TRY(get_bool(b, "ban_eos_token", &ban1, err, errlen));
+    TRY(get_bool(b, "use_default_badwordsids", &ban2, err, errlen));
+    TRY(get_bool(b, "bypass_eos", &ban3, err, errlen));
+    j->ban_eos = ban1 || ban2 || ban3;
     str = NULL;
     TRY(get_str(b, "genkey", &str, err, errlen));
     if (str) snprintf(j->genkey, sizeof j->genkey, "%s", str);

@@ -60,6 +60,10 @@ req POST /api/v1/generate "{\"prompt\":\"Once upon a time\",\"max_length\":3,\"t
 check "logit_bias -100 bans the greedy first token ($FIRST)" [ "$(printf '%s' "$BODY" | jq -r .results[0].text | cut -c1-1)" != "$(printf '%s' "$GREEDY" | cut -c1-1)" ]
 req POST /api/v1/generate '{"prompt":"Once upon a time","max_length":16,"temperature":0.9,"sampler_order":[6,0,1,3,4,2,5],"top_k":40,"top_a":0.1,"typical":0.9,"tfs":0.95,"min_p":0.05,"rep_pen":1.1,"rep_pen_range":64,"rep_pen_slope":0.7,"presence_penalty":0.2,"dry_multiplier":0.8,"dry_base":1.75,"dry_allowed_length":2,"dry_sequence_breakers":["\n",":"],"xtc_threshold":0.1,"xtc_probability":0.5,"dynatemp_range":0.3,"smoothing_factor":0.2,"ban_eos_token":true,"genkey":"KCPP1234"}'
 check "every KoboldCpp sampler field is accepted ($CODE)" [ "$CODE" = 200 ]
+# what Kobold Lite sends (fields hearth does not use are accepted and ignored)
+req POST /api/extra/generate/stream '{"n":1,"max_context_length":4096,"max_length":8,"rep_pen":1.07,"temperature":0.7,"top_p":0.92,"top_k":100,"top_a":0,"typical":1,"tfs":1,"rep_pen_range":360,"rep_pen_slope":0.7,"sampler_order":[6,0,1,3,4,2,5],"memory":"","trim_stop":true,"genkey":"KCPP4321","min_p":0,"dynatemp_range":0,"dynatemp_exponent":1,"smoothing_factor":0,"banned_tokens":[],"render_special":false,"logprobs":false,"presence_penalty":0,"logit_bias":{},"prompt":"\n### Instruction:\nHello\n### Response:\n","quiet":true,"stop_sequence":["### Instruction:","### Response:"],"use_default_badwordsids":false,"bypass_eos":false,"images":[],"grammar":"","grammar_retain_state":false,"dry_multiplier":0,"dry_base":1.75,"dry_allowed_length":2,"dry_sequence_breakers":["\n",":","\"","*"],"xtc_threshold":0.2,"xtc_probability":0}'
+check "a Kobold Lite request streams ($CODE)" [ "$CODE" = 200 ] && printf '%s' "$BODY" | grep -q '^event: message'
+req GET /api/extra/preloadstory; check "preloadstory answers {}" jq_ok '. == {}'
 req POST /api/v1/generate '{"prompt":"Once upon a time","max_length":16,"mirostat":2,"mirostat_tau":3,"mirostat_eta":0.1}'
 check "mirostat is accepted ($CODE)" [ "$CODE" = 200 ]
 
