@@ -81,4 +81,20 @@ extern const quant_traits quant_row_q4_0, quant_row_q4_1, quant_row_q5_0, quant_
 extern const quant_traits quant_row_q2_k, quant_row_q3_k, quant_row_q4_k, quant_row_q5_k,
                           quant_row_q6_k, quant_row_q8_k;
 
+
+/* The traits row of a block type, from its unpack (decode) and from_ (encode) functions:
+ * to_float and dot are both built on the unpack, so they cannot disagree. */
+#define QUANT_ROWS(NAME, TYPE, BLK, VALS)                                                  \
+    static void NAME##_to_float(const void *src, float *dst, int64_t n) {                  \
+        qdec_row_to_float(unpack_##NAME, sizeof(BLK), src, dst, n);                        \
+    }                                                                                      \
+    static float NAME##_dot(const void *row, const float *x, int64_t n) {                  \
+        return qdec_row_dot(unpack_##NAME, sizeof(BLK), row, x, n);                        \
+    }                                                                                      \
+    static void NAME##_from_float(const float *src, void *dst, int64_t n) {                \
+        for (int64_t i = 0; i < n / (VALS); i++) from_##NAME(src + i * (VALS), (BLK *)dst + i); \
+    }                                                                                      \
+    const quant_traits quant_row_##NAME = { #NAME, TYPE, VALS, sizeof(BLK),                \
+                                            NAME##_to_float, NAME##_from_float, NAME##_dot };
+
 #endif

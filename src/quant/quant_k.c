@@ -339,22 +339,9 @@ static void from_q8_k(const float *x, void *p) {
 
 /* ---- rows ---- */
 
-#define K_ROWS(NAME, TYPE, BLK)                                                            \
-    static void NAME##_to_float(const void *src, float *dst, int64_t n) {                  \
-        qdec_row_to_float(unpack_##NAME, sizeof(BLK), src, dst, n);                        \
-    }                                                                                      \
-    static float NAME##_dot(const void *row, const float *x, int64_t n) {                  \
-        return qdec_row_dot(unpack_##NAME, sizeof(BLK), row, x, n);                        \
-    }                                                                                      \
-    static void NAME##_from_float(const float *src, void *dst, int64_t n) {                \
-        for (int64_t i = 0; i < n / QK_K; i++) from_##NAME(src + i * QK_K, (BLK *)dst + i);\
-    }                                                                                      \
-    const quant_traits quant_row_##NAME = { #NAME, TYPE, QK_K, sizeof(BLK),                \
-                                            NAME##_to_float, NAME##_from_float, NAME##_dot };
-
-K_ROWS(q2_k, QT_Q2_K, blk_q2_k)
-K_ROWS(q3_k, QT_Q3_K, blk_q3_k)
-K_ROWS(q4_k, QT_Q4_K, blk_q4_k)
-K_ROWS(q5_k, QT_Q5_K, blk_q5_k)
-K_ROWS(q6_k, QT_Q6_K, blk_q6_k)
-K_ROWS(q8_k, QT_Q8_K, blk_q8_k)
+QUANT_ROWS(q2_k, QT_Q2_K, blk_q2_k, QK_K)
+QUANT_ROWS(q3_k, QT_Q3_K, blk_q3_k, QK_K)
+QUANT_ROWS(q4_k, QT_Q4_K, blk_q4_k, QK_K)
+QUANT_ROWS(q5_k, QT_Q5_K, blk_q5_k, QK_K)
+QUANT_ROWS(q6_k, QT_Q6_K, blk_q6_k, QK_K)
+QUANT_ROWS(q8_k, QT_Q8_K, blk_q8_k, QK_K)

@@ -460,23 +460,10 @@ static void from_iq4_nl(const float *x, void *p) {
 
 /* ---- rows ---- */
 
-#define LEGACY_ROWS(NAME, TYPE, BLK)                                                       \
-    static void NAME##_to_float(const void *src, float *dst, int64_t n) {                  \
-        qdec_row_to_float(unpack_##NAME, sizeof(BLK), src, dst, n);                        \
-    }                                                                                      \
-    static float NAME##_dot(const void *row, const float *x, int64_t n) {                  \
-        return qdec_row_dot(unpack_##NAME, sizeof(BLK), row, x, n);                        \
-    }                                                                                      \
-    static void NAME##_from_float(const float *src, void *dst, int64_t n) {                \
-        for (int64_t i = 0; i < n / QK; i++) from_##NAME(src + i * QK, (BLK *)dst + i);    \
-    }                                                                                      \
-    const quant_traits quant_row_##NAME = { #NAME, TYPE, QK, sizeof(BLK),                  \
-                                            NAME##_to_float, NAME##_from_float, NAME##_dot };
-
-LEGACY_ROWS(q4_0, QT_Q4_0, blk_q4_0)
-LEGACY_ROWS(q4_1, QT_Q4_1, blk_q4_1)
-LEGACY_ROWS(q5_0, QT_Q5_0, blk_q5_0)
-LEGACY_ROWS(q5_1, QT_Q5_1, blk_q5_1)
-LEGACY_ROWS(q8_0, QT_Q8_0, blk_q8_0)
-LEGACY_ROWS(q8_1, QT_Q8_1, blk_q8_1)
-LEGACY_ROWS(iq4_nl, QT_IQ4_NL, blk_iq4_nl)
+QUANT_ROWS(q4_0, QT_Q4_0, blk_q4_0, QK)
+QUANT_ROWS(q4_1, QT_Q4_1, blk_q4_1, QK)
+QUANT_ROWS(q5_0, QT_Q5_0, blk_q5_0, QK)
+QUANT_ROWS(q5_1, QT_Q5_1, blk_q5_1, QK)
+QUANT_ROWS(q8_0, QT_Q8_0, blk_q8_0, QK)
+QUANT_ROWS(q8_1, QT_Q8_1, blk_q8_1, QK)
+QUANT_ROWS(iq4_nl, QT_IQ4_NL, blk_iq4_nl, QK)
