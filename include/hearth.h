@@ -25,6 +25,10 @@ void hearth_log_set_level(int level);
 typedef struct hearth_model_params {
     int n_threads;      /* 0: all cores */
     int n_gpu_layers;   /* layers to offload (no GPU backend yet: must be 0 or is ignored with a note) */
+    /* Called while the weights are read in (frac 0..1, last call 1); with a callback the
+     * whole mapping is read at load instead of page by page on first use. May be NULL. */
+    void (*progress)(float frac, void *ud);
+    void *progress_ud;
 } hearth_model_params;
 hearth_model_params hearth_model_default_params(void);
 

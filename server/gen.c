@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@ srv_job *job_new(void) {
     j->samp = hearth_sampling_default();
     j->trim_stop = 1;
     j->parse_special = 1;
+    j->commit_limit = (size_t)-1;
     atomic_init(&j->cancel, 0);
     return j;
 }
@@ -65,6 +67,7 @@ void job_unref(srv_job *j) {
     if (left) return;
     free(j->memory); free(j->prompt); free(j->bias_tok); free(j->bias_val);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
+    for (int i = 0; i < j->n_banned; i++) free(j->banned[i]);
     for (int i = 0; i < j->n_dry_breakers; i++) free(j->dry_breakers[i]);
     free(j->text); free(j->ev_end);
     pthread_mutex_destroy(&j->mu);
@@ -247,10 +250,34 @@ static int text_update(srv_job *j) {
         for (size_t k = sl - 1; k > hold; k--)
             if (k <= safe - j->committed && memcmp(j->text + safe - k, j->stop[i], k) == 0) { hold = k; break; }
     }
-    commit_to(j, safe - hold);
+    size_t end = safe - hold;
+    if (end > j->commit_limit) end = j->commit_limit;   /* a banned phrase may be starting */
+    commit_to(j, end);
     j->final_len = j->committed;
     pthread_mutex_unlock(&j->mu);
     return 0;
+}
+
+/* Start of the longest end of the text that begins a banned phrase (any case), or len. */
+static size_t banned_prefix_start(srv_job *j) {
+    size_t best = j->len;
+    for (int i = 0; i < j->n_banned; i++) {
+        size_t sl = strlen(j->banned[i]);
+        for (size_t k = sl - 1; k > 0; k--)
+            if (k <= j->len && j->len - k < best && strncasecmp(j->text + j->len - k, j->banned[i], k) == 0) { best = j->len - k; break; }
+    }
+    return best;
+}
+
+/* Offset of the first banned phrase (any case) in text[from, len), or -1. */
+static long banned_at(srv_job *j, size_t from) {
+    long best = -1;
+    for (int i = 0; i < j->n_banned; i++) {
+        size_t sl = strlen(j->banned[i]);
+        for (size_t o = from; o + sl <= j->len; o++)
+            if (strncasecmp(j->text + o, j->banned[i], sl) == 0) { if (best < 0 || (long)o < best) best = (long)o; break; }
+    }
+    return best;
 }
 
 static void text_flush(srv_job *j) {
@@ -330,6 +357,9 @@ void srv_run_job(srv *s, srv_job *j) {
     int32_t *mem = NULL, *prm = NULL, *toks = NULL, *brk = NULL;
     hearth_sampler *smp = NULL;
     int32_t *btok = NULL; float *bval = NULL;
+    size_t *st_text = NULL; int *st_pos = NULL; int32_t *st_tok = NULL; float *lg = NULL;
+    enum { BAN_CAP = 1024 };
+    int ban_step[BAN_CAP]; int32_t ban_tok[BAN_CAP]; int n_ban = 0;
     srv_finish fin = FIN_LENGTH;
     int add_bos = s->info->add_bos && s->info->bos >= 0;
     int n_mem = srv_tokenize(s, j->memory ? j->memory : "", 0, j->parse_special, &mem);
@@ -395,11 +425,33 @@ void srv_run_job(srv *s, srv_job *j) {
     smp = hearth_sampler_new(&sp, s->info->n_vocab);
     if (!smp) { snprintf(j->err, sizeof j->err, "out of memory"); fin = FIN_ERROR; goto done; }
 
+    /* Phrase bans (KoboldCpp's banned_tokens): when the text comes to hold a banned phrase,
+     * go back to the step whose token began it, ban that token at that step, and sample
+     * again. Per step: the text length and cache position before it, and its token. */
+    if (j->n_banned) {
+        st_text = malloc(sizeof(size_t) * (size_t)(max_len + 1));
+        st_pos = malloc(sizeof(int) * (size_t)(max_len + 1));
+        st_tok = malloc(sizeof(int32_t) * (size_t)(max_len + 1));
+        lg = malloc(sizeof(float) * (size_t)s->info->n_vocab);
+        if (!st_text || !st_pos || !st_tok || !lg) { snprintf(j->err, sizeof j->err, "out of memory"); fin = FIN_ERROR; goto done; }
+    }
+    int rewind_floor = 0, rewinds = 0;
     char piece[512];
     for (int i = 0; i < max_len; i++) {
         if (atomic_load(&j->cancel)) { fin = FIN_ABORT; break; }
         const float *logits = hearth_ctx_logits(s->ctx, logit_row);
         if (!logits) { snprintf(j->err, sizeof j->err, "no logits from the model"); fin = FIN_ERROR; break; }
+        if (j->n_banned) {
+            st_text[i] = j->len;
+            st_pos[i] = hearth_ctx_n_past(s->ctx);
+            int any = 0;
+            for (int b = 0; b < n_ban; b++) any |= ban_step[b] == i;
+            if (any) {
+                memcpy(lg, logits, sizeof(float) * (size_t)s->info->n_vocab);
+                for (int b = 0; b < n_ban; b++) if (ban_step[b] == i) lg[ban_tok[b]] = -INFINITY;
+                logits = lg;
+            }
+        }
         int32_t tok = hearth_sampler_sample(smp, logits, hearth_ctx_tokens(s->ctx), hearth_ctx_n_past(s->ctx));
         if (tok < 0) { snprintf(j->err, sizeof j->err, "sampling failed"); fin = FIN_ERROR; break; }
         if (hearth_token_is_eog(s->model, tok) && !j->ban_eos) { fin = FIN_EOS; break; }
@@ -411,6 +463,44 @@ void srv_run_job(srv *s, srv_job *j) {
             int r = text_append(j, piece, (size_t)l);
             pthread_mutex_unlock(&j->mu);
             if (r) { snprintf(j->err, sizeof j->err, "out of memory"); fin = FIN_ERROR; break; }
+            if (j->n_banned) {
+                st_tok[i] = tok;
+                long at = banned_at(j, j->committed);
+                int i0 = i;
+                while (at >= 0 && i0 > rewind_floor && st_text[i0] > (size_t)at) i0--;
+                if (at >= 0 && st_text[i0] <= (size_t)at && st_text[i0] >= j->committed && rewinds < 8 * max_len + 64
+                    && n_ban < BAN_CAP) {
+                    /* forget later bans, ban this step's token, and recompute the step's logits */
+                    int keep = 0;
+                    for (int b = 0; b < n_ban; b++)
+                        if (ban_step[b] <= i0) { ban_step[keep] = ban_step[b]; ban_tok[keep] = ban_tok[b]; keep++; }
+                    n_ban = keep;
+                    ban_step[n_ban] = i0; ban_tok[n_ban] = st_tok[i0]; n_ban++;
+                    rewinds++;
+                    pthread_mutex_lock(&j->mu);
+                    j->len = st_text[i0];
+                    j->text[j->len] = 0;
+                    pthread_mutex_unlock(&j->mu);
+                    int32_t prev = hearth_ctx_tokens(s->ctx)[st_pos[i0] - 1];
+                    hearth_ctx_truncate(s->ctx, st_pos[i0] - 1);
+                    if (hearth_eval(s->ctx, &prev, 1, 0, err, sizeof err) != 0) {
+                        snprintf(j->err, sizeof j->err, "%s", err); fin = FIN_ERROR; break;
+                    }
+                    logit_row = 0;
+                    j->n_gen_tokens = i0;
+                    i = i0 - 1;
+                    continue;
+                }
+            }
+            if (j->n_banned) {
+                /* hold back from the start of the token where a banned phrase may be beginning */
+                size_t b = banned_prefix_start(j);
+                int i0 = i;
+                while (i0 > rewind_floor && st_text[i0] > b) i0--;
+                pthread_mutex_lock(&j->mu);
+                j->commit_limit = b < j->len ? (st_text[i0] < b ? st_text[i0] : b) : (size_t)-1;
+                pthread_mutex_unlock(&j->mu);
+            }
             if (text_update(j)) { fin = FIN_STOP; break; }
         }
         if (i == max_len - 1) { fin = FIN_LENGTH; break; }
@@ -418,6 +508,7 @@ void srv_run_job(srv *s, srv_job *j) {
             int keep = n_bos + n_mem;
             int discard = (hearth_ctx_n_past(s->ctx) - keep) / 2;
             if (s->o.noshift || discard <= 0 || hearth_ctx_shift(s->ctx, keep, discard) != 0) { fin = FIN_LENGTH; break; }
+            rewind_floor = i + 1;   /* positions before a shift are gone: no going back past it */
         }
         if (hearth_eval(s->ctx, &tok, 1, 0, err, sizeof err) != 0) {
             snprintf(j->err, sizeof j->err, "%s", err); fin = FIN_ERROR; break;
@@ -452,5 +543,6 @@ done:
                 fin == FIN_ABORT ? "aborted" : fin == FIN_EOS ? "end of text" : fin == FIN_STOP ? "stop string" : "length");
     hearth_sampler_free(smp);
     free(mem); free(prm); free(toks); free(brk); free(btok); free(bval);
+    free(st_text); free(st_pos); free(st_tok); free(lg);
     job_finish(j, fin);
 }

@@ -66,11 +66,11 @@ static int get_str(json_t *o, const char *k, const char **out, char *err, size_t
 }
 
 /* A string or an array of strings (stop_sequence, stop, dry_sequence_breakers). */
-static int get_strs(json_t *o, const char *k, char **dst, int *n, char *err, size_t errlen) {
+static int get_strs_max(json_t *o, const char *k, char **dst, int *n, int max, char *err, size_t errlen) {
     json_t *v = json_object_get(o, k);
     if (!v || json_is_null(v)) return 0;
     if (json_is_string(v)) {
-        if (*n < SRV_MAX_STOP && json_string_length(v) > 0) dst[(*n)++] = strdup(json_string_value(v));
+        if (*n < max && json_string_length(v) > 0) dst[(*n)++] = strdup(json_string_value(v));
         return 1;
     }
     if (!json_is_array(v)) FAIL("field '%s' must be an array of strings, not %s", k, type_name(v));
@@ -79,10 +79,14 @@ static int get_strs(json_t *o, const char *k, char **dst, int *n, char *err, siz
         if (!json_is_string(e)) FAIL("field '%s' must hold strings only; item %zu is %s", k, i, type_name(e));
     }
     json_array_foreach(v, i, e) {
-        if (*n >= SRV_MAX_STOP) FAIL("field '%s' holds more than %d strings", k, SRV_MAX_STOP);
+        if (*n >= max) FAIL("field '%s' holds more than %d strings", k, max);
         if (json_string_length(e) > 0) dst[(*n)++] = strdup(json_string_value(e));
     }
     return 1;
+}
+
+static int get_strs(json_t *o, const char *k, char **dst, int *n, char *err, size_t errlen) {
+    return get_strs_max(o, k, dst, n, SRV_MAX_STOP, err, errlen);
 }
 
 #define TRY(x) do { if ((x) < 0) return -1; } while (0)
@@ -140,6 +144,11 @@ int params_from_json(srv *s, json_t *b, srv_job *j, int openai, char *err, size_
     TRY(get_num(b, "mirostat_eta", &sp->mirostat_eta, err, errlen));
     TRY(get_strs(b, "stop_sequence", j->stop, &j->n_stop, err, errlen));
     TRY(get_bool(b, "trim_stop", &j->trim_stop, err, errlen));
+    /* KoboldCpp's phrase bans (banned_strings is SillyTavern's name for them) */
+    TRY(get_strs_max(b, "banned_tokens", j->banned, &j->n_banned, SRV_MAX_BANNED, err, errlen));
+    TRY(get_strs_max(b, "banned_strings", j->banned, &j->n_banned, SRV_MAX_BANNED, err, errlen));
+    for (int i = 0; i < j->n_banned; i++)
+        if (strlen(j->banned[i]) > 256) FAIL("a banned phrase is longer than 256 bytes");
     /* three spellings of "never stop at end-of-text": any one of them set bans it */
     int ban1 = 0, ban2 = 0, ban3 = 0;
     TRY(get_bool(b, "ban_eos_token", &ban1, err, errlen));

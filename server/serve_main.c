@@ -54,6 +54,13 @@ static int is_number(const char *s) {
     return 1;
 }
 
+/* A percentage on one terminal line while the weights are read in. */
+static void load_progress(float frac, void *ud) {
+    (void)ud;
+    fprintf(stderr, "\rhearth: reading weights %3d%%%s", (int)(frac * 100.0f + 0.5f), frac >= 1.0f ? "\n" : "");
+    fflush(stderr);
+}
+
 static const char *default_model(char *buf, size_t n) {
     char exe[PATH_MAX];
     ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -246,6 +253,7 @@ int hearth_serve_main(int argc, char **argv) {
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = o->n_threads;
     mp.n_gpu_layers = o->n_gpu_layers;
+    if (!one_shot && isatty(STDERR_FILENO)) mp.progress = load_progress;
     if (hearth_model_load(o->model_path, &mp, &s->model, err, sizeof err) != 0) {
         fprintf(stderr, "hearth: %s\n", err);
         return 1;

@@ -76,6 +76,33 @@ static hearth_model *load(const char *path) {
     return m;
 }
 
+/* Load progress: starts at 0, never goes back, ends at exactly 1, and the model works. */
+typedef struct prog { int calls, bad; float last; } prog;
+static void on_progress(float f, void *ud) {
+    prog *p = ud;
+    if ((p->calls == 0 && f != 0.0f) || f < p->last || f > 1.0f) p->bad++;
+    p->last = f;
+    p->calls++;
+}
+static void test_progress(const char *path) {
+    prog pr = { 0, 0, 0 };
+    hearth_model *m;
+    char err[512];
+    hearth_model_params mp = hearth_model_default_params();
+    mp.progress = on_progress;
+    mp.progress_ud = &pr;
+    if (hearth_model_load(path, &mp, &m, err, sizeof err)) { CHECK(0, "load %s: %s", path, err); return; }
+    CHECK(pr.calls >= 2 && pr.bad == 0 && pr.last == 1.0f, "progress: %d calls, %d out of order, last %g", pr.calls, pr.bad, pr.last);
+    hearth_ctx *c;
+    hearth_ctx_params p = hearth_ctx_default_params();
+    p.n_ctx = 16;
+    CHECK(hearth_ctx_new(m, &p, &c, err, sizeof err) == 0, "%s", err);
+    int32_t t = 1;
+    CHECK(c && hearth_eval(c, &t, 1, 0, err, sizeof err) == 0, "eval after a progress load: %s", err);
+    hearth_ctx_free(c);
+    hearth_model_free(m);
+}
+
 /* Every K/V type pair runs on both paths, and the paths agree (mean KL <= 1e-5). */
 static void test_paths(const char *path, int n_max) {
     hearth_model *m = load(path);
@@ -346,6 +373,7 @@ static void test_head_sizes(void) {
 }
 
 int main(void) {
+    test_progress(HEARTH_SOURCE_DIR "/models/stories260K.gguf");
     test_memory_line();
     test_head_sizes();
     test_paths(HEARTH_SOURCE_DIR "/models/stories260K.gguf", 638);

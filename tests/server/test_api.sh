@@ -67,6 +67,20 @@ req GET /api/extra/preloadstory; check "preloadstory answers {}" jq_ok '. == {}'
 req POST /api/v1/generate '{"prompt":"Once upon a time","max_length":16,"mirostat":2,"mirostat_tau":3,"mirostat_eta":0.1}'
 check "mirostat is accepted ($CODE)" [ "$CODE" = 200 ]
 
+# ---- phrase bans (banned_tokens): go back and choose otherwise; never shown, even streamed ----
+B='"prompt":"Once upon a time","max_length":40,"top_k":1,"sampler_seed":1'
+req POST /api/v1/generate "{$B}"
+check "greedy text holds the phrase to ban: $BODY" jq_ok '.results[0].text | test("little girl")'
+req POST /api/v1/generate "{$B,\"banned_tokens\":[\"little girl\",\"LILY\"]}"
+BANNED=$(printf '%s' "$BODY" | jq -r .results[0].text)
+check "no banned phrase, in any case: $BANNED" jq_ok '(.results[0].text | ascii_downcase | test("little girl|lily") | not) and .results[0].finish_reason == "length"'
+req GET /api/extra/perf
+check "a ban still generates max_length tokens" jq_ok '.last_token_count == 40'
+curl -sN "$BASE/api/extra/generate/stream" -d "{$B,\"banned_strings\":[\"little girl\",\"LILY\"]}" > "$WORK/ban.txt"
+check "streamed text with bans = generated text" [ "$(grep '^data: ' "$WORK/ban.txt" | sed 's/^data: //' | jq -j .token)" = "$BANNED" ]
+req POST /api/v1/generate '{"prompt":"x","banned_tokens":[1]}'
+check "a banned phrase must be a string ($CODE)" [ "$CODE" = 400 ]
+
 # ---- streaming: one event per token, the same text as without streaming ----
 curl -sN "$BASE/api/extra/generate/stream" -d "$G" > "$WORK/stream.txt"
 EVENTS=$(grep -c '^event: message$' "$WORK/stream.txt")
