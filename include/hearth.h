@@ -156,6 +156,25 @@ int hearth_tokenize_suite(const char *vocab_path, const char *inp_path, FILE *ou
 /* Metadata, tensor table, parameter count and the memory a context of n_ctx needs. */
 int hearth_inspect(const char *path, int n_ctx, FILE *out, char *err, size_t errlen);
 
+/* A random-weight llama model of a real shape (`hearth synth`). Start from shape (a name
+ * from hearth_synth_shape_list, or NULL for none); every size field > 0 overrides it (with
+ * no shape, n_embd, n_layer, n_head and n_ff are required). Weights are normal-ish with
+ * std 0.02, deterministic from seed; norms are ones (f32). The tokenizer section is copied
+ * from vocab_path (its token arrays cut to n_vocab when that is smaller, for a llama
+ * vocabulary). The file is written tensor by tensor (memory stays small) to out_path. */
+typedef struct hearth_synth_params {
+    const char *shape;
+    const char *type;           /* from hearth_synth_type_list: "q8_0", "q4_k_m", ... */
+    const char *vocab_path;
+    uint64_t seed;
+    int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx;
+    int n_threads;              /* 0: all cores */
+    FILE *log;                  /* progress lines; NULL: quiet */
+} hearth_synth_params;
+int hearth_synth(const char *out_path, const hearth_synth_params *p, char *err, size_t errlen);
+const char *hearth_synth_shape_list(void);
+const char *hearth_synth_type_list(void);
+
 #ifdef __cplusplus
 }
 #endif
