@@ -149,6 +149,16 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits, const int3
 /* Replace the random state (a new seed for the next request with the same settings). */
 void hearth_sampler_reseed(hearth_sampler *s, uint64_t seed);
 
+/* ---- costs, for benchmarks ---- */
+/* Bytes of weights one generated token reads: every layer's matrices and norms, the output
+ * matrix and norm (the token embeddings contribute one row, not counted). */
+uint64_t hearth_model_token_weight_bytes(const hearth_model *m);
+/* Bytes of K and V rows, all layers, that attention over n_cells cells reads. */
+uint64_t hearth_ctx_kv_read_bytes(const hearth_ctx *c, int n_cells);
+/* "llama 1.1B Q4_K_M": parameters and weight type (general.file_type, else the type with
+ * the most bytes). Valid until the next call on this thread. */
+const char *hearth_model_type_name(const hearth_model *m);
+
 /* ---- tools behind the hearth subcommands ---- */
 /* Tokenize each case of a peer-style suite file (cases separated by lines
  * "__ggml_vocab_test__") with the vocabulary of vocab_path, printing one line per case. */
