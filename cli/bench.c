@@ -3,9 +3,11 @@
  * For each combination of cache types, thread count and flash-attention setting one
  * context is made, sized for the deepest test. Depths are filled in increasing order with
  * random tokens (not timed) and each test truncates back to its depth before every
- * repetition, so a depth is filled once, not once per repetition. Every test runs one
- * untimed warm-up, then -r timed repetitions: pp evaluates N tokens in one call (the
- * context's micro-batches), tg evaluates N tokens one at a time. */
+ * repetition, so a depth is filled once, not once per repetition (llama-bench restores a
+ * saved state to the same end). Every test runs one untimed warm-up, then -r timed
+ * repetitions: pp evaluates N tokens in one call (the context's micro-batches), tg
+ * evaluates N tokens one at a time. As in llama-bench, the warm-up of a tg test is a
+ * single token. */
 #include "bench.h"
 #include "cli.h"
 
@@ -146,18 +148,20 @@ static int fill_to(hearth_ctx *c, int depth, int n_vocab, int32_t *toks, int chu
     return 0;
 }
 
-/* One test: warm-up plus reps timed runs. n_prompt > 0: pp; else tg of n_gen. */
+/* One test: a warm-up plus reps timed runs. n_prompt > 0: pp; else tg of n_gen. */
 static int run_test(hearth_ctx *c, int n_vocab, int depth, int n_prompt, int n_gen, int reps, int32_t *toks, bench_result *r) {
     char err[512];
     for (int rep = -1; rep < reps; rep++) {
         hearth_ctx_truncate(c, depth);
-        int n = n_prompt > 0 ? n_prompt : n_gen;
+        /* as llama-bench: the warm-up of a tg test is one token, of a pp test the whole prompt */
+        const int n_tg = rep < 0 ? 1 : n_gen;
+        const int n = n_prompt > 0 ? n_prompt : n_tg;
         for (int i = 0; i < n; i++) toks[i] = random_token(n_vocab);
         double t0 = now_ns();
         if (n_prompt > 0) {
             if (hearth_eval(c, toks, n_prompt, 0, err, sizeof err)) { fprintf(stderr, "hearth bench: %s\n", err); return -1; }
         } else {
-            for (int i = 0; i < n_gen; i++)
+            for (int i = 0; i < n_tg; i++)
                 if (hearth_eval(c, &toks[i], 1, 0, err, sizeof err)) { fprintf(stderr, "hearth bench: %s\n", err); return -1; }
         }
         double dt = now_ns() - t0;
