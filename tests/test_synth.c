@@ -92,8 +92,10 @@ static void test_types(void) {
     static const char *const types[] = { "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k",
                                          "q4_k", "q5_k", "q6_k", "iq4_nl", "q3_k_m", "q4_k_m", "q5_k_m" };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        int rc = hearth("synth %s/t.gguf --dim 256 --layers 8 --heads 4 --kv-heads 2 --ffn 512 --vocab-size 1000 --ctx 256 "
-                        "--type %s", tmpdir, types[i]);
+        /* 8 layers where the mix depends on the layer, 2 elsewhere (keeps the sanitizer run short) */
+        const int mix = strstr(types[i], "_m") != NULL;
+        int rc = hearth("synth %s/t.gguf --dim 256 --layers %d --heads 4 --kv-heads 2 --ffn 256 --vocab-size 1000 --ctx 256 "
+                        "--type %s", tmpdir, mix ? 8 : 2, types[i]);
         CHECK(rc == 0, "synth --type %s: exit %d: %s", types[i], rc, err);
         char path[256], e[256];
         snprintf(path, sizeof path, "%s/t.gguf", tmpdir);
@@ -109,7 +111,7 @@ static void test_types(void) {
                   "q4_k_m mix");
             CHECK(meta_u32(f, "general.file_type") == 15, "q4_k_m file type");
         } else if (base >= 0) {
-            CHECK(tensor_type(f, "blk.5.ffn_down.weight") == base && tensor_type(f, "output.weight") == base,
+            CHECK(tensor_type(f, "blk.1.ffn_down.weight") == base && tensor_type(f, "output.weight") == base,
                   "%s: every weight in that type", types[i]);
         }
         const gguf_kv *toks = gguf_find_kv(f, "tokenizer.ggml.tokens");
