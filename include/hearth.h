@@ -153,6 +153,19 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits, const int3
 /* Replace the random state (a new seed for the next request with the same settings). */
 void hearth_sampler_reseed(hearth_sampler *s, uint64_t seed);
 
+/* ---- grammars (GBNF, as KoboldCpp and llama.cpp take them) ---- */
+typedef struct hearth_grammar hearth_grammar;
+/* NULL with a message naming the line and the problem when the grammar is bad. */
+hearth_grammar *hearth_grammar_new(const hearth_model *m, const char *gbnf, char *err, size_t errlen);
+void hearth_grammar_free(hearth_grammar *g);
+/* Sets the logits of tokens the grammar cannot take next to -inf (end of text only where
+ * the grammar may end); returns how many tokens remain possible. */
+int  hearth_grammar_apply(hearth_grammar *g, float *logits);
+/* Moves past the chosen token: 0, or -1 when the grammar cannot take it. */
+int  hearth_grammar_accept(hearth_grammar *g, int32_t tok);
+/* 1 when the grammar is complete and nothing more can follow. */
+int  hearth_grammar_done(const hearth_grammar *g);
+
 /* ---- costs, for benchmarks ---- */
 /* Bytes of weights one generated token reads: every layer's matrices and norms, the output
  * matrix and norm (the token embeddings contribute one row, not counted). */

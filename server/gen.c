@@ -68,6 +68,7 @@ void job_unref(srv_job *j) {
     free(j->memory); free(j->prompt); free(j->bias_tok); free(j->bias_val);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     for (int i = 0; i < j->n_banned; i++) free(j->banned[i]);
+    hearth_grammar_free(j->grammar);
     for (int i = 0; i < j->n_dry_breakers; i++) free(j->dry_breakers[i]);
     free(j->text); free(j->ev_end);
     pthread_mutex_destroy(&j->mu);
@@ -428,12 +429,18 @@ void srv_run_job(srv *s, srv_job *j) {
     /* Phrase bans (KoboldCpp's banned_tokens): when the text comes to hold a banned phrase,
      * go back to the step whose token began it, ban that token at that step, and sample
      * again. Per step: the text length and cache position before it, and its token. */
-    if (j->n_banned) {
+    if (j->grammar && j->n_banned && !s->o.quiet)
+        fprintf(stderr, "hearth: banned phrases are not enforced together with a grammar\n");
+    if (j->grammar || j->n_banned) {
+        lg = malloc(sizeof(float) * (size_t)s->info->n_vocab);
+        if (!lg) { snprintf(j->err, sizeof j->err, "out of memory"); fin = FIN_ERROR; goto done; }
+    }
+    int bans = j->n_banned && !j->grammar;
+    if (bans) {
         st_text = malloc(sizeof(size_t) * (size_t)(max_len + 1));
         st_pos = malloc(sizeof(int) * (size_t)(max_len + 1));
         st_tok = malloc(sizeof(int32_t) * (size_t)(max_len + 1));
-        lg = malloc(sizeof(float) * (size_t)s->info->n_vocab);
-        if (!st_text || !st_pos || !st_tok || !lg) { snprintf(j->err, sizeof j->err, "out of memory"); fin = FIN_ERROR; goto done; }
+        if (!st_text || !st_pos || !st_tok) { snprintf(j->err, sizeof j->err, "out of memory"); fin = FIN_ERROR; goto done; }
     }
     int rewind_floor = 0, rewinds = 0;
     char piece[512];
@@ -441,7 +448,12 @@ void srv_run_job(srv *s, srv_job *j) {
         if (atomic_load(&j->cancel)) { fin = FIN_ABORT; break; }
         const float *logits = hearth_ctx_logits(s->ctx, logit_row);
         if (!logits) { snprintf(j->err, sizeof j->err, "no logits from the model"); fin = FIN_ERROR; break; }
-        if (j->n_banned) {
+        if (j->grammar) {
+            memcpy(lg, logits, sizeof(float) * (size_t)s->info->n_vocab);
+            logits = lg;
+            if (hearth_grammar_apply(j->grammar, lg) == 0) { fin = FIN_STOP; break; }   /* nothing fits */
+        }
+        if (bans) {
             st_text[i] = j->len;
             st_pos[i] = hearth_ctx_n_past(s->ctx);
             int any = 0;
@@ -454,6 +466,9 @@ void srv_run_job(srv *s, srv_job *j) {
         }
         int32_t tok = hearth_sampler_sample(smp, logits, hearth_ctx_tokens(s->ctx), hearth_ctx_n_past(s->ctx));
         if (tok < 0) { snprintf(j->err, sizeof j->err, "sampling failed"); fin = FIN_ERROR; break; }
+        if (j->grammar && hearth_grammar_accept(j->grammar, tok) != 0) {
+            snprintf(j->err, sizeof j->err, "the grammar refused token %d", (int)tok); fin = FIN_ERROR; break;
+        }
         if (hearth_token_is_eog(s->model, tok) && !j->ban_eos) { fin = FIN_EOS; break; }
         j->n_gen_tokens++;
         int l = hearth_token_to_piece(s->model, tok, piece, sizeof piece);
@@ -463,7 +478,7 @@ void srv_run_job(srv *s, srv_job *j) {
             int r = text_append(j, piece, (size_t)l);
             pthread_mutex_unlock(&j->mu);
             if (r) { snprintf(j->err, sizeof j->err, "out of memory"); fin = FIN_ERROR; break; }
-            if (j->n_banned) {
+            if (bans) {
                 st_tok[i] = tok;
                 long at = banned_at(j, j->committed);
                 int i0 = i;
@@ -492,7 +507,7 @@ void srv_run_job(srv *s, srv_job *j) {
                     continue;
                 }
             }
-            if (j->n_banned) {
+            if (bans) {
                 /* hold back from the start of the token where a banned phrase may be beginning */
                 size_t b = banned_prefix_start(j);
                 int i0 = i;
@@ -503,6 +518,7 @@ void srv_run_job(srv *s, srv_job *j) {
             }
             if (text_update(j)) { fin = FIN_STOP; break; }
         }
+        if (j->grammar && hearth_grammar_done(j->grammar)) { fin = FIN_STOP; break; }
         if (i == max_len - 1) { fin = FIN_LENGTH; break; }
         if (hearth_ctx_n_past(s->ctx) >= s->n_ctx) {
             int keep = n_bos + n_mem;

@@ -91,6 +91,16 @@ static int get_strs(json_t *o, const char *k, char **dst, int *n, char *err, siz
 
 #define TRY(x) do { if ((x) < 0) return -1; } while (0)
 
+/* JSON (RFC 8259) as GBNF, for OpenAI's response_format json_object: an object at the top. */
+static const char JSON_GRAMMAR[] =
+    "root ::= ws object ws\n"
+    "value ::= object | array | string | number | (\"true\" | \"false\" | \"null\")\n"
+    "object ::= \"{\" ws ( string ws \":\" ws value ws ( \",\" ws string ws \":\" ws value ws )* )? \"}\"\n"
+    "array ::= \"[\" ws ( value ws ( \",\" ws value ws )* )? \"]\"\n"
+    "string ::= \"\\\"\" ( [^\"\\\\\\x00-\\x1f] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4} ) )* \"\\\"\"\n"
+    "number ::= \"-\"? ( \"0\" | [1-9] [0-9]{0,15} ) ( \".\" [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?\n"
+    "ws ::= [ \\t\\n]{0,8}\n";
+
 int params_from_json(srv *s, json_t *b, srv_job *j, int openai, char *err, size_t errlen) {
     hearth_sampling *sp = &j->samp;
     /* KoboldCpp's defaults */
@@ -217,6 +227,26 @@ int params_from_json(srv *s, json_t *b, srv_job *j, int openai, char *err, size_
     if (j->n_stop > 0) {
         for (int i = 0; i < j->n_stop; i++)
             if (strlen(j->stop[i]) > 1024) FAIL("a stop string is longer than 1024 bytes");
+    }
+
+    /* a GBNF grammar (KoboldCpp's and llama.cpp's field); OpenAI's JSON mode is one too */
+    str = NULL;
+    TRY(get_str(b, "grammar", &str, err, errlen));
+    int retain = 0;
+    TRY(get_bool(b, "grammar_retain_state", &retain, err, errlen));  /* accepted; each request starts afresh */
+    json_t *rf = openai ? json_object_get(b, "response_format") : NULL;
+    if ((!str || !*str) && rf && !json_is_null(rf)) {
+        json_t *ty = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
+        if (!ty || !json_is_string(ty)) FAIL("field 'response_format' must be an object with a string 'type'");
+        if (!strcmp(json_string_value(ty), "json_object")) str = JSON_GRAMMAR;
+        else if (strcmp(json_string_value(ty), "text") != 0)
+            FAIL("field 'response_format': type '%s' is not supported (text, json_object)", json_string_value(ty));
+    }
+    if (str && *str) {
+        if (strlen(str) > 65536) FAIL("the grammar is longer than 64 KiB");
+        char gerr[200];
+        j->grammar = hearth_grammar_new(s->model, str, gerr, sizeof gerr);
+        if (!j->grammar) FAIL("field 'grammar': %s", gerr);
     }
     return 0;
 }

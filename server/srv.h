@@ -54,6 +54,7 @@ typedef struct srv_job {
     char *dry_breakers[SRV_MAX_STOP]; int n_dry_breakers;
     char *stop[SRV_MAX_STOP]; int n_stop;
     char *banned[SRV_MAX_BANNED]; int n_banned;   /* phrases never to generate (any case) */
+    hearth_grammar *grammar;  /* GBNF constraint, or NULL (owned; used by the worker only) */
     int trim_stop;
     int ban_eos;
     int seed_given;          /* sampler_seed was set (else random) */

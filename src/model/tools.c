@@ -110,3 +110,30 @@ int hearth_inspect(const char *path, int n_ctx, FILE *out, char *err, size_t err
     hearth_model_free(m);
     return 0;
 }
+
+/* ---- grammars: the engine's grammar over this model's token pieces ---- */
+#include "sample/grammar.h"
+
+struct hearth_grammar { grammar *g; };
+
+static int grammar_piece(void *ud, int32_t tok, char *buf, size_t n) {
+    return tok_piece(((const hearth_model *)ud)->vocab, tok, buf, n);
+}
+
+hearth_grammar *hearth_grammar_new(const hearth_model *m, const char *gbnf, char *err, size_t errlen) {
+    hearth_grammar *h = malloc(sizeof *h);
+    if (!h) { snprintf(err, errlen, "out of memory"); return NULL; }
+    h->g = grammar_new(gbnf, m->hp.n_vocab, m->info.eos, grammar_piece, (void *)m, err, errlen);
+    if (!h->g) { free(h); return NULL; }
+    return h;
+}
+
+void hearth_grammar_free(hearth_grammar *h) {
+    if (!h) return;
+    grammar_free(h->g);
+    free(h);
+}
+
+int hearth_grammar_apply(hearth_grammar *h, float *logits) { return grammar_apply(h->g, logits); }
+int hearth_grammar_accept(hearth_grammar *h, int32_t tok) { return grammar_accept(h->g, tok); }
+int hearth_grammar_done(const hearth_grammar *h) { return grammar_done(h->g); }

@@ -81,6 +81,22 @@ check "streamed text with bans = generated text" [ "$(grep '^data: ' "$WORK/ban.
 req POST /api/v1/generate '{"prompt":"x","banned_tokens":[1]}'
 check "a banned phrase must be a string ($CODE)" [ "$CODE" = 400 ]
 
+# ---- grammars (GBNF): only what the grammar allows, stop where it ends; JSON mode ----
+GR='"prompt":"Once upon a time","max_length":60,"sampler_seed":3,"grammar":"root ::= \" \" [A-Z] [a-z]+ (\" \" [a-z]+){2,5} \".\""'
+req POST /api/v1/generate "{$GR}"
+GTEXT=$(printf '%s' "$BODY" | jq -r .results[0].text)
+check "grammar: a sentence of 4-7 words ($GTEXT)" [ "$(printf '%s' "$GTEXT" | grep -cE '^ [A-Z][a-z]+( [a-z]+){2,5}\.$')" = 1 ]
+check "grammar: finishes when the grammar ends" jq_ok '.results[0].finish_reason == "stop"'
+curl -sN "$BASE/api/extra/generate/stream" -d "{$GR}" > "$WORK/gr.txt"
+check "grammar: streamed = generated" [ "$(grep '^data: ' "$WORK/gr.txt" | sed 's/^data: //' | jq -j .token)" = "$GTEXT" ]
+req POST /api/v1/generate '{"prompt":"x","grammar":"root ::= foo"}'
+check "a bad grammar is a 400 naming the rule: $BODY" jq_ok '.detail.msg | test("rule .foo. is used but not defined")'
+[ "$CODE" = 400 ]; check "bad grammar code $CODE" [ $? = 0 ]
+req POST /v1/chat/completions '{"messages":[{"role":"user","content":"Give JSON"}],"max_tokens":40,"response_format":{"type":"json_object"},"seed":2}'
+check "json_object mode starts an object: $BODY" jq_ok '.choices[0].message.content | test("^[ \t\n]*[{]")'
+req POST /v1/chat/completions '{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"yaml"}}'
+check "an unknown response_format is a 400 ($CODE)" [ "$CODE" = 400 ]
+
 # ---- streaming: one event per token, the same text as without streaming ----
 curl -sN "$BASE/api/extra/generate/stream" -d "$G" > "$WORK/stream.txt"
 EVENTS=$(grep -c '^event: message$' "$WORK/stream.txt")
