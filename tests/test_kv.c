@@ -372,23 +372,30 @@ static void test_head_sizes(void) {
     unlink(path);
 }
 
-int main(void) {
-    test_progress(HEARTH_SOURCE_DIR "/models/stories260K.gguf");
-    test_memory_line();
-    test_head_sizes();
-    test_paths(HEARTH_SOURCE_DIR "/models/stories260K.gguf", 638);
-    test_paths(test_data("models/synth-a-q8_0.gguf"), 200);
-    test_quality();
-    const char *st = HEARTH_SOURCE_DIR "/models/stories260K.gguf";
-    char sa[1024];
-    snprintf(sa, sizeof sa, "%s", test_data("models/synth-a-q8_0.gguf"));
-    test_shift(st, "f32", 1, 256, 0.95);
-    test_shift(st, "f16", 1, 256, 0.95);
-    test_shift(st, "q8_0", 1, 256, 0.95);
-    test_shift(st, "q8_0", 0, 256, 0.95);
-    test_shift(st, "q4_0", 1, 256, 0.65);
-    test_shift(sa, "f16", 1, 128, 0.85);
-    test_shift(sa, "q8_0", 1, 128, 0.80);
-    test_shift(sa, "q4_0", 1, 128, 0.80);
+/* Sections, so that ctest can run them side by side (tests/CMakeLists.txt); none: all. */
+int main(int argc, char **argv) {
+    const char *part = argc > 1 ? argv[1] : "all";
+    int all = !strcmp(part, "all");
+    if (all || !strcmp(part, "basic")) {
+        test_progress(HEARTH_SOURCE_DIR "/models/stories260K.gguf");
+        test_memory_line();
+        test_head_sizes();
+    }
+    if (all || !strcmp(part, "paths-stories")) test_paths(HEARTH_SOURCE_DIR "/models/stories260K.gguf", 638);
+    if (all || !strcmp(part, "paths-synth")) test_paths(test_data("models/synth-a-q8_0.gguf"), 200);
+    if (all || !strcmp(part, "quality")) test_quality();
+    if (all || !strcmp(part, "shift")) {
+        const char *st = HEARTH_SOURCE_DIR "/models/stories260K.gguf";
+        char sa[1024];
+        snprintf(sa, sizeof sa, "%s", test_data("models/synth-a-q8_0.gguf"));
+        test_shift(st, "f32", 1, 256, 0.95);
+        test_shift(st, "f16", 1, 256, 0.95);
+        test_shift(st, "q8_0", 1, 256, 0.95);
+        test_shift(st, "q8_0", 0, 256, 0.95);
+        test_shift(st, "q4_0", 1, 256, 0.65);
+        test_shift(sa, "f16", 1, 128, 0.85);
+        test_shift(sa, "q8_0", 1, 128, 0.80);
+        test_shift(sa, "q4_0", 1, 128, 0.80);
+    }
     return test_done("test_kv");
 }
