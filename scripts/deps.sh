@@ -5,7 +5,7 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
-pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev)
+pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev python3)
 if [ "${1:-}" = "--test" ]; then
     pkgs+=(clang libclang-rt-14-dev)
 fi
