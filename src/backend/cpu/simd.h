@@ -1,0 +1,80 @@
+/* CPU SIMD kernels: the interface between the portable drivers (matmul.c, attn.c) and the
+ * x86 files compiled with per-file -mavx2 -mfma -mf16c (mm_x86.c, attn_x86.c).
+ *
+ * The drivers ask cpu_simd_level() once per call and take a SIMD path only when the CPU
+ * has the features (checked at run time, so the binary runs on any x86-64) and nobody
+ * forced the scalar reference (HEARTH_SIMD=scalar or cpu_simd_force). On other
+ * architectures every getter returns NULL and the scalar code runs. */
+#ifndef HEARTH_CPU_SIMD_H
+#define HEARTH_CPU_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+/* ---- activations quantized to 8 bits ----
+ * One token's row of n values becomes, at byte offsets given by mm_act_layout:
+ *   qs[n]     int8, |q| <= 127
+ *   d[]       float scales: one per 32 values (MM_ACT_B32) or per 256 (MM_ACT_K)
+ *   s[n/32]   float d * sum(qs) of each 32 values (B32; the minimum terms of q4_1/q5_1)
+ *   bs[n/16]  int16 sum(qs) of each 16 values (K; the minimum terms of the k-quants)
+ * A weight type uses the format whose blocks line up with its own: 32-value blocks take
+ * B32 (the peer's q8_0 activations), k-quants take K (the peer's q8_K), so that one
+ * integer dot product covers a weight block and the float work is per block, not per
+ * value. Float weights (f32 f16 bf16) use the activations as they are (MM_ACT_F32). */
+enum { MM_ACT_F32 = 0, MM_ACT_B32 = 1, MM_ACT_K = 2 };
+
+typedef struct mm_act_layout { size_t qs, d, s, bs, stride; } mm_act_layout;
+static inline mm_act_layout mm_act_layout_of(int64_t n) {
+    mm_act_layout l;
+    l.qs = 0;
+    l.d = ((size_t)n + 63) & ~(size_t)63;
+    l.s = l.d + 4 * (size_t)(n / 32);
+    l.bs = l.s + 4 * (size_t)(n / 32);
+    l.stride = (l.bs + 2 * (size_t)(n / 16) + 63) & ~(size_t)63;
+    return l;
+}
+
+/* Tile kernel: y[t * ldy + r] = dot(row r of w, token t) for r < nr, t < nc, where nr and
+ * nc are at most the kernel's MM_TILE_R and MM_TILE_C. xa points at token 0's activations
+ * (floats or a quantized row), xstride is the byte distance between tokens. */
+#define MM_TILE_R 4
+#define MM_TILE_C 2
+typedef void (*mm_tile_fn)(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *xa, size_t xstride,
+                           int nc, int64_t n, float *y, size_t ldy);
+/* Quantize one token (n values, a multiple of the format's block) into dst. */
+typedef void (*mm_quant_fn)(const float *x, int64_t n, uint8_t *dst);
+
+typedef struct mm_kernels {
+    int act;          /* MM_ACT_* */
+    int block;        /* n must be a multiple of this */
+    mm_tile_fn tile;
+} mm_kernels;
+
+/* NULL when the type has no SIMD kernel at this level (the scalar path runs). */
+const mm_kernels *cpu_mm_kernels(int type);
+mm_quant_fn cpu_mm_quant(int act);
+
+/* Per-level tables, defined by the x86 files. */
+const mm_kernels *mmx_avx2_kernels(int type);
+mm_quant_fn mmx_avx2_quant(int act);
+
+/* ---- attention helpers (attn_x86.c) ---- */
+typedef struct attn_simd {
+    /* One KV head segment [start, start + len) of a cache row to floats; NULL for types
+     * without a SIMD decoder. len is a multiple of the type's block and start aligned. */
+    void (*segment)(int type, const void *row, int start, int len, float *out);
+    int  (*has_segment)(int type);
+    float (*dot)(const float *a, const float *b, int n);
+    /* y[i] += a * x[i] */
+    void (*axpy)(float *y, float a, const float *x, int n);
+    /* y[i] *= a */
+    void (*scale)(float *y, float a, int n);
+    /* x[i] = exp(x[i] - m), returns the sum (accuracy ~1e-7 relative) */
+    float (*exp_sum)(float *x, int n, float m);
+} attn_simd;
+const attn_simd *cpu_attn_simd(void);
+const attn_simd *attnx_avx2(void);
+
+#endif
