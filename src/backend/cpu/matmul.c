@@ -114,7 +114,70 @@ static void simd_task(void *arg, int task, int thread) {
     }
 }
 
+/* ---- panel path (AVX-512 VNNI, batches) ---- */
+
+/* Batches at least this long take the panel path: unpacking a row costs about one token's
+ * products, so below a few tokens the direct kernels win. */
+#define PANEL_MIN_T 4
+
+typedef struct panel_job {
+    const wtensor *w;
+    const mm_panel *pk;
+    const float *x;
+    uint8_t *xa;            /* T activation panels */
+    uint8_t *scratch;       /* MM_PANEL_R weight panels per thread */
+    size_t stride;
+    int T;
+    int64_t rows_per_task;
+    float *y;
+} panel_job;
+
+static void panel_quant_task(void *arg, int task, int thread) {
+    panel_job *j = arg;
+    (void)thread;
+    j->pk->quant(j->x + (size_t)task * j->w->ne0, j->w->ne0, j->xa + (size_t)task * j->stride);
+}
+
+static void panel_task(void *arg, int task, int thread) {
+    panel_job *j = arg;
+    const wtensor *w = j->w;
+    uint8_t *wp = j->scratch + (size_t)thread * MM_PANEL_R * j->stride;
+    int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task;
+    if (r1 > w->ne1) r1 = w->ne1;
+    for (int64_t r = r0; r < r1; r += MM_PANEL_R) {
+        int nr = r1 - r < MM_PANEL_R ? (int)(r1 - r) : MM_PANEL_R;
+        for (int i = 0; i < nr; i++)
+            j->pk->convert((const uint8_t *)w->data + (size_t)(r + i) * w->row_bytes, w->ne0, wp + (size_t)i * j->stride);
+        for (int t = 0; t < j->T; t += MM_PANEL_C) {
+            int nc = j->T - t < MM_PANEL_C ? j->T - t : MM_PANEL_C;
+            j->pk->tile(wp, nr, j->xa + (size_t)t * j->stride, nc, j->stride, w->ne0, j->y + (size_t)t * w->ne1 + r, (size_t)w->ne1);
+        }
+    }
+}
+
+/* 0 when done, -1 when the path does not apply (or memory ran out) */
+static int matmul_panel(pool *p, const wtensor *w, const float *x, int T, float *y) {
+    const mm_panel *pk = T >= PANEL_MIN_T && w->ne0 % 64 == 0 ? cpu_mm_panel(w->type) : NULL;
+    if (!pk) return -1;
+    const int nt = pool_threads(p);
+    panel_job j = { .w = w, .pk = pk, .x = x, .T = T, .y = y };
+    j.stride = mm_panel_layout_of(w->ne0).stride;
+    uint8_t *buf = aligned_alloc(64, j.stride * ((size_t)T + (size_t)nt * MM_PANEL_R));
+    if (!buf) return -1;
+    j.xa = buf;
+    j.scratch = buf + j.stride * (size_t)T;
+    pool_run(p, T, panel_quant_task, &j);
+    int64_t groups = (w->ne1 + MM_PANEL_R - 1) / MM_PANEL_R, tasks = (int64_t)nt * 16;
+    if (tasks > groups) tasks = groups;
+    j.rows_per_task = (groups + tasks - 1) / tasks * MM_PANEL_R;
+    tasks = (w->ne1 + j.rows_per_task - 1) / j.rows_per_task;
+    pool_run(p, (int)tasks, panel_task, &j);
+    free(buf);
+    return 0;
+}
+
 void cpu_matmul(pool *p, const wtensor *w, const float *x, int T, float *y) {
+    if (matmul_panel(p, w, x, T, y) == 0) return;
     const mm_kernels *k = cpu_mm_kernels(w->type);
     if (!k || w->ne0 % k->block != 0 || T <= 0) { matmul_scalar(p, w, x, T, y); return; }
     const int nt = pool_threads(p);

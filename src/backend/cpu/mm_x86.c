@@ -137,28 +137,8 @@ typedef struct kprep {
     __m256i mins;    /* 16 int16 minimums, one per 16 values (q2_k q4_k q5_k) */
 } kprep;
 
-INLINE size_t k_bytes(int type) {
-    switch (type) {
-    case QT_Q2_K: return 84;
-    case QT_Q3_K: return 110;
-    case QT_Q4_K: return 144;
-    case QT_Q5_K: return 176;
-    default: return 210; /* q6_k */
-    }
-}
-INLINE int k_signed(int type) { return type == QT_Q3_K || type == QT_Q6_K; }
-INLINE int k_mins(int type) { return type == QT_Q2_K || type == QT_Q4_K || type == QT_Q5_K; }
-
 /* two 16-value sub-block scales as the int16 weights of one 32-value chunk */
 INLINE __m256i sc_pair(int s0, int s1) { return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0)); }
-
-INLINE void k4_scales(const uint8_t *s, int sc[8], int mn[8]) {
-    for (int j = 0; j < 4; j++) { sc[j] = s[j] & 63; mn[j] = s[j + 4] & 63; }
-    for (int j = 4; j < 8; j++) {
-        sc[j] = (s[j + 4] & 0xf) | (s[j - 4] >> 6) << 4;
-        mn[j] = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
-    }
-}
 
 INLINE void prep_k(int type, const uint8_t *p, kprep *k) {
     switch (type) {
@@ -196,37 +176,6 @@ INLINE void prep_k(int type, const uint8_t *p, kprep *k) {
                                     (short)(s[12] >> 4), (short)(s[13] >> 4), (short)(s[14] >> 4), (short)(s[15] >> 4));
         break;
     }
-    }
-}
-
-/* Chunk j (values 32j .. 32j+31) of a super-block as bytes (signed per k_signed). */
-INLINE __m256i unpack_k(int type, const uint8_t *p, int j) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
-    switch (type) {
-    case QT_Q4_K: {
-        __m256i v = ld256(p + 16 + 32 * (j / 2));
-        return _mm256_and_si256(j & 1 ? _mm256_srli_epi16(v, 4) : v, m4);
-    }
-    case QT_Q5_K: {
-        __m256i v = ld256(p + 48 + 32 * (j / 2));
-        __m256i lo = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(v, 4) : v, m4);
-        __m256i hb = _mm256_and_si256(_mm256_srli_epi16(ld256(p + 16), j), m1);
-        return _mm256_or_si256(lo, _mm256_slli_epi16(hb, 4));
-    }
-    case QT_Q6_K: {
-        int h = j / 4, k = j % 4;
-        __m256i l = ld256(p + 64 * h + 32 * (k % 2));
-        __m256i lo = _mm256_and_si256(k / 2 ? _mm256_srli_epi16(l, 4) : l, m4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(ld256(p + 128 + 32 * h), 2 * k), m2);
-        return _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
-    }
-    case QT_Q3_K: {
-        __m256i lo = _mm256_and_si256(_mm256_srli_epi16(ld256(p + 32 + 32 * (j / 4)), 2 * (j % 4)), m2);
-        __m256i hb = _mm256_and_si256(_mm256_srli_epi16(ld256(p), j), m1);
-        return _mm256_sub_epi8(_mm256_add_epi8(lo, _mm256_slli_epi16(hb, 2)), _mm256_set1_epi8(4));
-    }
-    default: /* q2_k */
-        return _mm256_and_si256(_mm256_srli_epi16(ld256(p + 16 + 32 * (j / 4)), 2 * (j % 4)), m2);
     }
 }
 

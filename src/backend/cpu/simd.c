@@ -16,9 +16,13 @@ static int detect(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
         lvl = CPU_SIMD_AVX2;
+    if (lvl == CPU_SIMD_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        lvl = CPU_SIMD_AVX512;
 #endif
     const char *e = getenv("HEARTH_SIMD");
     if (e && (strcmp(e, "scalar") == 0 || strcmp(e, "0") == 0)) lvl = CPU_SIMD_SCALAR;
+    if (e && strcmp(e, "avx2") == 0 && lvl > CPU_SIMD_AVX2) lvl = CPU_SIMD_AVX2;
     return lvl;
 }
 
@@ -33,7 +37,7 @@ int cpu_simd_level(void) {
 void cpu_simd_force(int level) { atomic_store(&forced, level); }
 
 const char *cpu_simd_name(int level) {
-    return level >= CPU_SIMD_AVX2 ? "avx2" : "scalar";
+    return level >= CPU_SIMD_AVX512 ? "avx512vnni" : level >= CPU_SIMD_AVX2 ? "avx2" : "scalar";
 }
 
 const mm_kernels *cpu_mm_kernels(int type) {
@@ -49,6 +53,14 @@ mm_quant_fn cpu_mm_quant(int act) {
     if (cpu_simd_level() >= CPU_SIMD_AVX2) return mmx_avx2_quant(act);
 #endif
     (void)act;
+    return NULL;
+}
+
+const mm_panel *cpu_mm_panel(int type) {
+#if defined(__x86_64__)
+    if (cpu_simd_level() >= CPU_SIMD_AVX512) return mmx_avx512_panel(type);
+#endif
+    (void)type;
     return NULL;
 }
 

@@ -60,6 +60,36 @@ mm_quant_fn cpu_mm_quant(int act);
 const mm_kernels *mmx_avx2_kernels(int type);
 mm_quant_fn mmx_avx2_quant(int act);
 
+/* ---- batched products through a panel (AVX-512 VNNI) ----
+ * For a batch of tokens, the 32-value-block and k-quant types all run one kernel: each
+ * group of MM_PANEL_R weight rows is first unpacked into a panel (unsigned bytes, a float
+ * scale per 4 values, a float bias coefficient per 16 values) that serves every token, so
+ * the inner loop is the same four instructions for every type: vpdpbusd (64 byte products
+ * summed into 16 int32 lanes), a conversion, and two float multiplies. The activations are
+ * quantized per 32 values with the scale repeated per 4 (MM_ACT_P). */
+#define MM_PANEL_R 4
+#define MM_PANEL_C 4
+typedef struct mm_panel_layout { size_t q, sc, c, stride; } mm_panel_layout;
+static inline mm_panel_layout mm_panel_layout_of(int64_t n) {
+    mm_panel_layout l;
+    l.q = 0;
+    l.sc = ((size_t)n + 63) & ~(size_t)63;
+    l.c = l.sc + sizeof(float) * (size_t)(n / 4);
+    l.stride = (l.c + sizeof(float) * (size_t)(n / 16) + 63) & ~(size_t)63;
+    return l;
+}
+typedef struct mm_panel {
+    /* one weight row (n values, n a multiple of 64) to panel form at dst */
+    void (*convert)(const uint8_t *row, int64_t n, uint8_t *dst);
+    /* one token to the activation form (same layout: int8 q, scale per 4, d * sum per 16) */
+    void (*quant)(const float *x, int64_t n, uint8_t *dst);
+    /* y[t * ldy + r] for r < nr <= MM_PANEL_R, t < nc <= MM_PANEL_C; rows and tokens are
+     * panels of stride bytes */
+    void (*tile)(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stride, int64_t n, float *y, size_t ldy);
+} mm_panel;
+const mm_panel *cpu_mm_panel(int type);
+const mm_panel *mmx_avx512_panel(int type);
+
 /* ---- attention helpers (attn_x86.c) ---- */
 typedef struct attn_simd {
     /* One KV head segment [start, start + len) of a cache row to floats; NULL for types

@@ -1,0 +1,216 @@
+/* AVX-512 VNNI panel kernels for batched products (see "panel" in simd.h). Compiled with
+ * -mavx512f -mavx512bw -mavx512vl -mavx512vnni on top of the AVX2 flags; simd.c calls in
+ * only when the CPU reports all of them.
+ *
+ * Why a panel: vpdpbusd multiplies unsigned by signed bytes and sums groups of four into
+ * int32 lanes without the int16 saturation of maddubs, so every weight type can be put in
+ * one shape: unsigned levels (a signed level is stored + 128, its offset moved into the
+ * bias), a scale per int32 lane (so 16- and 32-value sub-blocks are the same to the
+ * kernel), and a bias coefficient per 16 values that meets the activations' per-16 sums
+ * once per row and token, outside the inner loop. Unpacking costs about as much as one
+ * token's products, and is paid once per row for the whole batch. */
+#if defined(__x86_64__)
+
+#include "backend/cpu/simd.h"
+#include "backend/cpu/x86_common.h"
+
+/* ---- weight rows to panels ---- */
+
+INLINE void put_lanes(float *sc, float a0, float a1) {
+    _mm256_storeu_ps(sc, _mm256_set_m128(_mm_set1_ps(a1), _mm_set1_ps(a0)));
+}
+
+INLINE void convert_b32(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    const size_t bb = b32_bytes(type);
+    uint8_t *q = dst + L.q;
+    float *sc = (float *)(void *)(dst + L.sc), *cc = (float *)(void *)(dst + L.c);
+    for (int64_t b = 0; b < n / 32; b++) {
+        float a, c;
+        __m256i lv = unpack_b32(type, row + (size_t)b * bb, &a, &c);
+        if (b32_signed(type)) { lv = _mm256_xor_si256(lv, _mm256_set1_epi8((char)0x80)); c -= 128.0f * a; }
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), lv);
+        put_lanes(sc + 8 * b, a, a);
+        cc[2 * b] = cc[2 * b + 1] = c;
+    }
+}
+
+/* the sixteen (scale, bias) pairs of a super-block, one per 16 values */
+INLINE void k_pairs(int type, const uint8_t *p, float a[16], float c[16]) {
+    switch (type) {
+    case QT_Q4_K: case QT_Q5_K: {
+        int sc[8], mn[8];
+        float d = ldh(p), dmin = ldh(p + 2);
+        k4_scales(p + 4, sc, mn);
+        for (int s = 0; s < 16; s++) { a[s] = d * (float)sc[s / 2]; c[s] = -dmin * (float)mn[s / 2]; }
+        break;
+    }
+    case QT_Q6_K: {
+        const int8_t *sc = (const int8_t *)(p + 192);
+        float d = ldh(p + 208);
+        for (int s = 0; s < 16; s++) { a[s] = d * (float)sc[s]; c[s] = 0.0f; }
+        break;
+    }
+    case QT_Q3_K: {
+        const uint8_t *s8 = p + 96;
+        float d = ldh(p + 108);
+        for (int i = 0; i < 16; i++) {
+            int v = (((s8[i % 8] >> (4 * (i / 8))) & 0xf) | ((s8[8 + i % 4] >> (2 * (i / 4))) & 3) << 4) - 32;
+            a[i] = d * (float)v; c[i] = 0.0f;
+        }
+        break;
+    }
+    default: { /* q2_k */
+        float d = ldh(p + 80), dmin = ldh(p + 82);
+        for (int s = 0; s < 16; s++) { a[s] = d * (float)(p[s] & 0xf); c[s] = -dmin * (float)(p[s] >> 4); }
+        break;
+    }
+    }
+}
+
+INLINE void convert_k(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    const size_t bb = k_bytes(type);
+    uint8_t *q = dst + L.q;
+    float *sc = (float *)(void *)(dst + L.sc), *cc = (float *)(void *)(dst + L.c);
+    for (int64_t b = 0; b < n / 256; b++) {
+        const uint8_t *p = row + (size_t)b * bb;
+        float a[16], c[16];
+        k_pairs(type, p, a, c);
+        UNROLL
+        for (int j = 0; j < 8; j++) {
+            __m256i lv = unpack_k(type, p, j);
+            if (k_signed(type)) lv = _mm256_xor_si256(lv, _mm256_set1_epi8((char)0x80));
+            _mm256_storeu_si256((__m256i *)(q + 256 * b + 32 * j), lv);
+            put_lanes(sc + 64 * b + 8 * j, a[2 * j], a[2 * j + 1]);
+        }
+        for (int s = 0; s < 16; s++) cc[16 * b + s] = k_signed(type) ? c[s] - 128.0f * a[s] : c[s];
+    }
+}
+
+/* ---- activations: int8 per 32 values, the scale repeated per lane, d * sum per 16 ---- */
+
+static void quant_p(const float *x, int64_t n, uint8_t *dst) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    int8_t *qs = (int8_t *)(dst + L.q);
+    float *sc = (float *)(void *)(dst + L.sc), *s16 = (float *)(void *)(dst + L.c);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        __m256 m = _mm256_setzero_ps();
+        for (int i = 0; i < 32; i += 8)
+            m = _mm256_max_ps(m, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_loadu_ps(xb + i)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        __m256 iv = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb), iv));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 8), iv));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 16), iv));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 24), iv));
+        __m256i pk = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        _mm256_storeu_si256((__m256i *)(qs + 32 * b), _mm256_permutevar8x32_epi32(pk, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        _mm256_storeu_ps(sc + 8 * b, _mm256_set1_ps(d));
+        s16[2 * b] = d * (float)hsum_i32(_mm256_add_epi32(i0, i1));
+        s16[2 * b + 1] = d * (float)hsum_i32(_mm256_add_epi32(i2, i3));
+    }
+}
+
+/* ---- the kernel: R rows x C tokens, 64 values a step ---- */
+
+INLINE void ptile(int R, int C, const uint8_t *w, const uint8_t *x, size_t stride, int64_t n, float *y, size_t ldy) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    __m512 acc[MM_PANEL_R][MM_PANEL_C];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < C; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 64) {
+        __m512i wq[MM_PANEL_R];
+        __m512 ws[MM_PANEL_R];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wr = w + (size_t)r * stride;
+            wq[r] = _mm512_loadu_si512(wr + L.q + k);
+            ws[r] = _mm512_loadu_ps((const float *)(const void *)(wr + L.sc) + k / 4);
+        }
+        for (int t = 0; t < C; t++) {
+            const uint8_t *xt = x + (size_t)t * stride;
+            __m512i xq = _mm512_loadu_si512(xt + L.q + k);
+            __m512 xs = _mm512_loadu_ps((const float *)(const void *)(xt + L.sc) + k / 4);
+            for (int r = 0; r < R; r++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[r], xq);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws[r], xs), acc[r][t]);
+            }
+        }
+    }
+    /* the biases: one coefficient per 16 values against the activations' d * sum */
+    const int64_t n16 = n / 16;
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < C; t++) {
+            const float *c = (const float *)(const void *)(w + (size_t)r * stride + L.c);
+            const float *s = (const float *)(const void *)(x + (size_t)t * stride + L.c);
+            __m512 b = acc[r][t];
+            for (int64_t i = 0; i < n16; i += 16) {
+                __mmask16 m = n16 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n16 - i)) - 1);
+                b = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, c + i), _mm512_maskz_loadu_ps(m, s + i), b);
+            }
+            y[(size_t)t * ldy + r] = _mm512_reduce_add_ps(b);
+        }
+}
+
+static void ptile_4x4(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ptile(4, 4, w, x, st, n, y, ldy); }
+static void ptile_4x1(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ptile(4, 1, w, x, st, n, y, ldy); }
+static void ptile_1x4(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ptile(1, 4, w, x, st, n, y, ldy); }
+static void ptile_1x1(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ptile(1, 1, w, x, st, n, y, ldy); }
+
+static void tile(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stride, int64_t n, float *y, size_t ldy) {
+    if (nr == 4 && nc == 4) { ptile_4x4(w, x, stride, n, y, ldy); return; }
+    if (nr == 4) {
+        for (int t = 0; t < nc; t++) ptile_4x1(w, x + (size_t)t * stride, stride, n, y + (size_t)t * ldy, ldy);
+        return;
+    }
+    for (int r = 0; r < nr; r++) {
+        if (nc == 4) ptile_1x4(w + (size_t)r * stride, x, stride, n, y + r, ldy);
+        else for (int t = 0; t < nc; t++) ptile_1x1(w + (size_t)r * stride, x + (size_t)t * stride, stride, n, y + (size_t)t * ldy + r, ldy);
+    }
+}
+
+#define CONV(NAME, BODY, TYPE) \
+    static void NAME(const uint8_t *row, int64_t n, uint8_t *dst) { BODY(TYPE, row, n, dst); }
+CONV(c_q8_0, convert_b32, QT_Q8_0)
+CONV(c_q4_0, convert_b32, QT_Q4_0)
+CONV(c_q4_1, convert_b32, QT_Q4_1)
+CONV(c_q5_0, convert_b32, QT_Q5_0)
+CONV(c_q5_1, convert_b32, QT_Q5_1)
+CONV(c_iq4_nl, convert_b32, QT_IQ4_NL)
+CONV(c_q2_k, convert_k, QT_Q2_K)
+CONV(c_q3_k, convert_k, QT_Q3_K)
+CONV(c_q4_k, convert_k, QT_Q4_K)
+CONV(c_q5_k, convert_k, QT_Q5_K)
+CONV(c_q6_k, convert_k, QT_Q6_K)
+
+static const mm_panel p_q8_0 = { c_q8_0, quant_p, tile }, p_q4_0 = { c_q4_0, quant_p, tile },
+                      p_q4_1 = { c_q4_1, quant_p, tile }, p_q5_0 = { c_q5_0, quant_p, tile },
+                      p_q5_1 = { c_q5_1, quant_p, tile }, p_iq4_nl = { c_iq4_nl, quant_p, tile },
+                      p_q2_k = { c_q2_k, quant_p, tile }, p_q3_k = { c_q3_k, quant_p, tile },
+                      p_q4_k = { c_q4_k, quant_p, tile }, p_q5_k = { c_q5_k, quant_p, tile },
+                      p_q6_k = { c_q6_k, quant_p, tile };
+
+const mm_panel *mmx_avx512_panel(int type) {
+    switch (type) {
+    case QT_Q8_0: return &p_q8_0;
+    case QT_Q4_0: return &p_q4_0;
+    case QT_Q4_1: return &p_q4_1;
+    case QT_Q5_0: return &p_q5_0;
+    case QT_Q5_1: return &p_q5_1;
+    case QT_IQ4_NL: return &p_iq4_nl;
+    case QT_Q2_K: return &p_q2_k;
+    case QT_Q3_K: return &p_q3_k;
+    case QT_Q4_K: return &p_q4_k;
+    case QT_Q5_K: return &p_q5_k;
+    case QT_Q6_K: return &p_q6_k;
+    default: return NULL;
+    }
+}
+
+#else
+typedef int hearth_mm_x512_unused;
+#endif
