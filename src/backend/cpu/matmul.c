@@ -155,9 +155,46 @@ static void panel_task(void *arg, int task, int thread) {
     }
 }
 
+static void vec_task(void *arg, int task, int thread) {
+    panel_job *j = arg;
+    const wtensor *w = j->w;
+    (void)thread;
+    int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task;
+    if (r1 > w->ne1) r1 = w->ne1;
+    for (int t = 0; t < j->T; t++)
+        for (int64_t r = r0; r < r1; r += 4) {
+            int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+            j->pk->vec((const uint8_t *)w->data + (size_t)r * w->row_bytes, w->row_bytes, nr,
+                       j->xa + (size_t)t * j->stride, w->ne0, j->y + (size_t)t * w->ne1 + r);
+        }
+}
+
+/* Decode with the AVX-512 kernels that read the blocks directly (k-quants). */
+static int matmul_vec(pool *p, const wtensor *w, const float *x, int T, float *y) {
+    const mm_panel *pk = w->ne0 % 256 == 0 ? cpu_mm_panel(w->type) : NULL;
+    if (!pk || !pk->vec) return -1;
+    const int nt = pool_threads(p);
+    panel_job j = { .w = w, .pk = pk, .x = x, .T = T, .y = y };
+    j.stride = mm_panel_layout_of(w->ne0).stride;
+    uint8_t stackbuf[3 * 16384] __attribute__((aligned(64)));
+    uint8_t *heap = NULL;
+    size_t need = j.stride * (size_t)T;
+    j.xa = need <= sizeof stackbuf ? stackbuf : (heap = aligned_alloc(64, (need + 63) & ~(size_t)63));
+    if (!j.xa) return -1;
+    for (int t = 0; t < T; t++) panel_quant_task(&j, t, 0);
+    int64_t groups = (w->ne1 + 3) / 4, tasks = (int64_t)nt * 8;
+    if (tasks > groups) tasks = groups;
+    j.rows_per_task = (groups + tasks - 1) / tasks * 4;
+    tasks = (w->ne1 + j.rows_per_task - 1) / j.rows_per_task;
+    pool_run(p, (int)tasks, vec_task, &j);
+    free(heap);
+    return 0;
+}
+
 /* 0 when done, -1 when the path does not apply (or memory ran out) */
 static int matmul_panel(pool *p, const wtensor *w, const float *x, int T, float *y) {
-    const mm_panel *pk = T >= PANEL_MIN_T && w->ne0 % 64 == 0 ? cpu_mm_panel(w->type) : NULL;
+    if (T < PANEL_MIN_T) return matmul_vec(p, w, x, T, y);
+    const mm_panel *pk = w->ne0 % 64 == 0 ? cpu_mm_panel(w->type) : NULL;
     if (!pk) return -1;
     const int nt = pool_threads(p);
     panel_job j = { .w = w, .pk = pk, .x = x, .T = T, .y = y };

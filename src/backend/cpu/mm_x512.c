@@ -173,6 +173,106 @@ static void tile(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stri
     }
 }
 
+/* ---- decode: one token against rows in their stored format ----
+ * Reading the weights is the whole cost of decode, so these work straight from the blocks:
+ * 64 values a step (a vpdpbusd over two 32-value chunks), the per-chunk or per-16 scales
+ * spread over the lanes with one permute, and the minimum / offset terms applied per
+ * super-block through the activations' per-16 sums. Prefetching a few blocks ahead keeps
+ * enough cache lines in flight to approach the read bandwidth. */
+
+#define PF_AHEAD 2 /* super-blocks */
+
+/* q4_k / q5_k 6-bit scales and minimums: the 12 bytes as three words, the eight scales to
+ * bytes of one 64-bit value and the eight minimums to another */
+INLINE void k4_scales8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4); memcpy(&u1, s + 4, 4); memcpy(&u2, s + 8, 4);
+    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+    *sc = (uint64_t)sc_lo | (uint64_t)sc_hi << 32;
+    *mn = (uint64_t)mn_lo | (uint64_t)mn_hi << 32;
+}
+
+INLINE __m256 bytes8_to_ps(uint64_t v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)v))); }
+
+INLINE void vec_k(int type, int R, const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    const int8_t *xq = (const int8_t *)(x + L.q);
+    const float *xs = (const float *)(const void *)(x + L.sc), *s16 = (const float *)(const void *)(x + L.c);
+    const size_t bb = k_bytes(type);
+    __m512 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    /* lane -> scale index: chunk pairs for q4_k/q5_k (8 scales), 16-value groups for q6_k */
+    const __m512i dup8 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i dup4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i pair16 = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int64_t b = 0; b < n / 256; b++) {
+        const __m512 s16v = _mm512_loadu_ps(s16 + 16 * b);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = w + (size_t)r * rb + (size_t)b * bb;
+            _mm_prefetch((const char *)(p + PF_AHEAD * bb), _MM_HINT_T0);
+            _mm_prefetch((const char *)(p + PF_AHEAD * bb + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(p + PF_AHEAD * bb + 128), _MM_HINT_T0);
+            if (type == QT_Q6_K) _mm_prefetch((const char *)(p + PF_AHEAD * bb + 192), _MM_HINT_T0);
+            __m512 a = acc[r];
+            if (type == QT_Q6_K) {
+                const float d = ldh(p + 208);
+                __m512 sc = _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(ld128(p + 192))));
+                /* levels are stored + 32: -32 * scale * sum per 16 */
+                a = _mm512_fmadd_ps(_mm512_mul_ps(sc, _mm512_set1_ps(-32.0f)), s16v, a);
+                for (int i = 0; i < 4; i++) {
+                    int h = i / 2;
+                    __m512i l = _mm512_loadu_si512(p + 64 * h);
+                    __m512i lo = _mm512_and_si512(i % 2 ? _mm512_srli_epi16(l, 4) : l, m4);
+                    __m256i hq = ld256(p + 128 + 32 * h);
+                    int k0 = 2 * (i % 2);
+                    __m512i hz = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(hq, 2 * k0)), _mm256_srli_epi16(hq, 2 * k0 + 2), 1);
+                    hz = _mm512_slli_epi16(_mm512_and_si512(hz, _mm512_set1_epi8(3)), 4);
+                    __m512i q = _mm512_or_si512(lo, hz);
+                    __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq + 256 * b + 64 * i));
+                    __m512 ws = _mm512_permutexvar_ps(_mm512_add_epi32(dup4, _mm512_set1_epi32(4 * i)), sc);
+                    a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(ws, _mm512_loadu_ps(xs + 64 * b + 16 * i)), a);
+                }
+            } else { /* q4_k, q5_k */
+                const float d = ldh(p), dmin = ldh(p + 2);
+                uint64_t sc8, mn8;
+                k4_scales8(p + 4, &sc8, &mn8);
+                __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_set1_ps(d), bytes8_to_ps(sc8)));
+                __m512 mn = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_set1_ps(-dmin), bytes8_to_ps(mn8)));
+                a = _mm512_fmadd_ps(_mm512_permutexvar_ps(pair16, mn), s16v, a);
+                const uint8_t *qs = p + (type == QT_Q5_K ? 48 : 16);
+                __m256i qh = type == QT_Q5_K ? ld256(p + 16) : _mm256_setzero_si256();
+                for (int i = 0; i < 4; i++) {
+                    __m256i v = ld256(qs + 32 * i);
+                    __m512i q = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1), m4);
+                    if (type == QT_Q5_K) {
+                        __m512i hb = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(qh, 2 * i)), _mm256_srli_epi16(qh, 2 * i + 1), 1);
+                        q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(hb, _mm512_set1_epi8(1)), 4));
+                    }
+                    __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq + 256 * b + 64 * i));
+                    __m512 ws = _mm512_permutexvar_ps(_mm512_add_epi32(dup8, _mm512_set1_epi32(2 * i)), sc);
+                    a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(ws, _mm512_loadu_ps(xs + 64 * b + 16 * i)), a);
+                }
+            }
+            acc[r] = a;
+        }
+    }
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+#define VEC(NAME, TYPE)                                                                              \
+    static void NAME##_4(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_k(TYPE, 4, w, rb, x, n, y); } \
+    static void NAME##_1(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_k(TYPE, 1, w, rb, x, n, y); } \
+    static void NAME(const uint8_t *w, size_t rb, int nr, const uint8_t *x, int64_t n, float *y) {  \
+        if (nr == 4) { NAME##_4(w, rb, x, n, y); return; }                                          \
+        for (int r = 0; r < nr; r++) NAME##_1(w + (size_t)r * rb, rb, x, n, y + r);                 \
+    }
+VEC(v_q4_k, QT_Q4_K)
+VEC(v_q5_k, QT_Q5_K)
+VEC(v_q6_k, QT_Q6_K)
+
 #define CONV(NAME, BODY, TYPE) \
     static void NAME(const uint8_t *row, int64_t n, uint8_t *dst) { BODY(TYPE, row, n, dst); }
 CONV(c_q8_0, convert_b32, QT_Q8_0)
@@ -187,12 +287,12 @@ CONV(c_q4_k, convert_k, QT_Q4_K)
 CONV(c_q5_k, convert_k, QT_Q5_K)
 CONV(c_q6_k, convert_k, QT_Q6_K)
 
-static const mm_panel p_q8_0 = { c_q8_0, quant_p, tile }, p_q4_0 = { c_q4_0, quant_p, tile },
-                      p_q4_1 = { c_q4_1, quant_p, tile }, p_q5_0 = { c_q5_0, quant_p, tile },
-                      p_q5_1 = { c_q5_1, quant_p, tile }, p_iq4_nl = { c_iq4_nl, quant_p, tile },
-                      p_q2_k = { c_q2_k, quant_p, tile }, p_q3_k = { c_q3_k, quant_p, tile },
-                      p_q4_k = { c_q4_k, quant_p, tile }, p_q5_k = { c_q5_k, quant_p, tile },
-                      p_q6_k = { c_q6_k, quant_p, tile };
+static const mm_panel p_q8_0 = { c_q8_0, quant_p, tile, NULL }, p_q4_0 = { c_q4_0, quant_p, tile, NULL },
+                      p_q4_1 = { c_q4_1, quant_p, tile, NULL }, p_q5_0 = { c_q5_0, quant_p, tile, NULL },
+                      p_q5_1 = { c_q5_1, quant_p, tile, NULL }, p_iq4_nl = { c_iq4_nl, quant_p, tile, NULL },
+                      p_q2_k = { c_q2_k, quant_p, tile, NULL }, p_q3_k = { c_q3_k, quant_p, tile, NULL },
+                      p_q4_k = { c_q4_k, quant_p, tile, v_q4_k }, p_q5_k = { c_q5_k, quant_p, tile, v_q5_k },
+                      p_q6_k = { c_q6_k, quant_p, tile, v_q6_k };
 
 const mm_panel *mmx_avx512_panel(int type) {
     switch (type) {

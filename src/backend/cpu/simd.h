@@ -86,6 +86,9 @@ typedef struct mm_panel {
     /* y[t * ldy + r] for r < nr <= MM_PANEL_R, t < nc <= MM_PANEL_C; rows and tokens are
      * panels of stride bytes */
     void (*tile)(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stride, int64_t n, float *y, size_t ldy);
+    /* one token (quantized by quant) against nr <= 4 rows in their own format, y[r]; NULL
+     * where the AVX2 kernel serves decode well enough */
+    void (*vec)(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *x, int64_t n, float *y);
 } mm_panel;
 const mm_panel *cpu_mm_panel(int type);
 const mm_panel *mmx_avx512_panel(int type);
