@@ -126,14 +126,17 @@ int main(void) {
     }
 
     const int ctypes[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL };
-    for (int i = 0; i < 9; i++)
-        for (int j = 0; j < 9; j += (i == j ? 1 : 4)) {
-            check_attn(p, ctypes[i], ctypes[j], 64, 300, 1, 1);
-            check_attn(p, ctypes[i], ctypes[j], 32, 70, 3, 1);
-        }
-    check_attn(p, QT_F16, QT_F16, 128, 1000, 1, 1);
-    check_attn(p, QT_Q8_0, QT_Q8_0, 128, 1000, 2, 1);
-    check_attn(p, QT_Q4_0, QT_Q8_0, 16, 50, 4, 1);   /* head smaller than a block: generic decode */
+    for (int level = 1; level <= 2; level++) {
+        for (int i = 0; i < 9; i++)
+            for (int j = 0; j < 9; j += (i == j ? 1 : 4)) {
+                check_attn(p, ctypes[i], ctypes[j], 64, 300, 1, level);
+                check_attn(p, ctypes[i], ctypes[j], 32, 70, 3, level);
+            }
+        check_attn(p, QT_F16, QT_F16, 128, 1000, 1, level);
+        check_attn(p, QT_Q8_0, QT_Q8_0, 128, 1000, 2, level);
+        check_attn(p, QT_Q4_0, QT_Q8_0, 16, 50, 4, level);  /* head smaller than a block: generic decode */
+        check_attn(p, QT_F16, QT_Q8_0, 12, 40, 2, level);   /* head size not a multiple of 8 */
+    }
     pool_free(p);
     return test_done("test_simd");
 }

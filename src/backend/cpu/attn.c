@@ -1,18 +1,21 @@
 /* Attention over a KV cache of any type, two ways.
  *
  * flash: one pass over the cells with an online softmax, a block of ATT_CB cells at a
- *        time: the block's K and V head segments are decoded to floats once (in registers,
- *        by the SIMD decoders of simd.h where the type has one), then every query head of
- *        the group scores the block, the running max and sum are updated once per block
- *        (not per cell), and the block's weighted V rows are added to the accumulator.
- *        The cache is never copied beyond one block. When there are few query tokens
- *        (decode), the cells are split into chunks worked on by different threads and the
- *        partial softmax states are merged at the end, so one token still uses every core.
+ *        time: the block's K and V head segments are decoded to floats once (by the SIMD
+ *        decoders of simd.h where the type has one), every query head of the group scores
+ *        the block, the running max and sum are updated once per block (not per cell),
+ *        and the block's weighted V rows are added to the accumulator. The cache is never
+ *        copied beyond one block. When there are few query tokens (decode), the cells are
+ *        split into chunks worked on by different threads and the partial softmax states
+ *        are merged at the end, so one token still uses every core.
  * plain: the textbook way: a full row of scores per query head, softmax, weighted sum.
  *
- * Both work in float with the same dot product, exp and decoders, so they agree closely
- * (test_kv checks mean KL <= 1e-5 between them for every type pair); they are not bit
- * identical, since the online softmax rescales partial sums in a different order. */
+ * Scores are float and bit-identical in both paths (same decoders, same dots on the same
+ * 32-cell blocks); the softmax weights and the weighted sums are double. That is what
+ * keeps the paths in agreement: a quantized cache rounds the next layer's K and V, and a
+ * last-bit float difference between the paths would flip some of those roundings (or a
+ * quantizer's scale choice) and grow into a visible disagreement; in double the paths
+ * differ by ~1e-16 and round to the same floats. */
 #include "backend/backend.h"
 #include "backend/cpu/simd.h"
 #include "quant/quant.h"
@@ -26,22 +29,32 @@
 
 /* ---- scalar helpers (the reference, and the path when SIMD is off) ---- */
 
-static float s_dot(const float *a, const float *b, int n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) { s0 += a[i] * b[i]; s1 += a[i + 1] * b[i + 1]; s2 += a[i + 2] * b[i + 2]; s3 += a[i + 3] * b[i + 3]; }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
+static void s_dots(const float *q, const float *k, int n, int hd, float scale, float *out) {
+    for (int c = 0; c < n; c++) {
+        const float *kc = k + (size_t)c * hd;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = 0;
+        for (; i + 4 <= hd; i += 4) { s0 += q[i] * kc[i]; s1 += q[i + 1] * kc[i + 1]; s2 += q[i + 2] * kc[i + 2]; s3 += q[i + 3] * kc[i + 3]; }
+        for (; i < hd; i++) s0 += q[i] * kc[i];
+        out[c] = ((s0 + s1) + (s2 + s3)) * scale;
+    }
 }
-static void s_axpy(float *y, float a, const float *x, int n) { for (int i = 0; i < n; i++) y[i] += a * x[i]; }
-static void s_scale(float *y, float a, int n) { for (int i = 0; i < n; i++) y[i] *= a; }
-static float s_exp_sum(float *x, int n, float m) {
-    float s = 0;
-    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
-    return s;
+static double s_exp_sum(const float *s, int n, double m, double *p) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) { p[i] = exp((double)s[i] - m); sum += p[i]; }
+    return sum;
+}
+static void s_wsum(double *acc, const double *p, const float *v, int n, int hd) {
+    for (int c = 0; c < n; c++)
+        for (int i = 0; i < hd; i++) acc[i] += p[c] * v[(size_t)c * hd + i];
 }
 static int s_has_segment(int type) { (void)type; return 0; }
-static const attn_simd scalar_ops = { NULL, s_has_segment, s_dot, s_axpy, s_scale, s_exp_sum };
+static const attn_simd scalar_ops = { NULL, s_has_segment, s_dots, s_exp_sum, s_wsum };
+
+static const attn_simd *ops_now(void) {
+    const attn_simd *s = cpu_attn_simd();
+    return s ? s : &scalar_ops;
+}
 
 typedef struct kv_reader {
     const attn_simd *ops;
@@ -67,17 +80,18 @@ static void head_values(const kv_reader *r, const uint8_t *row, int g, int hd, f
     memcpy(out, rowbuf + g * hd, sizeof(float) * (size_t)hd);
 }
 
-static const attn_simd *ops_now(void) {
-    const attn_simd *s = cpu_attn_simd();
-    return s ? s : &scalar_ops;
+/* cells [c, c + n) of KV head g, decoded to n contiguous head rows */
+static void decode_block(const kv_reader *r, const uint8_t *base, size_t row_bytes, int c, int n, int g, int hd,
+                         float *out, float *tmp, float *rowbuf) {
+    for (int i = 0; i < n; i++) head_values(r, base + (size_t)(c + i) * row_bytes, g, hd, out + (size_t)i * hd, tmp, rowbuf);
 }
 
 typedef struct flash_job {
     const attn_args *a;
     const attn_simd *ops;
     int n_tc, tpc;          /* token chunks and tokens per chunk */
-    int n_cc, cpc;          /* cell chunks and cells per chunk */
-    float *m, *l, *acc;     /* [n_cc][T][n_head] (m, l) and [n_cc][T][n_head*hd] */
+    int n_cc, cpc;          /* cell chunks and cells per chunk (a multiple of ATT_CB) */
+    double *m, *l, *acc;    /* [n_cc][T][n_head] (m, l) and [n_cc][T][n_head*hd] */
 } flash_job;
 
 static void flash_task(void *arg, int task, int thread) {
@@ -95,37 +109,33 @@ static void flash_task(void *arg, int task, int thread) {
     if (c1 > a->pos0 + t1) c1 = a->pos0 + t1; /* no token of this chunk sees further */
     kv_reader rk = reader(ops, a->type_k, a->k_row_rot, a->row, hd), rv = reader(ops, a->type_v, a->v_row_rot, a->row, hd);
     float *kb = malloc(sizeof(float) * ((size_t)2 * ATT_CB * hd + SEG_TMP(a->row) + a->row));
-    if (!kb) return; /* cannot happen in practice; the state stays "empty" (l = 0) */
+    if (!kb) return; /* the chunk's state stays empty (l = 0): it drops out of the merge */
     float *vb = kb + ATT_CB * hd, *tmp = vb + ATT_CB * hd, *rowbuf = tmp + SEG_TMP(a->row);
-    float *M = j->m + (size_t)cc * a->T * H, *L = j->l + (size_t)cc * a->T * H;
-    float *ACC = j->acc + (size_t)cc * a->T * H * hd;
+    double *M = j->m + (size_t)cc * a->T * H, *L = j->l + (size_t)cc * a->T * H;
+    double *ACC = j->acc + (size_t)cc * a->T * H * hd;
     for (int c = c0; c < c1; c += ATT_CB) {
         int nc = c1 - c < ATT_CB ? c1 - c : ATT_CB;
-        for (int i = 0; i < nc; i++) {
-            head_values(&rk, a->k + (size_t)(c + i) * a->k_row_bytes, g, hd, kb + i * hd, tmp, rowbuf);
-            head_values(&rv, a->v + (size_t)(c + i) * a->v_row_bytes, g, hd, vb + i * hd, tmp, rowbuf);
-        }
+        decode_block(&rk, a->k, a->k_row_bytes, c, nc, g, hd, kb, tmp, rowbuf);
+        decode_block(&rv, a->v, a->v_row_bytes, c, nc, g, hd, vb, tmp, rowbuf);
         for (int t = t0; t < t1; t++) {
             int n = a->pos0 + t + 1 - c; /* cells of this block token t sees */
             if (n <= 0) continue;
             if (n > nc) n = nc;
             for (int h = g * gs; h < (g + 1) * gs; h++) {
-                const float *q = a->q + ((size_t)t * H + h) * hd;
                 float s[ATT_CB], mx = -INFINITY;
-                for (int i = 0; i < n; i++) {
-                    s[i] = ops->dot(q, kb + i * hd, hd) * a->scale;
-                    if (s[i] > mx) mx = s[i];
-                }
-                float *m = &M[t * H + h], *l = &L[t * H + h], *acc = ACC + ((size_t)t * H + h) * hd;
+                double p[ATT_CB];
+                ops->dots(a->q + ((size_t)t * H + h) * hd, kb, n, hd, a->scale, s);
+                for (int i = 0; i < n; i++) if (s[i] > mx) mx = s[i];
+                double *m = &M[t * H + h], *l = &L[t * H + h], *acc = ACC + ((size_t)t * H + h) * hd;
                 if (mx > *m) {
                     /* a new maximum: scale what was summed against the old one */
-                    float r = expf(*m - mx); /* exp(-inf) = 0 on the first block */
+                    double r = exp(*m - mx); /* exp(-inf) = 0 on the first block */
                     *l *= r;
-                    ops->scale(acc, r, hd);
+                    for (int i = 0; i < hd; i++) acc[i] *= r;
                     *m = mx;
                 }
-                *l += ops->exp_sum(s, n, *m);
-                for (int i = 0; i < n; i++) ops->axpy(acc, s[i], vb + i * hd, hd);
+                *l += ops->exp_sum(s, n, *m, p);
+                ops->wsum(acc, p, vb, n, hd);
             }
         }
     }
@@ -151,29 +161,30 @@ int cpu_attn_flash(pool *p, const attn_args *a) {
     j.cpc = (j.cpc + ATT_CB - 1) / ATT_CB * ATT_CB; /* whole blocks per chunk */
     j.n_cc = (a->n_cells + j.cpc - 1) / j.cpc;
     size_t nst = (size_t)j.n_cc * a->T * H;
-    float *buf = malloc(sizeof(float) * (nst * 2 + nst * hd));
+    double *buf = malloc(sizeof(double) * (nst * 2 + nst * hd));
     if (!buf) return -1;
     j.m = buf; j.l = buf + nst; j.acc = buf + 2 * nst;
     for (size_t i = 0; i < nst; i++) { j.m[i] = -INFINITY; j.l[i] = 0; }
-    memset(j.acc, 0, sizeof(float) * nst * hd);
+    memset(j.acc, 0, sizeof(double) * nst * hd);
     pool_run(p, j.n_tc * a->n_head_kv * j.n_cc, flash_task, &j);
     for (int t = 0; t < a->T; t++)
         for (int h = 0; h < H; h++) {
-            float mx = -INFINITY;
+            double mx = -INFINITY, lsum = 0;
             for (int cc = 0; cc < j.n_cc; cc++) {
-                float m = j.m[((size_t)cc * a->T + t) * H + h];
+                double m = j.m[((size_t)cc * a->T + t) * H + h];
                 if (m > mx) mx = m;
             }
-            float *out = a->out + ((size_t)t * H + h) * hd, lsum = 0;
-            memset(out, 0, sizeof(float) * hd);
+            double *sum = j.acc + ((size_t)t * H + h) * hd; /* chunk 0's state, merged into in place */
             for (int cc = 0; cc < j.n_cc; cc++) {
                 size_t s = ((size_t)cc * a->T + t) * H + h;
-                if (j.l[s] == 0) continue;
-                float w = expf(j.m[s] - mx);
+                double w = j.l[s] > 0 ? exp(j.m[s] - mx) : 0.0;
                 lsum += j.l[s] * w;
-                j.ops->axpy(out, w, j.acc + s * hd, hd);
+                const double *acc = j.acc + s * hd;
+                if (cc == 0) for (int i = 0; i < hd; i++) sum[i] = w * acc[i];
+                else for (int i = 0; i < hd; i++) sum[i] += w * acc[i];
             }
-            if (lsum > 0) j.ops->scale(out, 1.0f / lsum, hd);
+            float *out = a->out + ((size_t)t * H + h) * hd;
+            for (int i = 0; i < hd; i++) out[i] = lsum > 0 ? (float)(sum[i] / lsum) : 0.0f;
         }
     free(buf);
     return 0;
@@ -191,33 +202,42 @@ static void plain_task(void *arg, int task, int thread) {
     int n = a->pos0 + t + 1;
     if (n > a->n_cells) n = a->n_cells;
     kv_reader rk = reader(ops, a->type_k, a->k_row_rot, a->row, hd), rv = reader(ops, a->type_v, a->v_row_rot, a->row, hd);
-    float *seg = malloc(sizeof(float) * ((size_t)hd * (1 + gs) + SEG_TMP(a->row) + a->row));
-    if (!seg) return;
-    float *acc = seg + hd, *tmp = acc + (size_t)gs * hd, *rowbuf = tmp + SEG_TMP(a->row);
-    for (int c = 0; c < n; c++) {
-        head_values(&rk, a->k + (size_t)c * a->k_row_bytes, g, hd, seg, tmp, rowbuf);
+    float *blk = malloc(sizeof(float) * ((size_t)ATT_CB * hd + SEG_TMP(a->row) + a->row));
+    double *acc = malloc(sizeof(double) * ((size_t)gs * hd + ATT_CB));
+    if (!blk || !acc) { free(blk); free(acc); return; }
+    float *tmp = blk + ATT_CB * hd, *rowbuf = tmp + SEG_TMP(a->row);
+    double *p = acc + (size_t)gs * hd;
+    /* scores: K decoded a block of ATT_CB cells at a time (as flash does, so the scores are
+     * the same numbers) */
+    for (int c = 0; c < n; c += ATT_CB) {
+        int nc = n - c < ATT_CB ? n - c : ATT_CB;
+        decode_block(&rk, a->k, a->k_row_bytes, c, nc, g, hd, blk, tmp, rowbuf);
         for (int h = g * gs; h < (g + 1) * gs; h++)
-            j->scores[((size_t)t * H + h) * a->n_cells + c] = ops->dot(a->q + ((size_t)t * H + h) * hd, seg, hd) * a->scale;
+            ops->dots(a->q + ((size_t)t * H + h) * hd, blk, nc, hd, a->scale, j->scores + ((size_t)t * H + h) * a->n_cells + c);
     }
-    float sums[gs];
+    double sums[gs], maxes[gs];
     for (int h = g * gs; h < (g + 1) * gs; h++) {
-        float *s = j->scores + ((size_t)t * H + h) * a->n_cells;
+        const float *s = j->scores + ((size_t)t * H + h) * a->n_cells;
         float mx = -INFINITY;
         for (int c = 0; c < n; c++) if (s[c] > mx) mx = s[c];
-        sums[h - g * gs] = ops->exp_sum(s, n, mx);
+        maxes[h - g * gs] = mx;
+        sums[h - g * gs] = 0;
     }
-    memset(acc, 0, sizeof(float) * (size_t)gs * hd);
-    for (int c = 0; c < n; c++) {
-        head_values(&rv, a->v + (size_t)c * a->v_row_bytes, g, hd, seg, tmp, rowbuf);
-        for (int h = g * gs; h < (g + 1) * gs; h++)
-            ops->axpy(acc + (size_t)(h - g * gs) * hd, j->scores[((size_t)t * H + h) * a->n_cells + c], seg, hd);
+    memset(acc, 0, sizeof(double) * (size_t)gs * hd);
+    for (int c = 0; c < n; c += ATT_CB) {
+        int nc = n - c < ATT_CB ? n - c : ATT_CB;
+        decode_block(&rv, a->v, a->v_row_bytes, c, nc, g, hd, blk, tmp, rowbuf);
+        for (int h = g * gs; h < (g + 1) * gs; h++) {
+            sums[h - g * gs] += ops->exp_sum(j->scores + ((size_t)t * H + h) * a->n_cells + c, nc, maxes[h - g * gs], p);
+            ops->wsum(acc + (size_t)(h - g * gs) * hd, p, blk, nc, hd);
+        }
     }
     for (int h = g * gs; h < (g + 1) * gs; h++) {
         float *out = a->out + ((size_t)t * H + h) * hd;
-        memcpy(out, acc + (size_t)(h - g * gs) * hd, sizeof(float) * hd);
-        ops->scale(out, 1.0f / sums[h - g * gs], hd);
+        for (int i = 0; i < hd; i++) out[i] = (float)(acc[(size_t)(h - g * gs) * hd + i] / sums[h - g * gs]);
     }
-    free(seg);
+    free(blk);
+    free(acc);
 }
 
 int cpu_attn_plain(pool *p, const attn_args *a) {

@@ -8,7 +8,7 @@
 
 #include <math.h>
 
-static int has_segment(int type) {
+int attnx_avx2_has_segment(int type) {
     switch (type) {
     case QT_F32: case QT_F16: case QT_BF16:
     case QT_Q8_0: case QT_Q4_0: case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: case QT_IQ4_NL: return 1;
@@ -44,7 +44,7 @@ static void seg_q8_0(const uint8_t *p, int nb, float *out) {
     }
 }
 
-static void segment(int type, const void *row, int start, int len, float *out) {
+void attnx_avx2_segment(int type, const void *row, int start, int len, float *out) {
     const uint8_t *r = row;
     switch (type) {
     case QT_F32:
@@ -67,75 +67,106 @@ static void segment(int type, const void *row, int start, int len, float *out) {
     }
 }
 
-static float dot(const float *a, const float *b, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+/* Four rows at a time: four independent chains, then one transpose-and-add of the four
+ * accumulators instead of four horizontal sums. A row outside a group of four goes
+ * through the same arithmetic (its three partners are copies of itself), so a row's score
+ * does not depend on how the cells were grouped. */
+INLINE __m128 dot4(const float *q, const float *k0, const float *k1, const float *k2, const float *k3, int hd) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int i = 0; i < hd; i += 8) {
+        __m256 qv = _mm256_loadu_ps(q + i);
+        a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
+        a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
+        a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
+        a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = hsum(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-static void axpy(float *y, float a, const float *x, int n) {
-    __m256 av = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
-}
-
-static void scale(float *y, float a, int n) {
-    __m256 av = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] *= a;
-}
-
-/* exp(x) for x <= 0 (scores minus their max): x = k ln2 + r with |r| <= ln2 / 2, e^r by a
- * degree-6 Taylor polynomial (relative error < 2e-7 there), 2^k through the exponent
- * field. Below -87 the result flushes to 0, as expf's would underflow. */
-INLINE __m256 exp8(__m256 x) {
-    const __m256 lo = _mm256_set1_ps(-87.0f);
-    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    x = _mm256_max_ps(x, lo);
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145752f), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.42860677e-6f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    __m256 v = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    return _mm256_andnot_ps(under, v);
-}
-
-static float exp_sum(float *x, int n, float m) {
-    __m256 mv = _mm256_set1_ps(m), s = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
-        _mm256_storeu_ps(x + i, v);
-        s = _mm256_add_ps(s, v);
+void attnx_avx2_dots(const float *q, const float *k, int n, int hd, float scale, float *out) {
+    const __m128 sv = _mm_set1_ps(scale);
+    int c = 0;
+    if (hd % 8 != 0) { /* odd head sizes: plain loops (still the same in both paths) */
+        for (; c < n; c++) {
+            float s = 0.0f;
+            for (int i = 0; i < hd; i++) s += q[i] * k[(size_t)c * hd + i];
+            out[c] = s * scale;
+        }
+        return;
     }
-    float t = hsum(s);
+    for (; c + 4 <= n; c += 4) {
+        const float *k0 = k + (size_t)c * hd;
+        _mm_storeu_ps(out + c, _mm_mul_ps(dot4(q, k0, k0 + hd, k0 + 2 * hd, k0 + 3 * hd, hd), sv));
+    }
+    for (; c < n; c++) {
+        const float *kc = k + (size_t)c * hd;
+        out[c] = _mm_cvtss_f32(_mm_mul_ps(dot4(q, kc, kc, kc, kc, hd), sv));
+    }
+}
+
+/* exp(x) in double for x <= 0: x = k ln2 + r, |r| <= ln2 / 2, e^r by its Taylor series to
+ * r^13 (truncation < 1e-17 relative), 2^k through the exponent field; below -700 the
+ * result is 0 (the weight of such a score is below 1e-304 anyway). */
+INLINE __m256d exp4d(__m256d x) {
+    static const double inv_fact[14] = { 1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
+                                         1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800,
+                                         1.0 / 479001600, 1.0 / 6227020800.0 };
+    const __m256d lo = _mm256_set1_pd(-700.0);
+    __m256d under = _mm256_cmp_pd(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_pd(x, lo);
+    __m256d k = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01), x);
+    r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10), r);
+    __m256d p = _mm256_set1_pd(inv_fact[13]);
+    for (int i = 12; i >= 0; i--) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inv_fact[i]));
+    __m256i e = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(k)), _mm256_set1_epi64x(1023)), 52);
+    return _mm256_andnot_pd(under, _mm256_mul_pd(p, _mm256_castsi256_pd(e)));
+}
+
+static double exp_sum(const float *s, int n, double m, double *p) {
+    __m256d mv = _mm256_set1_pd(m), acc = _mm256_setzero_pd();
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d v = exp4d(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(s + i)), mv));
+        _mm256_storeu_pd(p + i, v);
+        acc = _mm256_add_pd(acc, v);
+    }
+    double t[4];
+    _mm256_storeu_pd(t, acc);
+    double sum = (t[0] + t[1]) + (t[2] + t[3]);
     if (i < n) {
-        float tail[8] = { 0 };
+        double in[4], out[4];
         int left = n - i;
-        for (int k = 0; k < 8; k++) tail[k] = k < left ? x[i + k] - m : -INFINITY;
-        _mm256_storeu_ps(tail, exp8(_mm256_loadu_ps(tail)));
-        for (int k = 0; k < left; k++) { x[i + k] = tail[k]; t += tail[k]; }
+        for (int j = 0; j < 4; j++) in[j] = j < left ? (double)s[i + j] - m : -INFINITY;
+        _mm256_storeu_pd(out, exp4d(_mm256_loadu_pd(in)));
+        for (int j = 0; j < left; j++) { p[i + j] = out[j]; sum += out[j]; }
     }
-    return t;
+    return sum;
 }
 
-static const attn_simd table = { segment, has_segment, dot, axpy, scale, exp_sum };
+/* 16 doubles of the accumulator stay in registers across the block's cells. */
+static void wsum(double *acc, const double *p, const float *v, int n, int hd) {
+    int i = 0;
+    for (; i + 16 <= hd; i += 16) {
+        __m256d a0 = _mm256_loadu_pd(acc + i), a1 = _mm256_loadu_pd(acc + i + 4);
+        __m256d a2 = _mm256_loadu_pd(acc + i + 8), a3 = _mm256_loadu_pd(acc + i + 12);
+        for (int c = 0; c < n; c++) {
+            const float *vc = v + (size_t)c * hd + i;
+            __m256d w = _mm256_broadcast_sd(p + c);
+            a0 = _mm256_fmadd_pd(w, _mm256_cvtps_pd(_mm_loadu_ps(vc)), a0);
+            a1 = _mm256_fmadd_pd(w, _mm256_cvtps_pd(_mm_loadu_ps(vc + 4)), a1);
+            a2 = _mm256_fmadd_pd(w, _mm256_cvtps_pd(_mm_loadu_ps(vc + 8)), a2);
+            a3 = _mm256_fmadd_pd(w, _mm256_cvtps_pd(_mm_loadu_ps(vc + 12)), a3);
+        }
+        _mm256_storeu_pd(acc + i, a0); _mm256_storeu_pd(acc + i + 4, a1);
+        _mm256_storeu_pd(acc + i + 8, a2); _mm256_storeu_pd(acc + i + 12, a3);
+    }
+    for (; i < hd; i++)
+        for (int c = 0; c < n; c++) acc[i] += p[c] * (double)v[(size_t)c * hd + i];
+}
+
+static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, wsum };
 const attn_simd *attnx_avx2(void) { return &table; }
 
 #else

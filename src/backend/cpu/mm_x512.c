@@ -90,19 +90,26 @@ INLINE void convert_k(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
 
 /* ---- activations: int8 per 32 values, the scale repeated per lane, d * sum per 16 ---- */
 
-static void quant_p(const float *x, int64_t n, uint8_t *dst) {
+/* One scale per G values (32 for the 32-value block types, with the scale at f16 precision
+ * as the peer's q8_0 activations; 256 for the k-quants, as the peer's q8_K). */
+INLINE void quant_pg(int G, const float *x, int64_t n, uint8_t *dst) {
     const mm_panel_layout L = mm_panel_layout_of(n);
     int8_t *qs = (int8_t *)(dst + L.q);
     float *sc = (float *)(void *)(dst + L.sc), *s16 = (float *)(void *)(dst + L.c);
+    float amax = 0.0f, d = 0.0f, id = 0.0f;
     for (int64_t b = 0; b < n / 32; b++) {
         const float *xb = x + b * 32;
-        __m256 m = _mm256_setzero_ps();
-        for (int i = 0; i < 32; i += 8)
-            m = _mm256_max_ps(m, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_loadu_ps(xb + i)));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        if ((b * 32) % G == 0) {
+            __m256 m = _mm256_setzero_ps();
+            for (int i = 0; i < G; i += 8)
+                m = _mm256_max_ps(m, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_loadu_ps(xb + i)));
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_movehdup_ps(h));
+            amax = _mm_cvtss_f32(h);
+            d = G == 32 ? _cvtsh_ss(_cvtss_sh(amax / 127.0f, 0)) : amax / 127.0f;
+            id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        }
         __m256 iv = _mm256_set1_ps(id);
         __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb), iv));
         __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 8), iv));
@@ -115,6 +122,8 @@ static void quant_p(const float *x, int64_t n, uint8_t *dst) {
         s16[2 * b + 1] = d * (float)hsum_i32(_mm256_add_epi32(i2, i3));
     }
 }
+static void quant_p32(const float *x, int64_t n, uint8_t *dst) { quant_pg(32, x, n, dst); }
+static void quant_p256(const float *x, int64_t n, uint8_t *dst) { quant_pg(256, x, n, dst); }
 
 /* ---- the kernel: R rows x C tokens, 64 values a step ---- */
 
@@ -287,12 +296,12 @@ CONV(c_q4_k, convert_k, QT_Q4_K)
 CONV(c_q5_k, convert_k, QT_Q5_K)
 CONV(c_q6_k, convert_k, QT_Q6_K)
 
-static const mm_panel p_q8_0 = { c_q8_0, quant_p, tile, NULL }, p_q4_0 = { c_q4_0, quant_p, tile, NULL },
-                      p_q4_1 = { c_q4_1, quant_p, tile, NULL }, p_q5_0 = { c_q5_0, quant_p, tile, NULL },
-                      p_q5_1 = { c_q5_1, quant_p, tile, NULL }, p_iq4_nl = { c_iq4_nl, quant_p, tile, NULL },
-                      p_q2_k = { c_q2_k, quant_p, tile, NULL }, p_q3_k = { c_q3_k, quant_p, tile, NULL },
-                      p_q4_k = { c_q4_k, quant_p, tile, v_q4_k }, p_q5_k = { c_q5_k, quant_p, tile, v_q5_k },
-                      p_q6_k = { c_q6_k, quant_p, tile, v_q6_k };
+static const mm_panel p_q8_0 = { c_q8_0, quant_p32, tile, NULL }, p_q4_0 = { c_q4_0, quant_p32, tile, NULL },
+                      p_q4_1 = { c_q4_1, quant_p32, tile, NULL }, p_q5_0 = { c_q5_0, quant_p32, tile, NULL },
+                      p_q5_1 = { c_q5_1, quant_p32, tile, NULL }, p_iq4_nl = { c_iq4_nl, quant_p32, tile, NULL },
+                      p_q2_k = { c_q2_k, quant_p256, tile, NULL }, p_q3_k = { c_q3_k, quant_p256, tile, NULL },
+                      p_q4_k = { c_q4_k, quant_p256, tile, v_q4_k }, p_q5_k = { c_q5_k, quant_p256, tile, v_q5_k },
+                      p_q6_k = { c_q6_k, quant_p256, tile, v_q6_k };
 
 const mm_panel *mmx_avx512_panel(int type) {
     switch (type) {

@@ -62,7 +62,8 @@ static void quant_b32(const float *x, int64_t n, uint8_t *dst) {
         const float *xb = x + b * 32;
         __m256 m = _mm256_setzero_ps();
         for (int i = 0; i < 32; i += 8) m = absmax8(m, xb + i);
-        float amax = hmax(m), dd = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        /* the scale is kept at f16 precision, as the peer's q8_0 activations are */
+        float amax = hmax(m), dd = _cvtsh_ss(_cvtss_sh(amax / 127.0f, 0)), id = amax > 0.0f ? 127.0f / amax : 0.0f;
         __m256i i32[4];
         _mm256_storeu_si256((__m256i *)(qs + b * 32), q32(xb, _mm256_set1_ps(id), i32));
         int sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(i32[0], i32[1]), _mm256_add_epi32(i32[2], i32[3])));

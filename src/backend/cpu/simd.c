@@ -66,7 +66,9 @@ const mm_panel *cpu_mm_panel(int type) {
 
 const attn_simd *cpu_attn_simd(void) {
 #if defined(__x86_64__)
-    if (cpu_simd_level() >= CPU_SIMD_AVX2) return attnx_avx2();
+    int lvl = cpu_simd_level();
+    if (lvl >= CPU_SIMD_AVX512) return attnx_avx512();
+    if (lvl >= CPU_SIMD_AVX2) return attnx_avx2();
 #endif
     return NULL;
 }

@@ -66,7 +66,7 @@ mm_quant_fn mmx_avx2_quant(int act);
  * scale per 4 values, a float bias coefficient per 16 values) that serves every token, so
  * the inner loop is the same four instructions for every type: vpdpbusd (64 byte products
  * summed into 16 int32 lanes), a conversion, and two float multiplies. The activations are
- * quantized per 32 values with the scale repeated per 4 (MM_ACT_P). */
+ * quantized per 32 values (per 256 for the k-quants), the scale repeated per 4. */
 #define MM_PANEL_R 4
 #define MM_PANEL_C 4
 typedef struct mm_panel_layout { size_t q, sc, c, stride; } mm_panel_layout;
@@ -99,15 +99,20 @@ typedef struct attn_simd {
      * without a SIMD decoder. len is a multiple of the type's block and start aligned. */
     void (*segment)(int type, const void *row, int start, int len, float *out);
     int  (*has_segment)(int type);
-    float (*dot)(const float *a, const float *b, int n);
-    /* y[i] += a * x[i] */
-    void (*axpy)(float *y, float a, const float *x, int n);
-    /* y[i] *= a */
-    void (*scale)(float *y, float a, int n);
-    /* x[i] = exp(x[i] - m), returns the sum (accuracy ~1e-7 relative) */
-    float (*exp_sum)(float *x, int n, float m);
+    /* out[c] = scale * dot(q, k + c * hd) for c < n (k rows contiguous). The result for a
+     * row depends only on q and that row (and on n - c only through whether the row is
+     * in a group of four), so both attention paths get bit-identical scores. */
+    void (*dots)(const float *q, const float *k, int n, int hd, float scale, float *out);
+    /* p[c] = exp(s[c] - m) in double (~1 ulp); returns their sum */
+    double (*exp_sum)(const float *s, int n, double m, double *p);
+    /* acc[i] += sum over c < n of p[c] * v[c * hd + i], in double */
+    void (*wsum)(double *acc, const double *p, const float *v, int n, int hd);
 } attn_simd;
 const attn_simd *cpu_attn_simd(void);
 const attn_simd *attnx_avx2(void);
+const attn_simd *attnx_avx512(void);
+void attnx_avx2_segment(int type, const void *row, int start, int len, float *out);
+int  attnx_avx2_has_segment(int type);
+void attnx_avx2_dots(const float *q, const float *k, int n, int hd, float scale, float *out);
 
 #endif
