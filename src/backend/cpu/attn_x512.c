@@ -38,9 +38,20 @@ static double exp_sum(const float *s, int n, double m, double *p) {
     return _mm512_reduce_add_pd(acc);
 }
 
-/* 32 doubles of the accumulator in registers across the block's cells */
+/* 64 doubles of the accumulator in registers across the block's cells: eight independent
+ * FMA chains, enough to cover the FMA latency */
 static void wsum(double *acc, const double *p, const float *v, int n, int hd) {
     int i = 0;
+    for (; i + 64 <= hd; i += 64) {
+        __m512d a[8];
+        for (int k = 0; k < 8; k++) a[k] = _mm512_loadu_pd(acc + i + 8 * k);
+        for (int c = 0; c < n; c++) {
+            const float *vc = v + (size_t)c * hd + i;
+            __m512d w = _mm512_set1_pd(p[c]);
+            for (int k = 0; k < 8; k++) a[k] = _mm512_fmadd_pd(w, _mm512_cvtps_pd(_mm256_loadu_ps(vc + 8 * k)), a[k]);
+        }
+        for (int k = 0; k < 8; k++) _mm512_storeu_pd(acc + i + 8 * k, a[k]);
+    }
     for (; i + 32 <= hd; i += 32) {
         __m512d a0 = _mm512_loadu_pd(acc + i), a1 = _mm512_loadu_pd(acc + i + 8);
         __m512d a2 = _mm512_loadu_pd(acc + i + 16), a3 = _mm512_loadu_pd(acc + i + 24);
