@@ -169,10 +169,10 @@ static void vec_task(void *arg, int task, int thread) {
         }
 }
 
-/* Decode with the AVX-512 kernels that read the blocks directly (k-quants). */
+/* Decode with the AVX-512 kernels that read the blocks directly (q8_0 and the k-quants). */
 static int matmul_vec(pool *p, const wtensor *w, const float *x, int T, float *y) {
-    const mm_panel *pk = w->ne0 % 256 == 0 ? cpu_mm_panel(w->type) : NULL;
-    if (!pk || !pk->vec) return -1;
+    const mm_panel *pk = cpu_mm_panel(w->type);
+    if (!pk || !pk->vec || w->ne0 % (w->type == QT_Q8_0 ? 64 : 256) != 0) return -1;
     const int nt = pool_threads(p);
     panel_job j = { .w = w, .pk = pk, .x = x, .T = T, .y = y };
     j.stride = mm_panel_layout_of(w->ne0).stride;

@@ -116,7 +116,10 @@ INLINE void quant_pg(int G, const float *x, int64_t n, uint8_t *dst) {
         __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 16), iv));
         __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 24), iv));
         __m256i pk = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-        _mm256_storeu_si256((__m256i *)(qs + 32 * b), _mm256_permutevar8x32_epi32(pk, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        __m256i q8 = _mm256_permutevar8x32_epi32(pk, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(qs + 32 * b), q8);
+        __m256i sum4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8), _mm256_set1_epi16(1));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + L.corr) + b, _mm256_mullo_epi32(sum4, _mm256_set1_epi32(-128)));
         _mm256_storeu_ps(sc + 8 * b, _mm256_set1_ps(d));
         s16[2 * b] = d * (float)hsum_i32(_mm256_add_epi32(i0, i1));
         s16[2 * b + 1] = d * (float)hsum_i32(_mm256_add_epi32(i2, i3));
@@ -271,6 +274,41 @@ INLINE void vec_k(int type, int R, const uint8_t *w, size_t rb, const uint8_t *x
     for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+/* q8_0: two blocks a step; the signed levels go in + 128 (xor 0x80) and the sums start
+ * from the activations' -128 * sum, so the integer result is exactly sum(w * x). */
+INLINE void vec_q8_0(int R, const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    const int8_t *xq = (const int8_t *)(x + L.q);
+    const float *xs = (const float *)(const void *)(x + L.sc);
+    const int32_t *corr = (const int32_t *)(const void *)(x + L.corr);
+    __m512 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / 32; b += 2) {
+        const __m512i xv = _mm512_loadu_si512(xq + 32 * b);
+        const __m512i cv = _mm512_loadu_si512(corr + 8 * b);
+        const __m512 sv = _mm512_loadu_ps(xs + 8 * b);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = w + (size_t)r * rb + (size_t)b * 34;
+            _mm_prefetch((const char *)(p + 16 * 34), _MM_HINT_T0);
+            _mm_prefetch((const char *)(p + 16 * 34 + 64), _MM_HINT_T0);
+            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(ld256(p + 2)), ld256(p + 36), 1);
+            q = _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80));
+            __m512i pr = _mm512_dpbusd_epi32(cv, q, xv);
+            /* (insertf64x4 is AVX512F; the f32x8 form would need DQ) */
+            __m512 ws = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(ldh(p)))),
+                                                            _mm256_castps_pd(_mm256_set1_ps(ldh(p + 34))), 1));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(ws, sv), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+static void v_q8_0_4(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_q8_0(4, w, rb, x, n, y); }
+static void v_q8_0_1(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_q8_0(1, w, rb, x, n, y); }
+static void v_q8_0(const uint8_t *w, size_t rb, int nr, const uint8_t *x, int64_t n, float *y) {
+    if (nr == 4) { v_q8_0_4(w, rb, x, n, y); return; }
+    for (int r = 0; r < nr; r++) v_q8_0_1(w + (size_t)r * rb, rb, x, n, y + r);
+}
+
 #define VEC(NAME, TYPE)                                                                              \
     static void NAME##_4(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_k(TYPE, 4, w, rb, x, n, y); } \
     static void NAME##_1(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_k(TYPE, 1, w, rb, x, n, y); } \
@@ -296,7 +334,7 @@ CONV(c_q4_k, convert_k, QT_Q4_K)
 CONV(c_q5_k, convert_k, QT_Q5_K)
 CONV(c_q6_k, convert_k, QT_Q6_K)
 
-static const mm_panel p_q8_0 = { c_q8_0, quant_p32, tile, NULL }, p_q4_0 = { c_q4_0, quant_p32, tile, NULL },
+static const mm_panel p_q8_0 = { c_q8_0, quant_p32, tile, v_q8_0 }, p_q4_0 = { c_q4_0, quant_p32, tile, NULL },
                       p_q4_1 = { c_q4_1, quant_p32, tile, NULL }, p_q5_0 = { c_q5_0, quant_p32, tile, NULL },
                       p_q5_1 = { c_q5_1, quant_p32, tile, NULL }, p_iq4_nl = { c_iq4_nl, quant_p32, tile, NULL },
                       p_q2_k = { c_q2_k, quant_p256, tile, NULL }, p_q3_k = { c_q3_k, quant_p256, tile, NULL },

@@ -69,13 +69,16 @@ mm_quant_fn mmx_avx2_quant(int act);
  * quantized per 32 values (per 256 for the k-quants), the scale repeated per 4. */
 #define MM_PANEL_R 4
 #define MM_PANEL_C 4
-typedef struct mm_panel_layout { size_t q, sc, c, stride; } mm_panel_layout;
+/* corr (activations only): -128 * the sum of each lane's 4 values, int32, the offset of
+ * signed weights stored + 128 (the q8_0 decode kernel starts its vpdpbusd sums there) */
+typedef struct mm_panel_layout { size_t q, sc, c, corr, stride; } mm_panel_layout;
 static inline mm_panel_layout mm_panel_layout_of(int64_t n) {
     mm_panel_layout l;
     l.q = 0;
     l.sc = ((size_t)n + 63) & ~(size_t)63;
     l.c = l.sc + sizeof(float) * (size_t)(n / 4);
-    l.stride = (l.c + sizeof(float) * (size_t)(n / 16) + 63) & ~(size_t)63;
+    l.corr = (l.c + sizeof(float) * (size_t)(n / 16) + 63) & ~(size_t)63;
+    l.stride = (l.corr + sizeof(int32_t) * (size_t)(n / 4) + 63) & ~(size_t)63;
     return l;
 }
 typedef struct mm_panel {
