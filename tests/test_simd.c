@@ -135,7 +135,7 @@ int main(void) {
         check_attn(p, QT_F16, QT_F16, 128, 1000, 1, level);
         check_attn(p, QT_Q8_0, QT_Q8_0, 128, 1000, 2, level);
         check_attn(p, QT_Q4_0, QT_Q8_0, 16, 50, 4, level);  /* head smaller than a block: generic decode */
-        check_attn(p, QT_F16, QT_Q8_0, 12, 40, 2, level);   /* head size not a multiple of 8 */
+        check_attn(p, QT_F16, QT_BF16, 12, 40, 2, level);   /* head size not a multiple of 8 */
     }
     pool_free(p);
     return test_done("test_simd");
