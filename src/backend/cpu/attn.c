@@ -44,12 +44,13 @@ static double s_exp_sum(const float *s, int n, double m, double *p) {
     for (int i = 0; i < n; i++) { p[i] = exp((double)s[i] - m); sum += p[i]; }
     return sum;
 }
-static void s_wsum(double *acc, const double *p, const float *v, int n, int hd) {
+static void s_wsum(double *acc, const double *p, const double *v, int n, int hd) {
     for (int c = 0; c < n; c++)
         for (int i = 0; i < hd; i++) acc[i] += p[c] * v[(size_t)c * hd + i];
 }
+static void s_widen(const float *in, double *out, int n) { for (int i = 0; i < n; i++) out[i] = in[i]; }
 static int s_has_segment(int type) { (void)type; return 0; }
-static const attn_simd scalar_ops = { NULL, s_has_segment, s_dots, s_exp_sum, s_wsum };
+static const attn_simd scalar_ops = { NULL, s_has_segment, s_dots, s_exp_sum, s_wsum, s_widen };
 
 static const attn_simd *ops_now(void) {
     const attn_simd *s = cpu_attn_simd();
@@ -109,7 +110,8 @@ static void flash_task(void *arg, int task, int thread) {
     if (c1 > a->pos0 + t1) c1 = a->pos0 + t1; /* no token of this chunk sees further */
     kv_reader rk = reader(ops, a->type_k, a->k_row_rot, a->row, hd), rv = reader(ops, a->type_v, a->v_row_rot, a->row, hd);
     float *kb = malloc(sizeof(float) * ((size_t)2 * ATT_CB * hd + SEG_TMP(a->row) + a->row));
-    if (!kb) return; /* the chunk's state stays empty (l = 0): it drops out of the merge */
+    double *vd = malloc(sizeof(double) * (size_t)ATT_CB * hd);
+    if (!kb || !vd) { free(kb); free(vd); return; } /* the chunk's state stays empty (l = 0): it drops out of the merge */
     float *vb = kb + ATT_CB * hd, *tmp = vb + ATT_CB * hd, *rowbuf = tmp + SEG_TMP(a->row);
     double *M = j->m + (size_t)cc * a->T * H, *L = j->l + (size_t)cc * a->T * H;
     double *ACC = j->acc + (size_t)cc * a->T * H * hd;
@@ -117,6 +119,7 @@ static void flash_task(void *arg, int task, int thread) {
         int nc = c1 - c < ATT_CB ? c1 - c : ATT_CB;
         decode_block(&rk, a->k, a->k_row_bytes, c, nc, g, hd, kb, tmp, rowbuf);
         decode_block(&rv, a->v, a->v_row_bytes, c, nc, g, hd, vb, tmp, rowbuf);
+        ops->widen(vb, vd, nc * hd);
         for (int t = t0; t < t1; t++) {
             int n = a->pos0 + t + 1 - c; /* cells of this block token t sees */
             if (n <= 0) continue;
@@ -135,11 +138,12 @@ static void flash_task(void *arg, int task, int thread) {
                     *m = mx;
                 }
                 *l += ops->exp_sum(s, n, *m, p);
-                ops->wsum(acc, p, vb, n, hd);
+                ops->wsum(acc, p, vd, n, hd);
             }
         }
     }
     free(kb);
+    free(vd);
 }
 
 int cpu_attn_flash(pool *p, const attn_args *a) {
@@ -203,10 +207,10 @@ static void plain_task(void *arg, int task, int thread) {
     if (n > a->n_cells) n = a->n_cells;
     kv_reader rk = reader(ops, a->type_k, a->k_row_rot, a->row, hd), rv = reader(ops, a->type_v, a->v_row_rot, a->row, hd);
     float *blk = malloc(sizeof(float) * ((size_t)ATT_CB * hd + SEG_TMP(a->row) + a->row));
-    double *acc = malloc(sizeof(double) * ((size_t)gs * hd + ATT_CB));
+    double *acc = malloc(sizeof(double) * ((size_t)gs * hd + ATT_CB + (size_t)ATT_CB * hd));
     if (!blk || !acc) { free(blk); free(acc); return; }
     float *tmp = blk + ATT_CB * hd, *rowbuf = tmp + SEG_TMP(a->row);
-    double *p = acc + (size_t)gs * hd;
+    double *p = acc + (size_t)gs * hd, *vd = p + ATT_CB;
     /* scores: K decoded a block of ATT_CB cells at a time (as flash does, so the scores are
      * the same numbers) */
     for (int c = 0; c < n; c += ATT_CB) {
@@ -227,9 +231,10 @@ static void plain_task(void *arg, int task, int thread) {
     for (int c = 0; c < n; c += ATT_CB) {
         int nc = n - c < ATT_CB ? n - c : ATT_CB;
         decode_block(&rv, a->v, a->v_row_bytes, c, nc, g, hd, blk, tmp, rowbuf);
+        ops->widen(blk, vd, nc * hd);
         for (int h = g * gs; h < (g + 1) * gs; h++) {
             sums[h - g * gs] += ops->exp_sum(j->scores + ((size_t)t * H + h) * a->n_cells + c, nc, maxes[h - g * gs], p);
-            ops->wsum(acc + (size_t)(h - g * gs) * hd, p, blk, nc, hd);
+            ops->wsum(acc + (size_t)(h - g * gs) * hd, p, vd, nc, hd);
         }
     }
     for (int h = g * gs; h < (g + 1) * gs; h++) {

@@ -39,44 +39,36 @@ static double exp_sum(const float *s, int n, double m, double *p) {
 }
 
 /* 64 doubles of the accumulator in registers across the block's cells: eight independent
- * FMA chains, enough to cover the FMA latency */
-static void wsum(double *acc, const double *p, const float *v, int n, int hd) {
+ * FMA chains with their V operand straight from L1 */
+static void wsum(double *acc, const double *p, const double *v, int n, int hd) {
     int i = 0;
     for (; i + 64 <= hd; i += 64) {
         __m512d a[8];
         for (int k = 0; k < 8; k++) a[k] = _mm512_loadu_pd(acc + i + 8 * k);
         for (int c = 0; c < n; c++) {
-            const float *vc = v + (size_t)c * hd + i;
+            const double *vc = v + (size_t)c * hd + i;
             __m512d w = _mm512_set1_pd(p[c]);
-            for (int k = 0; k < 8; k++) a[k] = _mm512_fmadd_pd(w, _mm512_cvtps_pd(_mm256_loadu_ps(vc + 8 * k)), a[k]);
+            for (int k = 0; k < 8; k++) a[k] = _mm512_fmadd_pd(w, _mm512_loadu_pd(vc + 8 * k), a[k]);
         }
         for (int k = 0; k < 8; k++) _mm512_storeu_pd(acc + i + 8 * k, a[k]);
     }
-    for (; i + 32 <= hd; i += 32) {
-        __m512d a0 = _mm512_loadu_pd(acc + i), a1 = _mm512_loadu_pd(acc + i + 8);
-        __m512d a2 = _mm512_loadu_pd(acc + i + 16), a3 = _mm512_loadu_pd(acc + i + 24);
-        for (int c = 0; c < n; c++) {
-            const float *vc = v + (size_t)c * hd + i;
-            __m512d w = _mm512_set1_pd(p[c]);
-            a0 = _mm512_fmadd_pd(w, _mm512_cvtps_pd(_mm256_loadu_ps(vc)), a0);
-            a1 = _mm512_fmadd_pd(w, _mm512_cvtps_pd(_mm256_loadu_ps(vc + 8)), a1);
-            a2 = _mm512_fmadd_pd(w, _mm512_cvtps_pd(_mm256_loadu_ps(vc + 16)), a2);
-            a3 = _mm512_fmadd_pd(w, _mm512_cvtps_pd(_mm256_loadu_ps(vc + 24)), a3);
-        }
-        _mm512_storeu_pd(acc + i, a0); _mm512_storeu_pd(acc + i + 8, a1);
-        _mm512_storeu_pd(acc + i + 16, a2); _mm512_storeu_pd(acc + i + 24, a3);
-    }
     for (; i + 8 <= hd; i += 8) {
         __m512d a = _mm512_loadu_pd(acc + i);
-        for (int c = 0; c < n; c++) a = _mm512_fmadd_pd(_mm512_set1_pd(p[c]), _mm512_cvtps_pd(_mm256_loadu_ps(v + (size_t)c * hd + i)), a);
+        for (int c = 0; c < n; c++) a = _mm512_fmadd_pd(_mm512_set1_pd(p[c]), _mm512_loadu_pd(v + (size_t)c * hd + i), a);
         _mm512_storeu_pd(acc + i, a);
     }
     for (; i < hd; i++)
-        for (int c = 0; c < n; c++) acc[i] += p[c] * (double)v[(size_t)c * hd + i];
+        for (int c = 0; c < n; c++) acc[i] += p[c] * v[(size_t)c * hd + i];
+}
+
+static void widen(const float *in, double *out, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm512_storeu_pd(out + i, _mm512_cvtps_pd(_mm256_loadu_ps(in + i)));
+    for (; i < n; i++) out[i] = in[i];
 }
 
 /* the decoders and the float scores are the AVX2 ones */
-static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, wsum };
+static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, wsum, widen };
 const attn_simd *attnx_avx512(void) { return &table; }
 
 #else

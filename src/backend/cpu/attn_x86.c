@@ -146,27 +146,33 @@ static double exp_sum(const float *s, int n, double m, double *p) {
 }
 
 /* 16 doubles of the accumulator stay in registers across the block's cells. */
-static void wsum(double *acc, const double *p, const float *v, int n, int hd) {
+static void wsum(double *acc, const double *p, const double *v, int n, int hd) {
     int i = 0;
     for (; i + 16 <= hd; i += 16) {
         __m256d a0 = _mm256_loadu_pd(acc + i), a1 = _mm256_loadu_pd(acc + i + 4);
         __m256d a2 = _mm256_loadu_pd(acc + i + 8), a3 = _mm256_loadu_pd(acc + i + 12);
         for (int c = 0; c < n; c++) {
-            const float *vc = v + (size_t)c * hd + i;
+            const double *vc = v + (size_t)c * hd + i;
             __m256d w = _mm256_broadcast_sd(p + c);
-            a0 = _mm256_fmadd_pd(w, _mm256_cvtps_pd(_mm_loadu_ps(vc)), a0);
-            a1 = _mm256_fmadd_pd(w, _mm256_cvtps_pd(_mm_loadu_ps(vc + 4)), a1);
-            a2 = _mm256_fmadd_pd(w, _mm256_cvtps_pd(_mm_loadu_ps(vc + 8)), a2);
-            a3 = _mm256_fmadd_pd(w, _mm256_cvtps_pd(_mm_loadu_ps(vc + 12)), a3);
+            a0 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc), a0);
+            a1 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc + 4), a1);
+            a2 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc + 8), a2);
+            a3 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc + 12), a3);
         }
         _mm256_storeu_pd(acc + i, a0); _mm256_storeu_pd(acc + i + 4, a1);
         _mm256_storeu_pd(acc + i + 8, a2); _mm256_storeu_pd(acc + i + 12, a3);
     }
     for (; i < hd; i++)
-        for (int c = 0; c < n; c++) acc[i] += p[c] * (double)v[(size_t)c * hd + i];
+        for (int c = 0; c < n; c++) acc[i] += p[c] * v[(size_t)c * hd + i];
 }
 
-static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, wsum };
+static void widen(const float *in, double *out, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(out + i, _mm256_cvtps_pd(_mm_loadu_ps(in + i)));
+    for (; i < n; i++) out[i] = in[i];
+}
+
+static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, wsum, widen };
 const attn_simd *attnx_avx2(void) { return &table; }
 
 #else

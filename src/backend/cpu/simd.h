@@ -108,8 +108,10 @@ typedef struct attn_simd {
     void (*dots)(const float *q, const float *k, int n, int hd, float scale, float *out);
     /* p[c] = exp(s[c] - m) in double (~1 ulp); returns their sum */
     double (*exp_sum)(const float *s, int n, double m, double *p);
-    /* acc[i] += sum over c < n of p[c] * v[c * hd + i], in double */
-    void (*wsum)(double *acc, const double *p, const float *v, int n, int hd);
+    /* acc[i] += sum over c < n of p[c] * v[c * hd + i], in double; v is a block of V rows
+     * widened to double once (widen) and shared by every query head of the group */
+    void (*wsum)(double *acc, const double *p, const double *v, int n, int hd);
+    void (*widen)(const float *in, double *out, int n);
 } attn_simd;
 const attn_simd *cpu_attn_simd(void);
 const attn_simd *attnx_avx2(void);
