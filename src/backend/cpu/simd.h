@@ -1,5 +1,14 @@
 /* CPU SIMD kernels: the interface between the portable drivers (matmul.c, attn.c) and the
- * x86 files compiled with per-file -mavx2 -mfma -mf16c (mm_x86.c, attn_x86.c).
+ * x86 files compiled with per-file flags: -mavx2 -mfma -mf16c (mm_x86.c, attn_x86.c) and
+ * those plus AVX-512 F/BW/VL/VNNI (mm_x512.c, attn_x512.c).
+ *
+ * What runs where (level = cpu_simd_level()):
+ *   matmul, one token (decode): q8_0 q4_k q5_k q6_k -> AVX-512 VNNI straight from the blocks
+ *     (level 2); every other type, and all of them at level 1 -> the AVX2 tiles of mm_x86.c
+ *   matmul, batches of >= 4 tokens: every quantized type -> AVX-512 VNNI panels (level 2);
+ *     f32 f16 bf16, and everything at level 1 -> the AVX2 tiles
+ *   attention: SIMD decoders for f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl, SIMD scores,
+ *     double-precision exp and weighted sums (AVX-512 for the latter at level 2)
  *
  * The drivers ask cpu_simd_level() once per call and take a SIMD path only when the CPU
  * has the features (checked at run time, so the binary runs on any x86-64) and nobody
