@@ -18,6 +18,15 @@ typedef struct wtensor {
 
 /* y[t][r] = dot(W row r, x[t]) for t < T, r < W.ne1. x is [T][ne0], y is [T][ne1]. */
 void cpu_matmul(pool *p, const wtensor *w, const float *x, int T, float *y);
+/* SIMD level the kernels use: 0 scalar reference, 1 AVX2+FMA+F16C, 2 also AVX-512
+ * (F BW VL) with VNNI (batched quantized matmuls). Detected once at run
+ * time; HEARTH_SIMD=scalar in the environment, or cpu_simd_force(0), pins the scalar path
+ * (tests compare both). cpu_simd_force(-1) returns to detection. */
+enum { CPU_SIMD_SCALAR = 0, CPU_SIMD_AVX2 = 1, CPU_SIMD_AVX512 = 2 };
+int  cpu_simd_level(void);
+void cpu_simd_force(int level);
+const char *cpu_simd_name(int level);
+
 /* Row r of w as floats (embedding lookup). */
 void cpu_get_row(const wtensor *w, int64_t r, float *out);
 

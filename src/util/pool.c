@@ -1,9 +1,28 @@
+/* Persistent workers that spin briefly before sleeping.
+ *
+ * A decode step is ~150 small operations (matmuls of a few hundred microseconds, norms,
+ * attention), each one pool_run. Waking sleeping workers through a futex costs tens of
+ * microseconds per operation, so after finishing its share a worker watches the
+ * generation counter for a while (POOL_SPIN pauses, ~100 us) and only then sleeps on the
+ * condition variable; the caller likewise spins for the last worker before waiting. The
+ * mutex is only taken to publish a generation and around the sleeps, and a wakeup syscall
+ * is made only when some worker is actually asleep. */
 #include "util/pool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+#define POOL_SPIN 2000
 
 typedef struct worker { pool *p; int id; pthread_t th; } worker;
 
@@ -12,8 +31,11 @@ struct pool {
     worker *w;
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    unsigned gen;          /* bumps once per pool_run: workers wait for a new generation */
-    int quit, busy;
+    atomic_uint gen;       /* bumps once per pool_run: workers wait for a new generation */
+    atomic_int quit;
+    atomic_int busy;       /* workers still draining this generation */
+    int sleeping;          /* workers waiting on go (under mu) */
+    int main_sleeping;     /* the caller waiting on done (under mu) */
     pool_fn fn; void *arg; int n_tasks;
     atomic_int next;
 };
@@ -31,17 +53,28 @@ static void *loop(void *a) {
     worker *w = a;
     pool *p = w->p;
     unsigned seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->quit && p->gen == seen) pthread_cond_wait(&p->go, &p->mu);
-        if (p->quit) break;
-        seen = p->gen;
-        pthread_mutex_unlock(&p->mu);
+        unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        for (int i = 0; i < POOL_SPIN && g == seen && !atomic_load_explicit(&p->quit, memory_order_relaxed); i++) {
+            cpu_relax();
+            g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&p->mu);
+            p->sleeping++;
+            while (!atomic_load(&p->quit) && (g = atomic_load(&p->gen)) == seen) pthread_cond_wait(&p->go, &p->mu);
+            p->sleeping--;
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->quit)) break;
+        seen = g;
         drain(p, w->id);
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0) pthread_cond_signal(&p->done);
+        if (atomic_fetch_sub_explicit(&p->busy, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            if (p->main_sleeping) pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -58,6 +91,10 @@ pool *pool_new(int n) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->quit, 0);
+    atomic_init(&p->busy, 0);
+    atomic_init(&p->next, 0);
     p->w = calloc((size_t)n, sizeof *p->w);
     if (!p->w) { free(p); return NULL; }
     for (int i = 1; i < n; i++) {
@@ -71,7 +108,7 @@ pool *pool_new(int n) {
 void pool_free(pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    atomic_store(&p->quit, 1);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n; i++) pthread_join(p->w[i].th, NULL);
@@ -90,15 +127,22 @@ void pool_run(pool *p, int n_tasks, pool_fn fn, void *arg) {
         for (int t = 0; t < n_tasks; t++) fn(arg, t, 0);
         return;
     }
-    pthread_mutex_lock(&p->mu);
+    /* the job is written before the generation is published (release); workers read it
+     * after seeing the new generation (acquire) */
     p->fn = fn; p->arg = arg; p->n_tasks = n_tasks;
-    atomic_store(&p->next, 0);
-    p->busy = p->n - 1;
-    p->gen++;
-    pthread_cond_broadcast(&p->go);
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->busy, p->n - 1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    if (p->sleeping) pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     drain(p, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < POOL_SPIN && atomic_load_explicit(&p->busy, memory_order_acquire) > 0; i++) cpu_relax();
+    if (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&p->mu);
+        p->main_sleeping = 1;
+        while (atomic_load(&p->busy) > 0) pthread_cond_wait(&p->done, &p->mu);
+        p->main_sleeping = 0;
+        pthread_mutex_unlock(&p->mu);
+    }
 }

@@ -1,0 +1,180 @@
+/* AVX2 helpers for attention (compiled with -mavx2 -mfma -mf16c; simd.c checks the CPU):
+ * decoding a KV head segment of a cache row to floats in registers, dot products, weighted
+ * sums and a vector exp. attn.c holds the algorithm and calls these through attn_simd. */
+#if defined(__x86_64__)
+
+#include "backend/cpu/simd.h"
+#include "backend/cpu/x86_common.h"
+
+#include <math.h>
+
+int attnx_avx2_has_segment(int type) {
+    switch (type) {
+    case QT_F32: case QT_F16: case QT_BF16:
+    case QT_Q8_0: case QT_Q4_0: case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: case QT_IQ4_NL: return 1;
+    default: return 0;
+    }
+}
+
+/* 32 int8 levels times a plus c, stored as 32 floats */
+INLINE void store_levels(__m256i q, float a, float c, float *out) {
+    __m256 av = _mm256_set1_ps(a), cv = _mm256_set1_ps(c);
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), av, cv));
+    _mm256_storeu_ps(out + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), av, cv));
+    _mm256_storeu_ps(out + 16, _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), av, cv));
+    _mm256_storeu_ps(out + 24, _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), av, cv));
+}
+
+INLINE void seg_b32(int type, const uint8_t *p, int nb, float *out) {
+    const size_t bb = b32_bytes(type);
+    for (int b = 0; b < nb; b++) {
+        float a, c;
+        __m256i q = unpack_b32(type, p + (size_t)b * bb, &a, &c);
+        store_levels(q, a, c, out + 32 * b);
+    }
+}
+
+/* q8_0 straight from memory: sign-extending loads, one scale per block */
+static void seg_q8_0(const uint8_t *p, int nb, float *out) {
+    for (int b = 0; b < nb; b++, p += 34, out += 32) {
+        __m256 d = _mm256_set1_ps(ldh(p));
+        for (int i = 0; i < 32; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + i)))), d));
+    }
+}
+
+void attnx_avx2_segment(int type, const void *row, int start, int len, float *out) {
+    const uint8_t *r = row;
+    switch (type) {
+    case QT_F32:
+        memcpy(out, (const float *)row + start, sizeof(float) * (size_t)len);
+        return;
+    case QT_F16:
+        for (int i = 0; i < len; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(ld128(r + 2 * (size_t)(start + i))));
+        return;
+    case QT_BF16:
+        for (int i = 0; i < len; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(ld128(r + 2 * (size_t)(start + i))), 16)));
+        return;
+    case QT_Q8_0: seg_q8_0(r + (size_t)(start / 32) * 34, len / 32, out); return;
+    case QT_Q4_0: seg_b32(QT_Q4_0, r + (size_t)(start / 32) * 18, len / 32, out); return;
+    case QT_Q4_1: seg_b32(QT_Q4_1, r + (size_t)(start / 32) * 20, len / 32, out); return;
+    case QT_Q5_0: seg_b32(QT_Q5_0, r + (size_t)(start / 32) * 22, len / 32, out); return;
+    case QT_Q5_1: seg_b32(QT_Q5_1, r + (size_t)(start / 32) * 24, len / 32, out); return;
+    case QT_IQ4_NL: seg_b32(QT_IQ4_NL, r + (size_t)(start / 32) * 18, len / 32, out); return;
+    default: return; /* callers ask has_segment first */
+    }
+}
+
+/* Four rows at a time: four independent chains, then one transpose-and-add of the four
+ * accumulators instead of four horizontal sums. A row outside a group of four goes
+ * through the same arithmetic (its three partners are copies of itself), so a row's score
+ * does not depend on how the cells were grouped. */
+INLINE __m128 dot4(const float *q, const float *k0, const float *k1, const float *k2, const float *k3, int hd) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int i = 0; i < hd; i += 8) {
+        __m256 qv = _mm256_loadu_ps(q + i);
+        a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
+        a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
+        a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
+        a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
+    }
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+void attnx_avx2_dots(const float *q, const float *k, int n, int hd, float scale, float *out) {
+    const __m128 sv = _mm_set1_ps(scale);
+    int c = 0;
+    if (hd % 8 != 0) { /* odd head sizes: plain loops (still the same in both paths) */
+        for (; c < n; c++) {
+            float s = 0.0f;
+            for (int i = 0; i < hd; i++) s += q[i] * k[(size_t)c * hd + i];
+            out[c] = s * scale;
+        }
+        return;
+    }
+    for (; c + 4 <= n; c += 4) {
+        const float *k0 = k + (size_t)c * hd;
+        _mm_storeu_ps(out + c, _mm_mul_ps(dot4(q, k0, k0 + hd, k0 + 2 * hd, k0 + 3 * hd, hd), sv));
+    }
+    for (; c < n; c++) {
+        const float *kc = k + (size_t)c * hd;
+        out[c] = _mm_cvtss_f32(_mm_mul_ps(dot4(q, kc, kc, kc, kc, hd), sv));
+    }
+}
+
+/* exp(x) in double for x <= 0: x = k ln2 + r, |r| <= ln2 / 2, e^r by its Taylor series to
+ * r^13 (truncation < 1e-17 relative), 2^k through the exponent field; below -700 the
+ * result is 0 (the weight of such a score is below 1e-304 anyway). */
+INLINE __m256d exp4d(__m256d x) {
+    static const double inv_fact[14] = { 1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
+                                         1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800,
+                                         1.0 / 479001600, 1.0 / 6227020800.0 };
+    const __m256d lo = _mm256_set1_pd(-700.0);
+    __m256d under = _mm256_cmp_pd(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_pd(x, lo);
+    __m256d k = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01), x);
+    r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10), r);
+    __m256d p = _mm256_set1_pd(inv_fact[13]);
+    for (int i = 12; i >= 0; i--) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inv_fact[i]));
+    __m256i e = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(k)), _mm256_set1_epi64x(1023)), 52);
+    return _mm256_andnot_pd(under, _mm256_mul_pd(p, _mm256_castsi256_pd(e)));
+}
+
+static double exp_sum(const float *s, int n, double m, double *p) {
+    __m256d mv = _mm256_set1_pd(m), acc = _mm256_setzero_pd();
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d v = exp4d(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(s + i)), mv));
+        _mm256_storeu_pd(p + i, v);
+        acc = _mm256_add_pd(acc, v);
+    }
+    double t[4];
+    _mm256_storeu_pd(t, acc);
+    double sum = (t[0] + t[1]) + (t[2] + t[3]);
+    if (i < n) {
+        double in[4], out[4];
+        int left = n - i;
+        for (int j = 0; j < 4; j++) in[j] = j < left ? (double)s[i + j] - m : -INFINITY;
+        _mm256_storeu_pd(out, exp4d(_mm256_loadu_pd(in)));
+        for (int j = 0; j < left; j++) { p[i + j] = out[j]; sum += out[j]; }
+    }
+    return sum;
+}
+
+/* 16 doubles of the accumulator stay in registers across the block's cells. */
+static void wsum(double *acc, const double *p, const double *v, int n, int hd) {
+    int i = 0;
+    for (; i + 16 <= hd; i += 16) {
+        __m256d a0 = _mm256_loadu_pd(acc + i), a1 = _mm256_loadu_pd(acc + i + 4);
+        __m256d a2 = _mm256_loadu_pd(acc + i + 8), a3 = _mm256_loadu_pd(acc + i + 12);
+        for (int c = 0; c < n; c++) {
+            const double *vc = v + (size_t)c * hd + i;
+            __m256d w = _mm256_broadcast_sd(p + c);
+            a0 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc), a0);
+            a1 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc + 4), a1);
+            a2 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc + 8), a2);
+            a3 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc + 12), a3);
+        }
+        _mm256_storeu_pd(acc + i, a0); _mm256_storeu_pd(acc + i + 4, a1);
+        _mm256_storeu_pd(acc + i + 8, a2); _mm256_storeu_pd(acc + i + 12, a3);
+    }
+    for (; i < hd; i++)
+        for (int c = 0; c < n; c++) acc[i] += p[c] * v[(size_t)c * hd + i];
+}
+
+static void widen(const float *in, double *out, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(out + i, _mm256_cvtps_pd(_mm_loadu_ps(in + i)));
+    for (; i < n; i++) out[i] = in[i];
+}
+
+static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, wsum, widen };
+const attn_simd *attnx_avx2(void) { return &table; }
+
+#else
+typedef int hearth_attn_x86_unused;
+#endif

@@ -1,0 +1,363 @@
+/* AVX-512 VNNI panel kernels for batched products (see "panel" in simd.h). Compiled with
+ * -mavx512f -mavx512bw -mavx512vl -mavx512vnni on top of the AVX2 flags; simd.c calls in
+ * only when the CPU reports all of them.
+ *
+ * Why a panel: vpdpbusd multiplies unsigned by signed bytes and sums groups of four into
+ * int32 lanes without the int16 saturation of maddubs, so every weight type can be put in
+ * one shape: unsigned levels (a signed level is stored + 128, its offset moved into the
+ * bias), a scale per int32 lane (so 16- and 32-value sub-blocks are the same to the
+ * kernel), and a bias coefficient per 16 values that meets the activations' per-16 sums
+ * once per row and token, outside the inner loop. Unpacking costs about as much as one
+ * token's products, and is paid once per row for the whole batch. */
+#if defined(__x86_64__)
+
+#include "backend/cpu/simd.h"
+#include "backend/cpu/x86_common.h"
+
+/* ---- weight rows to panels ---- */
+
+INLINE void put_lanes(float *sc, float a0, float a1) {
+    _mm256_storeu_ps(sc, _mm256_set_m128(_mm_set1_ps(a1), _mm_set1_ps(a0)));
+}
+
+INLINE void convert_b32(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    const size_t bb = b32_bytes(type);
+    uint8_t *q = dst + L.q;
+    float *sc = (float *)(void *)(dst + L.sc), *cc = (float *)(void *)(dst + L.c);
+    for (int64_t b = 0; b < n / 32; b++) {
+        float a, c;
+        __m256i lv = unpack_b32(type, row + (size_t)b * bb, &a, &c);
+        if (b32_signed(type)) { lv = _mm256_xor_si256(lv, _mm256_set1_epi8((char)0x80)); c -= 128.0f * a; }
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), lv);
+        put_lanes(sc + 8 * b, a, a);
+        cc[2 * b] = cc[2 * b + 1] = c;
+    }
+}
+
+/* the sixteen (scale, bias) pairs of a super-block, one per 16 values */
+INLINE void k_pairs(int type, const uint8_t *p, float a[16], float c[16]) {
+    switch (type) {
+    case QT_Q4_K: case QT_Q5_K: {
+        int sc[8], mn[8];
+        float d = ldh(p), dmin = ldh(p + 2);
+        k4_scales(p + 4, sc, mn);
+        for (int s = 0; s < 16; s++) { a[s] = d * (float)sc[s / 2]; c[s] = -dmin * (float)mn[s / 2]; }
+        break;
+    }
+    case QT_Q6_K: {
+        const int8_t *sc = (const int8_t *)(p + 192);
+        float d = ldh(p + 208);
+        for (int s = 0; s < 16; s++) { a[s] = d * (float)sc[s]; c[s] = 0.0f; }
+        break;
+    }
+    case QT_Q3_K: {
+        const uint8_t *s8 = p + 96;
+        float d = ldh(p + 108);
+        for (int i = 0; i < 16; i++) {
+            int v = (((s8[i % 8] >> (4 * (i / 8))) & 0xf) | ((s8[8 + i % 4] >> (2 * (i / 4))) & 3) << 4) - 32;
+            a[i] = d * (float)v; c[i] = 0.0f;
+        }
+        break;
+    }
+    default: { /* q2_k */
+        float d = ldh(p + 80), dmin = ldh(p + 82);
+        for (int s = 0; s < 16; s++) { a[s] = d * (float)(p[s] & 0xf); c[s] = -dmin * (float)(p[s] >> 4); }
+        break;
+    }
+    }
+}
+
+INLINE void convert_k(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    const size_t bb = k_bytes(type);
+    uint8_t *q = dst + L.q;
+    float *sc = (float *)(void *)(dst + L.sc), *cc = (float *)(void *)(dst + L.c);
+    for (int64_t b = 0; b < n / 256; b++) {
+        const uint8_t *p = row + (size_t)b * bb;
+        float a[16], c[16];
+        k_pairs(type, p, a, c);
+        UNROLL
+        for (int j = 0; j < 8; j++) {
+            __m256i lv = unpack_k(type, p, j);
+            if (k_signed(type)) lv = _mm256_xor_si256(lv, _mm256_set1_epi8((char)0x80));
+            _mm256_storeu_si256((__m256i *)(q + 256 * b + 32 * j), lv);
+            put_lanes(sc + 64 * b + 8 * j, a[2 * j], a[2 * j + 1]);
+        }
+        for (int s = 0; s < 16; s++) cc[16 * b + s] = k_signed(type) ? c[s] - 128.0f * a[s] : c[s];
+    }
+}
+
+/* ---- activations: int8 per 32 values, the scale repeated per lane, d * sum per 16 ---- */
+
+/* One scale per G values (32 for the 32-value block types, with the scale at f16 precision
+ * as the peer's q8_0 activations; 256 for the k-quants, as the peer's q8_K). */
+INLINE void quant_pg(int G, const float *x, int64_t n, uint8_t *dst) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    int8_t *qs = (int8_t *)(dst + L.q);
+    float *sc = (float *)(void *)(dst + L.sc), *s16 = (float *)(void *)(dst + L.c);
+    float amax = 0.0f, d = 0.0f, id = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        if ((b * 32) % G == 0) {
+            __m256 m = _mm256_setzero_ps();
+            for (int i = 0; i < G; i += 8)
+                m = _mm256_max_ps(m, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_loadu_ps(xb + i)));
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_movehdup_ps(h));
+            amax = _mm_cvtss_f32(h);
+            d = G == 32 ? _cvtsh_ss(_cvtss_sh(amax / 127.0f, 0)) : amax / 127.0f;
+            id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        }
+        __m256 iv = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb), iv));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 8), iv));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 16), iv));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 24), iv));
+        __m256i pk = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        __m256i q8 = _mm256_permutevar8x32_epi32(pk, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(qs + 32 * b), q8);
+        __m256i sum4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8), _mm256_set1_epi16(1));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + L.corr) + b, _mm256_mullo_epi32(sum4, _mm256_set1_epi32(-128)));
+        _mm256_storeu_ps(sc + 8 * b, _mm256_set1_ps(d));
+        s16[2 * b] = d * (float)hsum_i32(_mm256_add_epi32(i0, i1));
+        s16[2 * b + 1] = d * (float)hsum_i32(_mm256_add_epi32(i2, i3));
+    }
+}
+static void quant_p32(const float *x, int64_t n, uint8_t *dst) { quant_pg(32, x, n, dst); }
+static void quant_p256(const float *x, int64_t n, uint8_t *dst) { quant_pg(256, x, n, dst); }
+
+/* ---- the kernel: R rows x C tokens, 64 values a step ---- */
+
+INLINE void ptile(int R, int C, const uint8_t *w, const uint8_t *x, size_t stride, int64_t n, float *y, size_t ldy) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    __m512 acc[MM_PANEL_R][MM_PANEL_C];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < C; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 64) {
+        __m512i wq[MM_PANEL_R];
+        __m512 ws[MM_PANEL_R];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wr = w + (size_t)r * stride;
+            wq[r] = _mm512_loadu_si512(wr + L.q + k);
+            ws[r] = _mm512_loadu_ps((const float *)(const void *)(wr + L.sc) + k / 4);
+        }
+        for (int t = 0; t < C; t++) {
+            const uint8_t *xt = x + (size_t)t * stride;
+            __m512i xq = _mm512_loadu_si512(xt + L.q + k);
+            __m512 xs = _mm512_loadu_ps((const float *)(const void *)(xt + L.sc) + k / 4);
+            for (int r = 0; r < R; r++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[r], xq);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws[r], xs), acc[r][t]);
+            }
+        }
+    }
+    /* the biases: one coefficient per 16 values against the activations' d * sum */
+    const int64_t n16 = n / 16;
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < C; t++) {
+            const float *c = (const float *)(const void *)(w + (size_t)r * stride + L.c);
+            const float *s = (const float *)(const void *)(x + (size_t)t * stride + L.c);
+            __m512 b = acc[r][t];
+            for (int64_t i = 0; i < n16; i += 16) {
+                __mmask16 m = n16 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n16 - i)) - 1);
+                b = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, c + i), _mm512_maskz_loadu_ps(m, s + i), b);
+            }
+            y[(size_t)t * ldy + r] = _mm512_reduce_add_ps(b);
+        }
+}
+
+static void ptile_4x4(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ptile(4, 4, w, x, st, n, y, ldy); }
+static void ptile_4x1(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ptile(4, 1, w, x, st, n, y, ldy); }
+static void ptile_1x4(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ptile(1, 4, w, x, st, n, y, ldy); }
+static void ptile_1x1(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ptile(1, 1, w, x, st, n, y, ldy); }
+
+static void tile(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stride, int64_t n, float *y, size_t ldy) {
+    if (nr == 4 && nc == 4) { ptile_4x4(w, x, stride, n, y, ldy); return; }
+    if (nr == 4) {
+        for (int t = 0; t < nc; t++) ptile_4x1(w, x + (size_t)t * stride, stride, n, y + (size_t)t * ldy, ldy);
+        return;
+    }
+    for (int r = 0; r < nr; r++) {
+        if (nc == 4) ptile_1x4(w + (size_t)r * stride, x, stride, n, y + r, ldy);
+        else for (int t = 0; t < nc; t++) ptile_1x1(w + (size_t)r * stride, x + (size_t)t * stride, stride, n, y + (size_t)t * ldy + r, ldy);
+    }
+}
+
+/* ---- decode: one token against rows in their stored format ----
+ * Reading the weights is the whole cost of decode, so these work straight from the blocks:
+ * 64 values a step (a vpdpbusd over two 32-value chunks), the per-chunk or per-16 scales
+ * spread over the lanes with one permute, and the minimum / offset terms applied per
+ * super-block through the activations' per-16 sums. Prefetching a few blocks ahead keeps
+ * enough cache lines in flight to approach the read bandwidth. */
+
+#define PF_AHEAD 2 /* super-blocks */
+
+/* q4_k / q5_k 6-bit scales and minimums: the 12 bytes as three words, the eight scales to
+ * bytes of one 64-bit value and the eight minimums to another */
+INLINE void k4_scales8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4); memcpy(&u1, s + 4, 4); memcpy(&u2, s + 8, 4);
+    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+    *sc = (uint64_t)sc_lo | (uint64_t)sc_hi << 32;
+    *mn = (uint64_t)mn_lo | (uint64_t)mn_hi << 32;
+}
+
+INLINE __m256 bytes8_to_ps(uint64_t v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)v))); }
+
+INLINE void vec_k(int type, int R, const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    const int8_t *xq = (const int8_t *)(x + L.q);
+    const float *xs = (const float *)(const void *)(x + L.sc), *s16 = (const float *)(const void *)(x + L.c);
+    const size_t bb = k_bytes(type);
+    __m512 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    /* lane -> scale index: chunk pairs for q4_k/q5_k (8 scales), 16-value groups for q6_k */
+    const __m512i dup8 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i dup4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i pair16 = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int64_t b = 0; b < n / 256; b++) {
+        const __m512 s16v = _mm512_loadu_ps(s16 + 16 * b);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = w + (size_t)r * rb + (size_t)b * bb;
+            _mm_prefetch((const char *)(p + PF_AHEAD * bb), _MM_HINT_T0);
+            _mm_prefetch((const char *)(p + PF_AHEAD * bb + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(p + PF_AHEAD * bb + 128), _MM_HINT_T0);
+            if (type == QT_Q6_K) _mm_prefetch((const char *)(p + PF_AHEAD * bb + 192), _MM_HINT_T0);
+            __m512 a = acc[r];
+            if (type == QT_Q6_K) {
+                const float d = ldh(p + 208);
+                __m512 sc = _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(ld128(p + 192))));
+                /* levels are stored + 32: -32 * scale * sum per 16 */
+                a = _mm512_fmadd_ps(_mm512_mul_ps(sc, _mm512_set1_ps(-32.0f)), s16v, a);
+                for (int i = 0; i < 4; i++) {
+                    int h = i / 2;
+                    __m512i l = _mm512_loadu_si512(p + 64 * h);
+                    __m512i lo = _mm512_and_si512(i % 2 ? _mm512_srli_epi16(l, 4) : l, m4);
+                    __m256i hq = ld256(p + 128 + 32 * h);
+                    int k0 = 2 * (i % 2);
+                    __m512i hz = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(hq, 2 * k0)), _mm256_srli_epi16(hq, 2 * k0 + 2), 1);
+                    hz = _mm512_slli_epi16(_mm512_and_si512(hz, _mm512_set1_epi8(3)), 4);
+                    __m512i q = _mm512_or_si512(lo, hz);
+                    __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq + 256 * b + 64 * i));
+                    __m512 ws = _mm512_permutexvar_ps(_mm512_add_epi32(dup4, _mm512_set1_epi32(4 * i)), sc);
+                    a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(ws, _mm512_loadu_ps(xs + 64 * b + 16 * i)), a);
+                }
+            } else { /* q4_k, q5_k */
+                const float d = ldh(p), dmin = ldh(p + 2);
+                uint64_t sc8, mn8;
+                k4_scales8(p + 4, &sc8, &mn8);
+                __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_set1_ps(d), bytes8_to_ps(sc8)));
+                __m512 mn = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_set1_ps(-dmin), bytes8_to_ps(mn8)));
+                a = _mm512_fmadd_ps(_mm512_permutexvar_ps(pair16, mn), s16v, a);
+                const uint8_t *qs = p + (type == QT_Q5_K ? 48 : 16);
+                __m256i qh = type == QT_Q5_K ? ld256(p + 16) : _mm256_setzero_si256();
+                for (int i = 0; i < 4; i++) {
+                    __m256i v = ld256(qs + 32 * i);
+                    __m512i q = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1), m4);
+                    if (type == QT_Q5_K) {
+                        __m512i hb = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(qh, 2 * i)), _mm256_srli_epi16(qh, 2 * i + 1), 1);
+                        q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(hb, _mm512_set1_epi8(1)), 4));
+                    }
+                    __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq + 256 * b + 64 * i));
+                    __m512 ws = _mm512_permutexvar_ps(_mm512_add_epi32(dup8, _mm512_set1_epi32(2 * i)), sc);
+                    a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(ws, _mm512_loadu_ps(xs + 64 * b + 16 * i)), a);
+                }
+            }
+            acc[r] = a;
+        }
+    }
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+/* q8_0: two blocks a step; the signed levels go in + 128 (xor 0x80) and the sums start
+ * from the activations' -128 * sum, so the integer result is exactly sum(w * x). */
+INLINE void vec_q8_0(int R, const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    const int8_t *xq = (const int8_t *)(x + L.q);
+    const float *xs = (const float *)(const void *)(x + L.sc);
+    const int32_t *corr = (const int32_t *)(const void *)(x + L.corr);
+    __m512 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / 32; b += 2) {
+        const __m512i xv = _mm512_loadu_si512(xq + 32 * b);
+        const __m512i cv = _mm512_loadu_si512(corr + 8 * b);
+        const __m512 sv = _mm512_loadu_ps(xs + 8 * b);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = w + (size_t)r * rb + (size_t)b * 34;
+            _mm_prefetch((const char *)(p + 16 * 34), _MM_HINT_T0);
+            _mm_prefetch((const char *)(p + 16 * 34 + 64), _MM_HINT_T0);
+            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(ld256(p + 2)), ld256(p + 36), 1);
+            q = _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80));
+            __m512i pr = _mm512_dpbusd_epi32(cv, q, xv);
+            /* (insertf64x4 is AVX512F; the f32x8 form would need DQ) */
+            __m512 ws = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(ldh(p)))),
+                                                            _mm256_castps_pd(_mm256_set1_ps(ldh(p + 34))), 1));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(ws, sv), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+static void v_q8_0_4(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_q8_0(4, w, rb, x, n, y); }
+static void v_q8_0_1(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_q8_0(1, w, rb, x, n, y); }
+static void v_q8_0(const uint8_t *w, size_t rb, int nr, const uint8_t *x, int64_t n, float *y) {
+    if (nr == 4) { v_q8_0_4(w, rb, x, n, y); return; }
+    for (int r = 0; r < nr; r++) v_q8_0_1(w + (size_t)r * rb, rb, x, n, y + r);
+}
+
+#define VEC(NAME, TYPE)                                                                              \
+    static void NAME##_4(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_k(TYPE, 4, w, rb, x, n, y); } \
+    static void NAME##_1(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_k(TYPE, 1, w, rb, x, n, y); } \
+    static void NAME(const uint8_t *w, size_t rb, int nr, const uint8_t *x, int64_t n, float *y) {  \
+        if (nr == 4) { NAME##_4(w, rb, x, n, y); return; }                                          \
+        for (int r = 0; r < nr; r++) NAME##_1(w + (size_t)r * rb, rb, x, n, y + r);                 \
+    }
+VEC(v_q4_k, QT_Q4_K)
+VEC(v_q5_k, QT_Q5_K)
+VEC(v_q6_k, QT_Q6_K)
+
+#define CONV(NAME, BODY, TYPE) \
+    static void NAME(const uint8_t *row, int64_t n, uint8_t *dst) { BODY(TYPE, row, n, dst); }
+CONV(c_q8_0, convert_b32, QT_Q8_0)
+CONV(c_q4_0, convert_b32, QT_Q4_0)
+CONV(c_q4_1, convert_b32, QT_Q4_1)
+CONV(c_q5_0, convert_b32, QT_Q5_0)
+CONV(c_q5_1, convert_b32, QT_Q5_1)
+CONV(c_iq4_nl, convert_b32, QT_IQ4_NL)
+CONV(c_q2_k, convert_k, QT_Q2_K)
+CONV(c_q3_k, convert_k, QT_Q3_K)
+CONV(c_q4_k, convert_k, QT_Q4_K)
+CONV(c_q5_k, convert_k, QT_Q5_K)
+CONV(c_q6_k, convert_k, QT_Q6_K)
+
+static const mm_panel p_q8_0 = { c_q8_0, quant_p32, tile, v_q8_0 }, p_q4_0 = { c_q4_0, quant_p32, tile, NULL },
+                      p_q4_1 = { c_q4_1, quant_p32, tile, NULL }, p_q5_0 = { c_q5_0, quant_p32, tile, NULL },
+                      p_q5_1 = { c_q5_1, quant_p32, tile, NULL }, p_iq4_nl = { c_iq4_nl, quant_p32, tile, NULL },
+                      p_q2_k = { c_q2_k, quant_p256, tile, NULL }, p_q3_k = { c_q3_k, quant_p256, tile, NULL },
+                      p_q4_k = { c_q4_k, quant_p256, tile, v_q4_k }, p_q5_k = { c_q5_k, quant_p256, tile, v_q5_k },
+                      p_q6_k = { c_q6_k, quant_p256, tile, v_q6_k };
+
+const mm_panel *mmx_avx512_panel(int type) {
+    switch (type) {
+    case QT_Q8_0: return &p_q8_0;
+    case QT_Q4_0: return &p_q4_0;
+    case QT_Q4_1: return &p_q4_1;
+    case QT_Q5_0: return &p_q5_0;
+    case QT_Q5_1: return &p_q5_1;
+    case QT_IQ4_NL: return &p_iq4_nl;
+    case QT_Q2_K: return &p_q2_k;
+    case QT_Q3_K: return &p_q3_k;
+    case QT_Q4_K: return &p_q4_k;
+    case QT_Q5_K: return &p_q5_k;
+    case QT_Q6_K: return &p_q6_k;
+    default: return NULL;
+    }
+}
+
+#else
+typedef int hearth_mm_x512_unused;
+#endif

@@ -1,0 +1,132 @@
+/* CPU SIMD kernels: the interface between the portable drivers (matmul.c, attn.c) and the
+ * x86 files compiled with per-file flags: -mavx2 -mfma -mf16c (mm_x86.c, attn_x86.c) and
+ * those plus AVX-512 F/BW/VL/VNNI (mm_x512.c, attn_x512.c).
+ *
+ * What runs where (level = cpu_simd_level()):
+ *   matmul, one token (decode): q8_0 q4_k q5_k q6_k -> AVX-512 VNNI straight from the blocks
+ *     (level 2); every other type, and all of them at level 1 -> the AVX2 tiles of mm_x86.c
+ *   matmul, batches of >= 4 tokens: every quantized type -> AVX-512 VNNI panels (level 2);
+ *     f32 f16 bf16, and everything at level 1 -> the AVX2 tiles
+ *   attention: SIMD decoders for f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl, SIMD scores,
+ *     double-precision exp and weighted sums (AVX-512 for the latter at level 2)
+ *
+ * The drivers ask cpu_simd_level() once per call and take a SIMD path only when the CPU
+ * has the features (checked at run time, so the binary runs on any x86-64) and nobody
+ * forced the scalar reference (HEARTH_SIMD=scalar or cpu_simd_force). On other
+ * architectures every getter returns NULL and the scalar code runs. */
+#ifndef HEARTH_CPU_SIMD_H
+#define HEARTH_CPU_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+/* ---- activations quantized to 8 bits ----
+ * One token's row of n values becomes, at byte offsets given by mm_act_layout:
+ *   qs[n]     int8, |q| <= 127
+ *   d[]       float scales: one per 32 values (MM_ACT_B32) or per 256 (MM_ACT_K)
+ *   s[n/32]   float d * sum(qs) of each 32 values (B32; the minimum terms of q4_1/q5_1)
+ *   bs[n/16]  int16 sum(qs) of each 16 values (K; the minimum terms of the k-quants)
+ * A weight type uses the format whose blocks line up with its own: 32-value blocks take
+ * B32 (the peer's q8_0 activations), k-quants take K (the peer's q8_K), so that one
+ * integer dot product covers a weight block and the float work is per block, not per
+ * value. Float weights (f32 f16 bf16) use the activations as they are (MM_ACT_F32). */
+enum { MM_ACT_F32 = 0, MM_ACT_B32 = 1, MM_ACT_K = 2 };
+
+typedef struct mm_act_layout { size_t qs, d, s, bs, stride; } mm_act_layout;
+static inline mm_act_layout mm_act_layout_of(int64_t n) {
+    mm_act_layout l;
+    l.qs = 0;
+    l.d = ((size_t)n + 63) & ~(size_t)63;
+    l.s = l.d + 4 * (size_t)(n / 32);
+    l.bs = l.s + 4 * (size_t)(n / 32);
+    l.stride = (l.bs + 2 * (size_t)(n / 16) + 63) & ~(size_t)63;
+    return l;
+}
+
+/* Tile kernel: y[t * ldy + r] = dot(row r of w, token t) for r < nr, t < nc, where nr and
+ * nc are at most the kernel's MM_TILE_R and MM_TILE_C. xa points at token 0's activations
+ * (floats or a quantized row), xstride is the byte distance between tokens. */
+#define MM_TILE_R 4
+#define MM_TILE_C 2
+typedef void (*mm_tile_fn)(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *xa, size_t xstride,
+                           int nc, int64_t n, float *y, size_t ldy);
+/* Quantize one token (n values, a multiple of the format's block) into dst. */
+typedef void (*mm_quant_fn)(const float *x, int64_t n, uint8_t *dst);
+
+typedef struct mm_kernels {
+    int act;          /* MM_ACT_* */
+    int block;        /* n must be a multiple of this */
+    mm_tile_fn tile;
+} mm_kernels;
+
+/* NULL when the type has no SIMD kernel at this level (the scalar path runs). */
+const mm_kernels *cpu_mm_kernels(int type);
+mm_quant_fn cpu_mm_quant(int act);
+
+/* Per-level tables, defined by the x86 files. */
+const mm_kernels *mmx_avx2_kernels(int type);
+mm_quant_fn mmx_avx2_quant(int act);
+
+/* ---- batched products through a panel (AVX-512 VNNI) ----
+ * For a batch of tokens, the 32-value-block and k-quant types all run one kernel: each
+ * group of MM_PANEL_R weight rows is first unpacked into a panel (unsigned bytes, a float
+ * scale per 4 values, a float bias coefficient per 16 values) that serves every token, so
+ * the inner loop is the same four instructions for every type: vpdpbusd (64 byte products
+ * summed into 16 int32 lanes), a conversion, and two float multiplies. The activations are
+ * quantized per 32 values (per 256 for the k-quants), the scale repeated per 4. */
+#define MM_PANEL_R 4
+#define MM_PANEL_C 4
+/* corr (activations only): -128 * the sum of each lane's 4 values, int32, the offset of
+ * signed weights stored + 128 (the q8_0 decode kernel starts its vpdpbusd sums there) */
+typedef struct mm_panel_layout { size_t q, sc, c, corr, stride; } mm_panel_layout;
+static inline mm_panel_layout mm_panel_layout_of(int64_t n) {
+    mm_panel_layout l;
+    l.q = 0;
+    l.sc = ((size_t)n + 63) & ~(size_t)63;
+    l.c = l.sc + sizeof(float) * (size_t)(n / 4);
+    l.corr = (l.c + sizeof(float) * (size_t)(n / 16) + 63) & ~(size_t)63;
+    l.stride = (l.corr + sizeof(int32_t) * (size_t)(n / 4) + 63) & ~(size_t)63;
+    return l;
+}
+typedef struct mm_panel {
+    /* one weight row (n values, n a multiple of 64) to panel form at dst */
+    void (*convert)(const uint8_t *row, int64_t n, uint8_t *dst);
+    /* one token to the activation form (same layout: int8 q, scale per 4, d * sum per 16) */
+    void (*quant)(const float *x, int64_t n, uint8_t *dst);
+    /* y[t * ldy + r] for r < nr <= MM_PANEL_R, t < nc <= MM_PANEL_C; rows and tokens are
+     * panels of stride bytes */
+    void (*tile)(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stride, int64_t n, float *y, size_t ldy);
+    /* one token (quantized by quant) against nr <= 4 rows in their own format, y[r]; NULL
+     * where the AVX2 kernel serves decode well enough */
+    void (*vec)(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *x, int64_t n, float *y);
+} mm_panel;
+const mm_panel *cpu_mm_panel(int type);
+const mm_panel *mmx_avx512_panel(int type);
+
+/* ---- attention helpers (attn_x86.c) ---- */
+typedef struct attn_simd {
+    /* One KV head segment [start, start + len) of a cache row to floats; NULL for types
+     * without a SIMD decoder. len is a multiple of the type's block and start aligned. */
+    void (*segment)(int type, const void *row, int start, int len, float *out);
+    int  (*has_segment)(int type);
+    /* out[c] = scale * dot(q, k + c * hd) for c < n (k rows contiguous). The result for a
+     * row depends only on q and that row (and on n - c only through whether the row is
+     * in a group of four), so both attention paths get bit-identical scores. */
+    void (*dots)(const float *q, const float *k, int n, int hd, float scale, float *out);
+    /* p[c] = exp(s[c] - m) in double (~1 ulp); returns their sum */
+    double (*exp_sum)(const float *s, int n, double m, double *p);
+    /* acc[i] += sum over c < n of p[c] * v[c * hd + i], in double; v is a block of V rows
+     * widened to double once (widen) and shared by every query head of the group */
+    void (*wsum)(double *acc, const double *p, const double *v, int n, int hd);
+    void (*widen)(const float *in, double *out, int n);
+} attn_simd;
+const attn_simd *cpu_attn_simd(void);
+const attn_simd *attnx_avx2(void);
+const attn_simd *attnx_avx512(void);
+void attnx_avx2_segment(int type, const void *row, int start, int len, float *out);
+int  attnx_avx2_has_segment(int type);
+void attnx_avx2_dots(const float *q, const float *k, int n, int hd, float scale, float *out);
+
+#endif

@@ -1,0 +1,142 @@
+/* SIMD kernels against the scalar reference: cpu_matmul for every weight type (random
+ * data, odd row counts, several batch sizes) and attention for every cache type, with the
+ * dispatch forced to the scalar path and left to detection. */
+#include "testutil.h"
+#include "backend/backend.h"
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 88172645463325252ULL;
+static float frand(void) { /* xorshift, uniform in [-1, 1) */
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static const int wtypes[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL,
+                              QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K };
+
+/* y = W x against a double reference over the dequantized weights. The SIMD path
+ * quantizes x to 8 bits: each value is off by at most amax/254, independently, so the
+ * error of a dot product is about sqrt(sum w^2) * amax / (254 sqrt 3); the bound allows
+ * ~7 of those, plus float rounding. A wrong block offset, nibble order, scale or minimum
+ * gives errors of the size of the dot product itself, far outside. */
+static void check_matmul(pool *p, int type, int64_t ne0, int64_t ne1, int T, int level) {
+    const quant_traits *qt = quant_get(type);
+    size_t rb = quant_row_bytes(type, ne0);
+    float *wf = malloc(sizeof(float) * ne0 * ne1), *wd = malloc(sizeof(float) * ne0 * ne1);
+    uint8_t *wq = malloc(rb * ne1);
+    float *x = malloc(sizeof(float) * ne0 * T), *y = malloc(sizeof(float) * ne1 * T);
+    for (int64_t i = 0; i < ne0 * ne1; i++) wf[i] = frand() * (1.0f + (float)(i % 7)); /* uneven scales */
+    for (int64_t i = 0; i < ne0 * T; i++) x[i] = frand() * (i % 13 == 0 ? 8.0f : 1.0f);   /* a few outliers */
+    for (int64_t r = 0; r < ne1; r++) {
+        qt->from_float(wf + r * ne0, wq + r * rb, ne0);
+        qt->to_float(wq + r * rb, wd + r * ne0, ne0);
+    }
+    wtensor w = { type, ne0, ne1, rb, wq };
+    cpu_simd_force(level);
+    cpu_matmul(p, &w, x, T, y);
+    cpu_simd_force(-1);
+    int bad = 0;
+    double worst = 0;
+    for (int t = 0; t < T && !bad; t++) {
+        const float *xt = x + (size_t)t * ne0;
+        float amax = 0;
+        for (int64_t i = 0; i < ne0; i++) if (fabsf(xt[i]) > amax) amax = fabsf(xt[i]);
+        for (int64_t r = 0; r < ne1; r++) {
+            double ref = 0, sw = 0, sa = 0; /* sw: sum of w^2 */
+            for (int64_t i = 0; i < ne0; i++) {
+                ref += (double)wd[r * ne0 + i] * xt[i];
+                sw += (double)wd[r * ne0 + i] * wd[r * ne0 + i];
+                sa += fabs((double)wd[r * ne0 + i] * xt[i]);
+            }
+            double tol = (level == 0 || type == QT_F32 || type == QT_F16 || type == QT_BF16 ? 0.0 : 4.0 * sqrt(sw) * amax / 254.0) + 1e-5 * sa + 1e-6;
+            double err = fabs(y[(size_t)t * ne1 + r] - ref);
+            if (err / tol > worst) worst = err / tol;
+            if (!(err <= tol)) {
+                CHECK(0, "%s ne0 %lld ne1 %lld T %d level %d: y[%d][%lld] = %g, reference %g (tol %g)", qt->name,
+                      (long long)ne0, (long long)ne1, T, level, t, (long long)r, y[(size_t)t * ne1 + r], ref, tol);
+                bad = 1;
+                break;
+            }
+        }
+    }
+    CHECK(!bad, "%s matmul", qt->name);
+    if (level == 2 && T == 5) printf("  %-6s ne0 %4lld ne1 %2lld T %d: worst error %.3f of the bound\n", qt->name, (long long)ne0, (long long)ne1, T, worst);
+    free(wf); free(wd); free(wq); free(x); free(y);
+}
+
+/* Attention of random q over a random cache in every type: SIMD flash and plain against
+ * the scalar plain path, for decode (T = 1 after a long prefix) and a small batch. */
+static void check_attn(pool *p, int tk, int tv, int hd, int n_cells, int T, int level) {
+    const int n_head = 8, n_kv = 2, row = n_kv * hd;
+    size_t kb = quant_row_bytes(tk, row), vb = quant_row_bytes(tv, row);
+    uint8_t *k = malloc(kb * n_cells), *v = malloc(vb * n_cells);
+    float *tmp = malloc(sizeof(float) * row), *q = malloc(sizeof(float) * T * n_head * hd);
+    float *o_ref = malloc(sizeof(float) * T * n_head * hd), *o = malloc(sizeof(float) * T * n_head * hd);
+    for (int c = 0; c < n_cells; c++) {
+        for (int i = 0; i < row; i++) tmp[i] = frand() * 2;
+        quant_get(tk)->from_float(tmp, k + c * kb, row);
+        for (int i = 0; i < row; i++) tmp[i] = frand();
+        quant_get(tv)->from_float(tmp, v + c * vb, row);
+    }
+    for (int i = 0; i < T * n_head * hd; i++) q[i] = frand();
+    attn_args a = { .T = T, .n_head = n_head, .n_head_kv = n_kv, .head_dim = hd, .pos0 = n_cells - T, .n_cells = n_cells,
+                    .q = q, .k = k, .v = v, .k_row_bytes = kb, .v_row_bytes = vb, .type_k = tk, .type_v = tv, .row = row,
+                    .scale = 1.0f / sqrtf((float)hd), .out = o_ref };
+    cpu_simd_force(0);
+    CHECK(cpu_attn_plain(p, &a) == 0, "plain");
+    for (int path = 0; path < 2; path++) {
+        a.out = o;
+        cpu_simd_force(level);
+        CHECK((path ? cpu_attn_flash : cpu_attn_plain)(p, &a) == 0, "attn");
+        cpu_simd_force(-1);
+        double worst = 0;
+        for (int i = 0; i < T * n_head * hd; i++) {
+            double e = fabs(o[i] - o_ref[i]);
+            if (e > worst) worst = e;
+        }
+        CHECK(worst < 2e-5, "attn %s K %s V %s hd %d cells %d T %d level %d: max diff %.3g", path ? "flash" : "plain",
+              quant_get(tk)->name, quant_get(tv)->name, hd, n_cells, T, level, worst);
+    }
+    free(k); free(v); free(tmp); free(q); free(o_ref); free(o);
+}
+
+int main(void) {
+    printf("SIMD level detected: %s\n", cpu_simd_name(cpu_simd_level()));
+    pool *p = pool_new(3);
+    for (size_t i = 0; i < sizeof wtypes / sizeof wtypes[0]; i++) {
+        int type = wtypes[i], blk = quant_get(type)->block;
+        int64_t ne0s[] = { blk == 256 ? 256 : 64, blk == 256 ? 768 : 352 };
+        int64_t ne1s[] = { 1, 7, 13 };
+        int Ts[] = { 1, 2, 3, 5 };
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 3; b++)
+                for (int c = 0; c < 4; c++)
+                    for (int level = 0; level <= 2; level++) check_matmul(p, type, ne0s[a], ne1s[b], Ts[c], level);
+    }
+    /* matmul with more rows than threads x tile, as the model's shapes */
+    for (int level = 1; level <= 2; level++) {
+        check_matmul(p, QT_Q8_0, 512, 203, 9, level);
+        check_matmul(p, QT_Q4_K, 512, 203, 9, level);
+        check_matmul(p, QT_Q6_K, 512, 203, 9, level);
+        check_matmul(p, QT_F16, 512, 203, 9, level);
+    }
+
+    const int ctypes[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL };
+    for (int level = 1; level <= 2; level++) {
+        for (int i = 0; i < 9; i++)
+            for (int j = 0; j < 9; j += (i == j ? 1 : 4)) {
+                check_attn(p, ctypes[i], ctypes[j], 64, 300, 1, level);
+                check_attn(p, ctypes[i], ctypes[j], 32, 70, 3, level);
+            }
+        check_attn(p, QT_F16, QT_F16, 128, 1000, 1, level);
+        check_attn(p, QT_Q8_0, QT_Q8_0, 128, 1000, 2, level);
+        check_attn(p, QT_Q4_0, QT_Q8_0, 16, 50, 4, level);  /* head smaller than a block: generic decode */
+        check_attn(p, QT_F16, QT_BF16, 12, 40, 2, level);   /* head size not a multiple of 8 */
+    }
+    pool_free(p);
+    return test_done("test_simd");
+}
