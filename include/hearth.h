@@ -24,7 +24,9 @@ void hearth_log_set_level(int level);
 /* ---- models ---- */
 typedef struct hearth_model_params {
     int n_threads;      /* 0: all cores */
-    int n_gpu_layers;   /* layers to offload (no GPU backend yet: must be 0 or is ignored with a note) */
+    int n_gpu_layers;   /* layers to put on the GPU, first ones first (default 0: CPU only; < 0: all);
+                           the output layer goes too when every layer does. Without a usable GPU
+                           this is ignored with a one-line note. */
 } hearth_model_params;
 hearth_model_params hearth_model_default_params(void);
 

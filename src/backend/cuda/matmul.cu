@@ -1,0 +1,192 @@
+/* Weights times activations on the GPU.
+ *
+ * Decode (T <= 8 tokens) is a bandwidth problem: one warp per weight row, each lane decodes
+ * whole 32-value chunks in registers and multiplies them into up to 8 token vectors, so
+ * every weight byte is read once per call. Prompts (T > 8) are arithmetic: the weights are
+ * expanded to f16 in a scratch buffer and cuBLAS multiplies on the tensor cores (f32 and f16
+ * weights go to cuBLAS as they are). */
+#include "backend/cuda/dequant.cuh"
+
+#define MV_WARPS 4
+#define MV_MAXT 8
+
+/* y[t][r] = W[r] . x[t]; x rows have ne0 values, y rows have ldy. chunked: ne0 % 32 == 0 and
+ * rows 16-byte aligned, else every value is read by dq1 (float types only). */
+template <int T, int NT>
+__global__ void __launch_bounds__(32 * MV_WARPS) k_matvec(const uint8_t *__restrict__ W, size_t rb, int ne0, int ne1,
+                                                          const float *__restrict__ x, int nt, float *__restrict__ y,
+                                                          int ldy, int chunked) {
+    const int lane = threadIdx.x & 31;
+    const int r = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    if (r >= ne1) return;
+    const uint8_t *row = W + (size_t)r * rb;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    if (chunked) {
+        const int nc = ne0 >> 5;
+        for (int c = lane; c < nc; c += 32) {
+            float v[32];
+            dq32<T>(row, c, v);
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t < nt) {
+                    const float4 *xp = (const float4 *)(x + (size_t)t * ne0 + 32 * c);
+                    float s = 0.0f;
+#pragma unroll
+                    for (int k = 0; k < 8; k++) {
+                        float4 f = __ldg(xp + k);
+                        s += v[4 * k] * f.x + v[4 * k + 1] * f.y + v[4 * k + 2] * f.z + v[4 * k + 3] * f.w;
+                    }
+                    acc[t] += s;
+                }
+            }
+        }
+    } else if (qinfo<T>::B == 1) {
+        for (int i = lane; i < ne0; i += 32) {
+            float w;
+            if (T == QT_F32) w = ((const float *)row)[i];
+            else if (T == QT_F16) w = __half2float(((const __half *)row)[i]);
+            else w = __bfloat162float(((const __nv_bfloat16 *)row)[i]);
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (t < nt) acc[t] += w * x[(size_t)t * ne0 + i];
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t < nt) {
+            float s = warp_sum(acc[t]);
+            if (lane == 0) y[(size_t)t * ldy + r] = s;
+        }
+    }
+}
+
+/* W expanded to f16, one thread per 32-value chunk. */
+template <int T>
+__global__ void k_to_f16(const uint8_t *__restrict__ W, size_t rb, int ne0, int ne1, __half *__restrict__ out) {
+    const size_t nc = (size_t)(ne0 >> 5);
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= nc * ne1) return;
+    int r = (int)(i / nc), c = (int)(i % nc);
+    float v[32];
+    dq32<T>(W + (size_t)r * rb, c, v);
+    __align__(16) __half h[32];
+#pragma unroll
+    for (int k = 0; k < 32; k++) h[k] = __float2half_rn(v[k]);
+    uint4 *dst = (uint4 *)(out + (size_t)r * ne0 + 32 * c);
+#pragma unroll
+    for (int k = 0; k < 4; k++) dst[k] = ((const uint4 *)h)[k];
+}
+
+/* bf16 rows of any length to f16 */
+__global__ void k_bf16_to_f16(const __nv_bfloat16 *__restrict__ in, size_t n, __half *__restrict__ out) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = __float2half_rn(__bfloat162float(in[i]));
+}
+
+__global__ void k_f32_to_f16(const float *__restrict__ in, size_t n, __half *__restrict__ out) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = __float2half_rn(in[i]);
+}
+
+struct launch_mv {
+    template <int T>
+    static void run(const wtensor *w, const float *x, int T_, float *y, cudaStream_t s) {
+        int chunked = w->ne0 % 32 == 0 && w->row_bytes % 16 == 0;
+        if (qinfo<T>::B > 1) chunked = 1;
+        dim3 grid(cuda_blocks((size_t)w->ne1, MV_WARPS));
+        for (int t0 = 0; t0 < T_; t0 += MV_MAXT) {
+            int nt = T_ - t0 < MV_MAXT ? T_ - t0 : MV_MAXT;
+            const float *xt = x + (size_t)t0 * w->ne0;
+            float *yt = y + (size_t)t0 * w->ne1;
+            if (nt == 1)
+                k_matvec<T, 1><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
+                                                           (int)w->ne1, xt, 1, yt, (int)w->ne1, chunked);
+            else
+                k_matvec<T, MV_MAXT><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
+                                                                 (int)w->ne1, xt, nt, yt, (int)w->ne1, chunked);
+        }
+    }
+};
+
+struct launch_f16 {
+    template <int T>
+    static void run(const wtensor *w, __half *out, cudaStream_t s) {
+        size_t n = (size_t)(w->ne0 / 32) * w->ne1;
+        k_to_f16<T><<<cuda_blocks(n, 256), 256, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0, (int)w->ne1, out);
+    }
+};
+
+static int dispatch_mv(const wtensor *w, const float *x, int T, float *y, cudaStream_t s) {
+    switch (w->type) {
+#define X(t) case t: launch_mv::run<t>(w, x, T, y, s); return 0;
+        CUDA_WEIGHT_TYPES(X)
+#undef X
+    default: return -1;
+    }
+}
+
+static int dispatch_f16(const wtensor *w, __half *out, cudaStream_t s) {
+    switch (w->type) {
+#define X(t) case t: launch_f16::run<t>(w, out, s); return 0;
+        CUDA_WEIGHT_TYPES(X)
+#undef X
+    default: return -1;
+    }
+}
+
+static const char *blas_name(cublasStatus_t st) {
+    switch (st) {
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "not initialized";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "allocation failed";
+    case CUBLAS_STATUS_INVALID_VALUE: return "invalid value";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "architecture mismatch";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "execution failed";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "not supported";
+    default: return "error";
+    }
+}
+
+extern "C" int gpu_matmul(gpu_ctx *g, const wtensor *w, const float *x, int T, float *y) {
+    char nb[32];
+    if (T <= 0) return 0;
+    if (w->ne0 > INT32_MAX || w->ne1 > INT32_MAX) return cuda_fail_msg(g, "matrix too large for the CUDA kernels");
+    if (T <= MV_MAXT) {
+        if (dispatch_mv(w, x, T, y, g->stream))
+            return cuda_fail_msg(g, "CUDA has no kernel for %s weights", quant_name(w->type, nb, sizeof nb));
+        CU_LAUNCHED(g);
+        return 0;
+    }
+    const int m = (int)w->ne1, k = (int)w->ne0;
+    const float one = 1.0f, zero = 0.0f;
+    cublasStatus_t st;
+    if (w->type == QT_F32) {
+        st = cublasSgemm(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, (const float *)w->data, k, x, k, &zero, y, m);
+    } else {
+        const __half *wh;
+        if (w->type == QT_F16) {
+            wh = (const __half *)w->data;
+        } else {
+            __half *buf = (__half *)cuda_scratch(g, SCR_WH, sizeof(__half) * (size_t)m * k);
+            if (!buf) return -1;
+            if (w->type == QT_BF16) {
+                size_t n = (size_t)m * k;
+                if (w->row_bytes != 2 * (size_t)k) return cuda_fail_msg(g, "bf16 rows with padding");
+                k_bf16_to_f16<<<cuda_blocks(n, 256), 256, 0, g->stream>>>((const __nv_bfloat16 *)w->data, n, buf);
+            } else if (dispatch_f16(w, buf, g->stream)) {
+                return cuda_fail_msg(g, "CUDA has no kernel for %s weights", quant_name(w->type, nb, sizeof nb));
+            }
+            CU_LAUNCHED(g);
+            wh = buf;
+        }
+        __half *xh = (__half *)cuda_scratch(g, SCR_XH, sizeof(__half) * (size_t)T * k);
+        if (!xh) return -1;
+        k_f32_to_f16<<<cuda_blocks((size_t)T * k, 256), 256, 0, g->stream>>>(x, (size_t)T * k, xh);
+        CU_LAUNCHED(g);
+        st = cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, wh, CUDA_R_16F, k, xh, CUDA_R_16F, k, &zero,
+                          y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    }
+    if (st != CUBLAS_STATUS_SUCCESS) return cuda_fail_msg(g, "cuBLAS matrix product (%d x %d x %d) failed: %s", m, T, k, blas_name(st));
+    return 0;
+}
