@@ -27,5 +27,7 @@ int32_t *cli_tokenize(const hearth_model *m, const char *text, size_t len, int a
 int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

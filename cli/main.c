@@ -16,6 +16,9 @@ static void usage(FILE *f) {
         "       hearth perplexity -m MODEL -f TEXT [--cache-types f16,q8_0,...] [-c N]\n"
         "       hearth tokenize -m VOCAB.gguf --suite FILE.inp\n"
         "       hearth inspect MODEL [-c N]\n"
+        "       hearth bench [-m MODEL] [-p N,..] [-n N,..] [-d D,..] [-t T,..] [-r REPS] [-ctk T,..] [-ctv T,..]\n"
+        "                    [-fa 0|1] [-o md|json|csv]\n"
+        "       hearth synth OUT.gguf --shape NAME --type T [--seed S] [--vocab VOCAB.gguf] [--dim N ...]\n"
         "context options: --cache-type-k T --cache-type-v T --quantkv 0|1|2 --flash-attn on|off\n"
         "                 --ubatch N --keep N --noshift -t THREADS\n"
         "                 --gpulayers N (-ngl N): the first N layers on the GPU (-1: all)\n"
@@ -53,6 +56,8 @@ int main(int argc, char **argv) {
     if (!strcmp(sub, "perplexity")) return cmd_perplexity(argc - 2, argv + 2);
     if (!strcmp(sub, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(sub, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(sub, "synth")) return cmd_synth(argc - 2, argv + 2);
+    if (!strcmp(sub, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(sub, "help") || !strcmp(sub, "--help") || !strcmp(sub, "-h")) { usage(stdout); return 0; }
 #ifdef HEARTH_HAVE_SERVER
     if (!strcmp(sub, "serve")) return hearth_serve_main(argc - 1, argv + 1);

@@ -151,12 +151,41 @@ int32_t hearth_sampler_sample(hearth_sampler *s, const float *logits, const int3
 /* Replace the random state (a new seed for the next request with the same settings). */
 void hearth_sampler_reseed(hearth_sampler *s, uint64_t seed);
 
+/* ---- costs, for benchmarks ---- */
+/* Bytes of weights one generated token reads: every layer's matrices and norms, the output
+ * matrix and norm (the token embeddings contribute one row, not counted). */
+uint64_t hearth_model_token_weight_bytes(const hearth_model *m);
+/* Bytes of K and V rows, all layers, that attention over n_cells cells reads. */
+uint64_t hearth_ctx_kv_read_bytes(const hearth_ctx *c, int n_cells);
+/* "llama 1.1B Q4_K_M": parameters and weight type (general.file_type, else the type with
+ * the most bytes). Valid until the next call on this thread. */
+const char *hearth_model_type_name(const hearth_model *m);
+
 /* ---- tools behind the hearth subcommands ---- */
 /* Tokenize each case of a peer-style suite file (cases separated by lines
  * "__ggml_vocab_test__") with the vocabulary of vocab_path, printing one line per case. */
 int hearth_tokenize_suite(const char *vocab_path, const char *inp_path, FILE *out, char *err, size_t errlen);
 /* Metadata, tensor table, parameter count and the memory a context of n_ctx needs. */
 int hearth_inspect(const char *path, int n_ctx, FILE *out, char *err, size_t errlen);
+
+/* A random-weight llama model of a real shape (`hearth synth`). Start from shape (a name
+ * from hearth_synth_shape_list, or NULL for none); every size field > 0 overrides it (with
+ * no shape, n_embd, n_layer, n_head and n_ff are required). Weights are normal-ish with
+ * std 0.02, deterministic from seed; norms are ones (f32). The tokenizer section is copied
+ * from vocab_path (its token arrays cut to n_vocab when that is smaller, for a llama
+ * vocabulary). The file is written tensor by tensor (memory stays small) to out_path. */
+typedef struct hearth_synth_params {
+    const char *shape;
+    const char *type;           /* from hearth_synth_type_list: "q8_0", "q4_k_m", ... */
+    const char *vocab_path;
+    uint64_t seed;
+    int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx;
+    int n_threads;              /* 0: all cores */
+    FILE *log;                  /* progress lines; NULL: quiet */
+} hearth_synth_params;
+int hearth_synth(const char *out_path, const hearth_synth_params *p, char *err, size_t errlen);
+const char *hearth_synth_shape_list(void);
+const char *hearth_synth_type_list(void);
 
 #ifdef __cplusplus
 }

@@ -117,3 +117,21 @@ int test_sh(const char *fmt, ...) {
     if (st == -1) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+int test_hearth(const char *dir, const char *args, char **out, char **err) {
+    char o[512], e[512];
+    snprintf(o, sizeof o, "%s/hearth.stdout", dir);
+    snprintf(e, sizeof e, "%s/hearth.stderr", dir);
+    int rc = test_sh("cd '%s' && '%s' %s >'%s' 2>'%s' </dev/null", HEARTH_SOURCE_DIR, test_hearth_bin(), args, o, e);
+    size_t n;
+    *out = test_read_file(o, &n);
+    *err = test_read_file(e, &n);
+    if (!*out) *out = calloc(1, 1);
+    if (!*err) *err = calloc(1, 1);
+    return rc;
+}
+
+int test_clean_stderr(const char *err) {
+    return !strstr(err, "Sanitizer") && !strstr(err, "runtime error") && !strstr(err, "Segmentation") &&
+           !strstr(err, "Assertion") && !strstr(err, "Aborted");
+}

@@ -36,3 +36,8 @@ typedef struct hlog_cmp {
 void hlog_compare(const hlog *ref, const hlog *b, hlog_cmp *out);
 /* Runs a shell command; returns its exit status (or -1). */
 int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Runs `hearth ARGS` from the source tree with stdout and stderr captured (files in dir)
+ * into *out and *err (malloc'd, never NULL; caller frees); returns the exit status. */
+int test_hearth(const char *dir, const char *args, char **out, char **err);
+/* No sanitizer report, signal or assertion text in a captured stderr. */
+int test_clean_stderr(const char *err);

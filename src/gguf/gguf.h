@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum gguf_vtype {
     GGUF_U8 = 0, GGUF_I8 = 1, GGUF_U16 = 2, GGUF_I16 = 3, GGUF_U32 = 4, GGUF_I32 = 5,
@@ -84,6 +85,14 @@ void gguf_w_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t 
 /* Copies nbytes of data; ne has n_dims entries. */
 void gguf_w_tensor(gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
                    const void *data, size_t nbytes);
+/* Copies a metadata entry read from another file; arrays keep at most max_arr_n elements. */
+void gguf_w_copy_kv(gguf_writer *w, const gguf_kv *kv, uint64_t max_arr_n);
+/* Declares a tensor whose nbytes of data the caller streams after the header. */
+void gguf_w_tensor_info(gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne, size_t nbytes);
+/* Streaming: write the header (metadata, tensor table, padding); then, for each tensor in
+ * the order declared, its bytes followed by gguf_writer_stream_pad(f, nbytes). */
+int gguf_writer_stream_header(gguf_writer *w, FILE *f);
+int gguf_writer_stream_pad(FILE *f, uint64_t nbytes);
 /* Serialize to a malloc'd buffer (caller frees) or to a file. Return 0 on success. */
 int gguf_writer_to_buffer(gguf_writer *w, uint8_t **out, size_t *size);
 int gguf_writer_to_file(gguf_writer *w, const char *path);
