@@ -49,6 +49,10 @@ const hearth_model_info *hearth_model_get_info(const hearth_model *m);
  * malloc'd NUL-terminated copy the caller frees. */
 char *hearth_model_meta_str(const hearth_model *m, const char *key);
 
+/* Device-to-device copy bandwidth of the first GPU in GB/s (bytes read + written), the
+ * ceiling of GPU token generation; 0 without a usable GPU. */
+double hearth_gpu_copy_bandwidth(void);
+
 /* ---- tokens ---- */
 /* Returns the token count; writes at most max ids (call again with a bigger buffer when the
  * count exceeds max). */

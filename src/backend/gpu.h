@@ -24,6 +24,9 @@ const char *gpu_unavailable_reason(void);
 /* Name and memory of a card; 0 or -1. */
 int gpu_device_info(int dev, char *name, size_t n, size_t *free_bytes, size_t *total_bytes);
 
+/* D2D copy bandwidth in GB/s (read + write), timed with events; 0 on failure. */
+double gpu_copy_bandwidth(int dev);
+
 /* Device memory. what names the buffer in the out-of-memory message. */
 void *gpu_malloc(int dev, size_t bytes, const char *what, char *err, size_t errlen);
 void  gpu_free(int dev, void *p);

@@ -191,3 +191,5 @@ void ctx_free_gpu(hearth_ctx *c) {
     c->g = NULL;
     c->n_gpu = 0;
 }
+
+double hearth_gpu_copy_bandwidth(void) { return gpu_device_count() > 0 ? gpu_copy_bandwidth(0) : 0.0; }

@@ -181,3 +181,28 @@ extern "C" int gpu_sync(gpu_ctx *g) {
     CU(g, cudaStreamSynchronize(g->stream));
     return 0;
 }
+
+extern "C" double gpu_copy_bandwidth(int dev) {
+    if (dev < 0 || dev >= gpu_device_count() || cudaSetDevice(dev) != cudaSuccess) return 0;
+    const size_t n = (size_t)1 << 30;
+    void *a = NULL, *b = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    double best = 0;
+    if (cudaMalloc(&a, n) == cudaSuccess && cudaMalloc(&b, n) == cudaSuccess && cudaEventCreate(&e0) == cudaSuccess &&
+        cudaEventCreate(&e1) == cudaSuccess && cudaMemset(a, 1, n) == cudaSuccess) {
+        for (int i = 0; i < 6; i++) {
+            cudaEventRecord(e0);
+            cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice);
+            cudaEventRecord(e1);
+            float ms = 0;
+            if (cudaEventSynchronize(e1) != cudaSuccess || cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) break;
+            double gbs = 2.0 * (double)n / (ms * 1e-3) / 1e9;
+            if (i > 0 && gbs > best) best = gbs; /* the first is a warm-up */
+        }
+    }
+    cudaFree(a); cudaFree(b);
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    cudaGetLastError();
+    return best;
+}

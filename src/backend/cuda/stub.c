@@ -12,6 +12,7 @@ void *gpu_malloc(int dev, size_t bytes, const char *what, char *err, size_t errl
     snprintf(err, errlen, "cannot allocate %s: %s", what, gpu_unavailable_reason());
     return NULL;
 }
+double gpu_copy_bandwidth(int dev) { return 0; }
 void gpu_free(int dev, void *p) { (void)p; }
 int gpu_upload(int dev, void *dst, const void *src, size_t bytes, char *err, size_t errlen) {
     snprintf(err, errlen, "%s", gpu_unavailable_reason());
