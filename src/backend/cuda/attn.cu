@@ -280,6 +280,8 @@ static int dispatch_weighted(int tv, const attn_p &p, dim3 grid, int threads, cu
 }
 
 extern "C" int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) {
+    /* a prompt batch: scores and sums on the tensor cores, for either path */
+    if (cuda_attn_gemm_ok(a)) return cuda_attn_gemm(g, a);
     const int H = a->n_head, G = a->n_head_kv, hd = a->head_dim, T = a->T;
     attn_p p;
     memset(&p, 0, sizeof p);

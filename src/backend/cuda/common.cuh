@@ -74,4 +74,8 @@ int cuda_hadamard_strided(gpu_ctx *g, float *x, int n_outer, size_t stride, int 
 int cuda_rope_strided(gpu_ctx *g, float *x, int T, size_t stride, int n_heads, int hd, int n_rot, float pos0,
                       float pos_step, float base, float freq_scale, const float *ff);
 
+/* prompt attention on the tensor cores (attn_gemm.cu) */
+int cuda_attn_gemm_ok(const attn_args *a);
+int cuda_attn_gemm(gpu_ctx *g, const attn_args *a);
+
 #endif

@@ -196,6 +196,108 @@ template <int T> __device__ __forceinline__ void dq32(const uint8_t *row, int c,
     }
 }
 
+
+/* ---- 4 values 4i'.. of a row, i a multiple of 4 (every weight type): the matvec reads a
+ * row as consecutive 4-value pieces, 128 values per warp step, so a warp's loads are one
+ * contiguous stretch of the row. Four values never straddle a block or a scale. ---- */
+template <bool A4> __device__ __forceinline__ uint32_t ld4(const uint8_t *p) {
+    if (A4) return *(const uint32_t *)p;
+    const uint16_t *h = (const uint16_t *)p;
+    return (uint32_t)h[0] | (uint32_t)h[1] << 16;
+}
+
+template <int T> __device__ __forceinline__ void dq4(const uint8_t *row, int i, float *v) {
+    if (T == QT_F32) { float4 f = *(const float4 *)(row + 4 * (size_t)i); v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w; return; }
+    if (T == QT_F16 || T == QT_BF16) {
+        uint2 u = *(const uint2 *)(row + 2 * (size_t)i);
+        uint32_t w[2] = { u.x, u.y };
+#pragma unroll
+        for (int m = 0; m < 2; m++) {
+            if (T == QT_F16) {
+                v[2 * m] = __half2float(__ushort_as_half((uint16_t)(w[m] & 0xffff)));
+                v[2 * m + 1] = __half2float(__ushort_as_half((uint16_t)(w[m] >> 16)));
+            } else {
+                v[2 * m] = __uint_as_float(w[m] << 16);
+                v[2 * m + 1] = __uint_as_float(w[m] & 0xffff0000u);
+            }
+        }
+        return;
+    }
+    if (qinfo<T>::B == 32) {
+        const uint8_t *b = row + (size_t)(i >> 5) * qinfo<T>::BYTES;
+        const int j = i & 31, jj = j & 15, sh = (j >> 4) * 4;
+        const float d = h2f(b);
+        if (T == QT_Q8_0) {
+            uint32_t q = ld4<false>(b + 2 + j);
+#pragma unroll
+            for (int k = 0; k < 4; k++) v[k] = d * (float)(int8_t)(q >> (8 * k));
+            return;
+        }
+        const int off = T == QT_Q4_1 ? 4 : T == QT_Q5_0 ? 6 : T == QT_Q5_1 ? 8 : 2;
+        uint32_t q = ld4<T == QT_Q4_1 || T == QT_Q5_1>(b + off + jj);
+        uint32_t qh = 0;
+        if (T == QT_Q5_0) qh = ld4<false>(b + 2) >> j;
+        if (T == QT_Q5_1) qh = ld4<true>(b + 4) >> j;
+        const float m = (T == QT_Q4_1 || T == QT_Q5_1) ? h2f(b + 2) : 0.0f;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            int n = (q >> (8 * k + sh)) & 15;
+            if (T == QT_Q4_0) v[k] = d * (float)(n - 8);
+            if (T == QT_Q4_1) v[k] = d * (float)n + m;
+            if (T == QT_IQ4_NL) v[k] = d * (float)cuda_iq4nl_values[n];
+            if (T == QT_Q5_0) v[k] = d * (float)((n | (int)((qh >> k) & 1) << 4) - 16);
+            if (T == QT_Q5_1) v[k] = d * (float)(n | (int)((qh >> k) & 1) << 4) + m;
+        }
+        return;
+    }
+    const uint8_t *b = row + (size_t)(i >> 8) * qinfo<T>::BYTES;
+    const int e = i & 255, r = e & 31, cc = e >> 5;
+    if (T == QT_Q2_K) {
+        uint8_t sc = b[e >> 4];
+        float s = h2f(b + 80) * (float)(sc & 15), mn = h2f(b + 82) * (float)(sc >> 4);
+        uint32_t q = ld4<true>(b + 16 + 32 * (e >> 7) + r) >> (2 * ((e & 127) >> 5));
+#pragma unroll
+        for (int k = 0; k < 4; k++) v[k] = s * (float)((q >> (8 * k)) & 3) - mn;
+        return;
+    }
+    if (T == QT_Q3_K) {
+        const uint8_t *s12 = b + 96;
+        int si = e >> 4;
+        int sc = ((s12[si % 8] >> (4 * (si / 8))) & 15) | ((s12[8 + si % 4] >> (2 * (si / 4))) & 3) << 4;
+        float s = h2f(b + 108) * (float)(sc - 32);
+        uint32_t q = ld4<false>(b + 32 + 32 * (e >> 7) + r) >> (2 * ((e & 127) >> 5));
+        uint32_t hm = ld4<false>(b + r) >> cc;
+#pragma unroll
+        for (int k = 0; k < 4; k++) v[k] = s * (float)((int)((q >> (8 * k)) & 3) + 4 * (int)((hm >> (8 * k)) & 1) - 4);
+        return;
+    }
+    if (T == QT_Q4_K || T == QT_Q5_K) {
+        const uint8_t *s = b + 4;
+        int sc, mn;
+        if (cc < 4) { sc = s[cc] & 63; mn = s[cc + 4] & 63; }
+        else { sc = (s[cc + 4] & 15) | (s[cc - 4] >> 6) << 4; mn = (s[cc + 4] >> 4) | (s[cc] >> 6) << 4; }
+        float fs = h2f(b) * (float)sc, fm = h2f(b + 2) * (float)mn;
+        uint32_t q = ld4<true>(b + (T == QT_Q4_K ? 16 : 48) + 32 * (cc >> 1) + r) >> (4 * (cc & 1));
+        uint32_t qh = T == QT_Q5_K ? ld4<true>(b + 16 + r) >> cc : 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            int n = (q >> (8 * k)) & 15;
+            if (T == QT_Q5_K) n |= ((qh >> (8 * k)) & 1) << 4;
+            v[k] = fs * (float)n - fm;
+        }
+        return;
+    }
+    if (T == QT_Q6_K) {
+        const int half = e >> 7, quarter = (e & 127) >> 5;
+        float s = h2f(b + 208) * (float)((const int8_t *)(b + 192))[e >> 4];
+        uint32_t ql = ld4<false>(b + 64 * half + 32 * (quarter & 1) + r) >> (4 * (quarter >> 1));
+        uint32_t qh = ld4<false>(b + 128 + 32 * half + r) >> (2 * quarter);
+#pragma unroll
+        for (int k = 0; k < 4; k++) v[k] = s * (float)((int)(((ql >> (8 * k)) & 15) | ((qh >> (8 * k)) & 3) << 4) - 32);
+        return;
+    }
+}
+
 /* Calls F::template run<T>(args...) for the weight type t; returns -1 for a type with no
  * decoder (the capability table keeps such work off the GPU). */
 #define CUDA_WEIGHT_TYPES(X) X(QT_F32) X(QT_F16) X(QT_BF16) X(QT_Q8_0) X(QT_Q4_0) X(QT_Q4_1) X(QT_Q5_0) \

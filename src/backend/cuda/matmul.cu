@@ -62,6 +62,40 @@ __global__ void __launch_bounds__(32 * MV_WARPS) k_matvec(const uint8_t *__restr
     }
 }
 
+/* The decode kernel: one warp per row, lanes on consecutive 4-value pieces (see dq4), so a
+ * warp reads one contiguous stretch of the row per step and the activations in float4s.
+ * Needs ne0 % 4 == 0 (every block type; float rows of such a length). */
+template <int T, int NT>
+__global__ void __launch_bounds__(32 * MV_WARPS) k_matvec4(const uint8_t *__restrict__ W, size_t rb, int ne0, int ne1,
+                                                           const float *__restrict__ x, int nt, float *__restrict__ y, int ldy) {
+    const int lane = threadIdx.x & 31;
+    const int r = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    if (r >= ne1) return;
+    const uint8_t *row = W + (size_t)r * rb;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+#pragma unroll 4
+    for (int i = 4 * lane; i < ne0; i += 128) {
+        float v[4];
+        dq4<T>(row, i, v);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t < nt) {
+                float4 f = __ldg((const float4 *)(x + (size_t)t * ne0 + i));
+                acc[t] += v[0] * f.x + v[1] * f.y + v[2] * f.z + v[3] * f.w;
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t < nt) {
+            float s = warp_sum(acc[t]);
+            if (lane == 0) y[(size_t)t * ldy + r] = s;
+        }
+    }
+}
+
 /* W expanded to f16, one thread per 32-value chunk. */
 template <int T>
 __global__ void k_to_f16(const uint8_t *__restrict__ W, size_t rb, int ne0, int ne1, __half *__restrict__ out) {
@@ -95,12 +129,19 @@ struct launch_mv {
     static void run(const wtensor *w, const float *x, int T_, float *y, cudaStream_t s) {
         int chunked = w->ne0 % 32 == 0 && w->row_bytes % 16 == 0;
         if (qinfo<T>::B > 1) chunked = 1;
+        const int by4 = w->ne0 % 4 == 0;
         dim3 grid(cuda_blocks((size_t)w->ne1, MV_WARPS));
         for (int t0 = 0; t0 < T_; t0 += MV_MAXT) {
             int nt = T_ - t0 < MV_MAXT ? T_ - t0 : MV_MAXT;
             const float *xt = x + (size_t)t0 * w->ne0;
             float *yt = y + (size_t)t0 * w->ne1;
-            if (nt == 1)
+            if (by4 && nt == 1)
+                k_matvec4<T, 1><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
+                                                            (int)w->ne1, xt, 1, yt, (int)w->ne1);
+            else if (by4)
+                k_matvec4<T, MV_MAXT><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
+                                                                  (int)w->ne1, xt, nt, yt, (int)w->ne1);
+            else if (nt == 1)
                 k_matvec<T, 1><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
                                                            (int)w->ne1, xt, 1, yt, (int)w->ne1, chunked);
             else
