@@ -105,6 +105,100 @@ __global__ void __launch_bounds__(128) k_flash(attn_p p) {
     }
 }
 
+
+/* Decode (a few query tokens): a warp takes 32 cells at a time, one cell a lane. Each lane
+ * computes its cell's scores for the group's query heads from the whole K vector (read as
+ * 4-value pieces, the query in shared memory: no shuffles per cell), the warp updates the
+ * online softmax once per 32 cells, then walks the 32 cells' V with lanes on the vector
+ * values, each cell's weight broadcast from its lane. Needs dk % 4 == 0. */
+template <int TK, int TV>
+__global__ void __launch_bounds__(128) k_flash_dec(attn_p p) {
+    __shared__ float qs[4][MAXG][32 * NE];
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    const int g = blockIdx.x, t = blockIdx.y;
+    const int chunk = blockIdx.z * (blockDim.x >> 5) + wid;
+    const int n_chunks = (p.n_cells + p.cpc - 1) / p.cpc;
+    float (*q)[32 * NE] = qs[wid];
+    for (int h = 0; h < MAXG; h++) {
+        const float *qh = p.q + ((size_t)t * p.H + g * p.gs + p.h0 + h) * p.dk;
+        for (int i = lane; i < p.dk; i += 32) q[h][i] = h < p.nh ? qh[i] * p.scale : 0.0f;
+    }
+    __syncwarp();
+    if (chunk >= n_chunks) return;
+    int c0 = chunk * p.cpc, c1 = c0 + p.cpc;
+    if (c1 > p.n_cells) c1 = p.n_cells;
+    if (c1 > p.pos0 + t + 1) c1 = p.pos0 + t + 1;
+    float acc[MAXG][NE], m[MAXG], l[MAXG];
+#pragma unroll
+    for (int h = 0; h < MAXG; h++) {
+        m[h] = -INFINITY;
+        l[h] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NE; j++) acc[h][j] = 0.0f;
+    }
+    const int koff = g * p.k_goff, voff = g * p.v_goff;
+    for (int cb = c0; cb < c1; cb += 32) {
+        const int c = cb + lane;
+        const bool live = c < c1;
+        float s[MAXG];
+#pragma unroll
+        for (int h = 0; h < MAXG; h++) s[h] = 0.0f;
+        if (live) {
+            const uint8_t *kr = p.k + (size_t)c * p.kb;
+            for (int d = 0; d < p.dk; d += 4) {
+                float kv[4];
+                dq4<TK>(kr, koff + d, kv);
+#pragma unroll
+                for (int h = 0; h < MAXG; h++)
+                    s[h] += q[h][d] * kv[0] + q[h][d + 1] * kv[1] + q[h][d + 2] * kv[2] + q[h][d + 3] * kv[3];
+            }
+        }
+        float w[MAXG];
+#pragma unroll
+        for (int h = 0; h < MAXG; h++) {
+            if (h >= p.nh) { w[h] = 0.0f; continue; }
+            float mx = warp_max(live ? s[h] : -INFINITY);
+            float mn = fmaxf(m[h], mx);
+            float r = __expf(m[h] - mn);
+            w[h] = live ? __expf(s[h] - mn) : 0.0f;
+            l[h] = l[h] * r + warp_sum(w[h]);
+#pragma unroll
+            for (int j = 0; j < NE; j++) acc[h][j] *= r;
+            m[h] = mn;
+        }
+        const int n = c1 - cb < 32 ? c1 - cb : 32;
+        for (int k = 0; k < n; k++) {
+            const uint8_t *vr = p.v + (size_t)(cb + k) * p.vb;
+            float vv[NE];
+#pragma unroll
+            for (int j = 0; j < NE; j++) vv[j] = lane + 32 * j < p.dv ? dq1<TV>(vr, voff + lane + 32 * j) : 0.0f;
+#pragma unroll
+            for (int h = 0; h < MAXG; h++) {
+                float wk = __shfl_sync(0xffffffffu, w[h], k);
+#pragma unroll
+                for (int j = 0; j < NE; j++) acc[h][j] += wk * vv[j];
+            }
+        }
+    }
+#pragma unroll
+    for (int h = 0; h < MAXG; h++) {
+        if (h >= p.nh) continue;
+        const int hh = g * p.gs + p.h0 + h;
+        if (n_chunks == 1) {
+            float *o = p.out + ((size_t)t * p.H + hh) * p.dv;
+            float inv = l[h] > 0.0f ? 1.0f / l[h] : 0.0f;
+#pragma unroll
+            for (int j = 0; j < NE; j++) if (lane + 32 * j < p.dv) o[lane + 32 * j] = acc[h][j] * inv;
+        } else {
+            size_t st = ((size_t)chunk * p.T + t) * p.H + hh;
+            if (lane == 0) { p.pm[st] = m[h]; p.pl[st] = l[h]; }
+            float *o = p.pacc + st * p.dv;
+#pragma unroll
+            for (int j = 0; j < NE; j++) if (lane + 32 * j < p.dv) o[lane + 32 * j] = acc[h][j];
+        }
+    }
+}
+
 /* merge the chunks' partial states: one block per (token, head) */
 __global__ void k_flash_merge(const float *pm, const float *pl, const float *pacc, int n_chunks, int T, int H, int dv, float *out) {
     const int th = blockIdx.x;
@@ -234,25 +328,26 @@ __global__ void k_gather_o(float *out, const float *ox, int T, int H, int gs, in
     out[i] = ox[th * row + (size_t)g * hd + j];
 }
 
-template <int TK, int TV> static void launch_flash(const attn_p &p, dim3 grid, int threads, cudaStream_t s) {
-    k_flash<TK, TV><<<grid, threads, 0, s>>>(p);
+template <int TK, int TV> static void launch_flash(const attn_p &p, dim3 grid, int threads, cudaStream_t s, bool dec) {
+    if (dec) k_flash_dec<TK, TV><<<grid, threads, 0, s>>>(p);
+    else k_flash<TK, TV><<<grid, threads, 0, s>>>(p);
 }
 
 #define FLASH_V(tk) \
     switch (tv) { \
-    case QT_F32: launch_flash<tk, QT_F32>(p, grid, threads, s); return 0; \
-    case QT_F16: launch_flash<tk, QT_F16>(p, grid, threads, s); return 0; \
-    case QT_BF16: launch_flash<tk, QT_BF16>(p, grid, threads, s); return 0; \
-    case QT_Q8_0: launch_flash<tk, QT_Q8_0>(p, grid, threads, s); return 0; \
-    case QT_Q4_0: launch_flash<tk, QT_Q4_0>(p, grid, threads, s); return 0; \
-    case QT_Q4_1: launch_flash<tk, QT_Q4_1>(p, grid, threads, s); return 0; \
-    case QT_Q5_0: launch_flash<tk, QT_Q5_0>(p, grid, threads, s); return 0; \
-    case QT_Q5_1: launch_flash<tk, QT_Q5_1>(p, grid, threads, s); return 0; \
-    case QT_IQ4_NL: launch_flash<tk, QT_IQ4_NL>(p, grid, threads, s); return 0; \
+    case QT_F32: launch_flash<tk, QT_F32>(p, grid, threads, s, dec); return 0; \
+    case QT_F16: launch_flash<tk, QT_F16>(p, grid, threads, s, dec); return 0; \
+    case QT_BF16: launch_flash<tk, QT_BF16>(p, grid, threads, s, dec); return 0; \
+    case QT_Q8_0: launch_flash<tk, QT_Q8_0>(p, grid, threads, s, dec); return 0; \
+    case QT_Q4_0: launch_flash<tk, QT_Q4_0>(p, grid, threads, s, dec); return 0; \
+    case QT_Q4_1: launch_flash<tk, QT_Q4_1>(p, grid, threads, s, dec); return 0; \
+    case QT_Q5_0: launch_flash<tk, QT_Q5_0>(p, grid, threads, s, dec); return 0; \
+    case QT_Q5_1: launch_flash<tk, QT_Q5_1>(p, grid, threads, s, dec); return 0; \
+    case QT_IQ4_NL: launch_flash<tk, QT_IQ4_NL>(p, grid, threads, s, dec); return 0; \
     default: return -1; \
     }
 
-static int dispatch_flash(int tk, int tv, const attn_p &p, dim3 grid, int threads, cudaStream_t s) {
+static int dispatch_flash(int tk, int tv, const attn_p &p, dim3 grid, int threads, cudaStream_t s, bool dec) {
     switch (tk) {
 #define X(t) case t: FLASH_V(t)
         CUDA_CACHE_TYPES(X)
@@ -312,7 +407,8 @@ extern "C" int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) {
     if (flash) {
         /* enough warps to fill the card: split the cells when tokens x KV heads are few */
         const int wpb = 4;
-        long want = 8L * g->sm_count * 32;   /* warps */
+        const bool dec = T <= 8 && p.dk % 4 == 0;
+        long want = (dec ? 16L : 8L) * g->sm_count * 32;   /* warps */
         long base = (long)T * G;
         int n_chunks = 1;
         if (base < want) {
@@ -322,6 +418,7 @@ extern "C" int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) {
             n_chunks = c < 1 ? 1 : (int)c;
         }
         p.cpc = (a->n_cells + n_chunks - 1) / n_chunks;
+        if (dec) p.cpc = (p.cpc + 31) / 32 * 32;   /* whole 32-cell steps */
         n_chunks = (a->n_cells + p.cpc - 1) / p.cpc;
         if (n_chunks > 1) {
             size_t nst = (size_t)n_chunks * T * H;
@@ -332,7 +429,7 @@ extern "C" int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) {
         dim3 grid(G, T, (n_chunks + wpb - 1) / wpb);
         for (p.h0 = 0; p.h0 < p.gs; p.h0 += MAXG) {
             p.nh = p.gs - p.h0 < MAXG ? p.gs - p.h0 : MAXG;
-            if (dispatch_flash(a->type_k, a->type_v, p, grid, 32 * wpb, s)) return cuda_fail_msg(g, "no attention kernel for this cache type pair");
+            if (dispatch_flash(a->type_k, a->type_v, p, grid, 32 * wpb, s, dec)) return cuda_fail_msg(g, "no attention kernel for this cache type pair");
             CU_LAUNCHED(g);
         }
         if (n_chunks > 1) {

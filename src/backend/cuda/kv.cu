@@ -52,6 +52,17 @@ __global__ void k_quant_rows(const float *x, int n_rows, int padded, uint8_t *ds
     }
 }
 
+/* block formats: a warp per block */
+template <int T>
+__global__ void k_quant_rows_w(const float *x, int n_rows, int padded, uint8_t *dst, size_t rb) {
+    size_t blk = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int per = padded / 32;
+    if (blk >= (size_t)n_rows * per) return;   /* whole warps leave together */
+    int r = (int)(blk / per), b = (int)(blk % per);
+    float x0 = x[(size_t)r * padded + 32 * b + (threadIdx.x & 31)];
+    w_quant_block<T>(x0, dst + (size_t)r * rb + (size_t)b * qinfo<T>::BYTES);
+}
+
 template <int T>
 __global__ void k_dequant_rows(const uint8_t *src, size_t rb, int n_rows, int padded, float *x) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -64,10 +75,16 @@ static int quant_rows(gpu_ctx *g, int type, const float *x, int n, int padded, u
     const quant_traits *qt = quant_get(type);
     size_t work = (size_t)n * (padded / qt->block);
     if (!work) return 0;
-    int th = qt->block == 1 ? 256 : 64;
     switch (type) {
-#define X(t) case t: k_quant_rows<t><<<cuda_blocks(work, th), th, 0, g->stream>>>(x, n, padded, dst, rb); break;
-        CUDA_CACHE_TYPES(X)
+    case QT_F32: case QT_F16: case QT_BF16:
+        switch (type) {
+#define X(t) case t: k_quant_rows<t><<<cuda_blocks(work, 256), 256, 0, g->stream>>>(x, n, padded, dst, rb); break;
+            X(QT_F32) X(QT_F16) X(QT_BF16)
+#undef X
+        }
+        break;
+#define X(t) case t: k_quant_rows_w<t><<<cuda_blocks(work * 32, 128), 128, 0, g->stream>>>(x, n, padded, dst, rb); break;
+        X(QT_Q8_0) X(QT_Q4_0) X(QT_Q4_1) X(QT_Q5_0) X(QT_Q5_1) X(QT_IQ4_NL)
 #undef X
     default: return cuda_fail_msg(g, "CUDA cannot store a %s cache", qt->name);
     }

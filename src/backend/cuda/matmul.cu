@@ -9,6 +9,7 @@
 
 #define MV_WARPS 4
 #define MV_MAXT 8
+#define MV_U 8      /* 4-value steps a lane has in flight */
 
 /* y[t][r] = W[r] . x[t]; x rows have ne0 values, y rows have ldy. chunked: ne0 % 32 == 0 and
  * rows 16-byte aligned, else every value is read by dq1 (float types only). */
@@ -75,15 +76,26 @@ __global__ void __launch_bounds__(32 * MV_WARPS) k_matvec4(const uint8_t *__rest
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-#pragma unroll 4
-    for (int i = 4 * lane; i < ne0; i += 128) {
-        float v[4];
-        dq4<T>(row, i, v);
+    /* MV_U steps' loads are issued before any of their arithmetic: bytes in flight */
+    for (int base = 0; base < ne0; base += 128 * MV_U) {
+        float v[MV_U][4];
 #pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t < nt) {
-                float4 f = __ldg((const float4 *)(x + (size_t)t * ne0 + i));
-                acc[t] += v[0] * f.x + v[1] * f.y + v[2] * f.z + v[3] * f.w;
+        for (int u = 0; u < MV_U; u++) {
+            const int i = base + 128 * u + 4 * lane;
+            if (i < ne0) dq4<T>(row, i, v[u]);
+            else v[u][0] = v[u][1] = v[u][2] = v[u][3] = 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < MV_U; u++) {
+            const int i = base + 128 * u + 4 * lane;
+            if (i < ne0) {
+#pragma unroll
+                for (int t = 0; t < NT; t++) {
+                    if (t < nt) {
+                        float4 f = __ldg((const float4 *)(x + (size_t)t * ne0 + i));
+                        acc[t] += v[u][0] * f.x + v[u][1] * f.y + v[u][2] * f.z + v[u][3] * f.w;
+                    }
+                }
             }
         }
     }

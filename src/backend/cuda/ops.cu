@@ -23,7 +23,7 @@ __global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, 
 
 extern "C" int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *w, int T, int n, float eps) {
     if (T <= 0) return 0;
-    k_rmsnorm<<<T, 256, 0, g->stream>>>(out, x, w, n, eps);
+    k_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, w, n, eps);
     CU_LAUNCHED(g);
     return 0;
 }

@@ -248,4 +248,176 @@ template <int T> __device__ void quant_block(const float *x, uint8_t *dst) {
     }
 }
 
+/* ---- the same quantizers with a warp per block: lane j holds value j, sums are warp sums
+ * (another order than the CPU's, so a near-tie between two scales may go the other way;
+ * the candidates, their order and the tie rules are the CPU's) ---- */
+
+__device__ __forceinline__ float wsum(float v) { return warp_sum(v); }
+
+/* the value of largest magnitude, the first such one as the CPU's loop finds it */
+__device__ __forceinline__ float w_signed_absmax(float x, int lane) {
+    float a = fabsf(x);
+    int idx = lane;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        float a2 = __shfl_xor_sync(0xffffffffu, a, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (a2 > a || (a2 == a && i2 < idx)) { a = a2; idx = i2; }
+    }
+    return __shfl_sync(0xffffffffu, x, idx);
+}
+
+__device__ __forceinline__ float w_levels_scale(float x, uint16_t dh, int lo, int hi, int *q, float *sxq, float *sqq) {
+    float d = qh2f_d(dh), id = qinv(d);
+    *q = qround_d(x * id, lo, hi);
+    *sxq = wsum(x * (float)*q);
+    *sqq = wsum((float)(*q * *q));
+    return err_scale_d(d, *sxq, *sqq);
+}
+
+__device__ uint16_t w_quant_scale(float x, int lo, int hi, float l0, float l1, int ng, int *q) {
+    float xm = w_signed_absmax(x, threadIdx.x & 31), sxq, sqq;
+    uint16_t best = qf2h_d(xm / (float)lo);
+    float e = w_levels_scale(x, best, lo, hi, q, &sxq, &sqq);
+    if (xm == 0.0f) return best;
+    float best_err = e;
+    uint16_t found = best;
+    for (int t = 0; t < ng; t++) {
+        float lv = l0 + (l1 - l0) * (float)t / (float)(ng - 1);
+        float k = round_clamped_d(x * (-lv / xm), (float)lo, (float)hi);
+        float a = wsum(x * k), b = wsum(k * k);
+        uint16_t dh = qf2h_d(b > 0.0f ? a / b : 0.0f);
+        float err = err_scale_d(qh2f_d(dh), a, b);
+        if (err < best_err) { best_err = err; found = dh; }
+    }
+    int q2;
+    if (found != best) {
+        float sxq2, sqq2, e2 = w_levels_scale(x, found, lo, hi, &q2, &sxq2, &sqq2);
+        if (e2 < e) { best = found; e = e2; sxq = sxq2; sqq = sqq2; *q = q2; }
+    }
+    for (int it = 0; it < QPOLISH && sqq > 0.0f; it++) {
+        uint16_t dh = qf2h_d(sxq / sqq);
+        if (dh == best || !(err_scale_d(qh2f_d(dh), sxq, sqq) < e)) break;
+        float sxq2, sqq2, e2 = w_levels_scale(x, dh, lo, hi, &q2, &sxq2, &sqq2);
+        if (!(e2 < e)) break;
+        best = dh; e = e2; sxq = sxq2; sqq = sqq2; *q = q2;
+    }
+    return best;
+}
+
+__device__ __forceinline__ float w_levels_affine(float x, uint16_t dh, uint16_t mh, int qmax, int *q, aff_sums &s) {
+    float d = qh2f_d(dh), m = qh2f_d(mh), id = qinv(d);
+    *q = qround_d((x - m) * id, 0, qmax);
+    float k = (float)*q;
+    s.x = wsum(x); s.q = wsum(k); s.xq = wsum(x * k); s.qq = wsum(k * k);
+    return err_affine_d(d, m, s);
+}
+
+__device__ void w_quant_affine(float x, int qmax, int *q, uint16_t *dh, uint16_t *mh) {
+    float lo = x, hi = x;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+        hi = fmaxf(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+    }
+    aff_sums s;
+    *dh = qf2h_d((hi - lo) / (float)qmax);
+    *mh = qf2h_d(lo);
+    float e = w_levels_affine(x, *dh, *mh, qmax, q, s);
+    if (!(hi - lo > 0.0f)) return;
+    const int ng = 8;
+    float l0 = 0.8f * (float)qmax, l1 = (float)qmax + 1.5f;
+    float mid = 0.5f * (lo + hi), fq = (float)qmax, best_err = e;
+    uint16_t fd = *dh, fm = *mh;
+    for (int t = 0; t < 3 * ng; t++) {
+        float lv = l0 + (l1 - l0) * (float)(t % ng) / (float)(ng - 1);
+        float id = lv / (hi - lo), half = 0.5f * fq + (float)(t / ng - 1) / 3.0f;
+        float k = round_clamped_d((x - mid) * id + half, 0.0f, fq);
+        aff_sums c = { s.x, wsum(k), wsum(x * k), wsum(k * k) };
+        uint16_t d2, m2;
+        solve_affine_d(c, &d2, &m2);
+        float err = err_affine_d(qh2f_d(d2), qh2f_d(m2), c);
+        if (err < best_err) { best_err = err; fd = d2; fm = m2; }
+    }
+    int q2;
+    aff_sums s2;
+    if (fd != *dh || fm != *mh) {
+        float e2 = w_levels_affine(x, fd, fm, qmax, &q2, s2);
+        if (e2 < e) { *dh = fd; *mh = fm; e = e2; s = s2; *q = q2; }
+    }
+    for (int it = 0; it < QPOLISH; it++) {
+        uint16_t d2, m2;
+        solve_affine_d(s, &d2, &m2);
+        if ((d2 == *dh && m2 == *mh) || !(err_affine_d(qh2f_d(d2), qh2f_d(m2), s) < e)) break;
+        float e2 = w_levels_affine(x, d2, m2, qmax, &q2, s2);
+        if (!(e2 < e)) break;
+        *dh = d2; *mh = m2; e = e2; s = s2; *q = q2;
+    }
+}
+
+__device__ __forceinline__ float w_levels_iq4nl(float x, uint16_t dh, int *idx, float *sxk, float *skk) {
+    float d = qh2f_d(dh), id = qinv(d);
+    *idx = iq4nl_nearest_d(x * id);
+    float k = (float)cuda_iq4nl_values[*idx];
+    *sxk = wsum(x * k); *skk = wsum(k * k);
+    return err_scale_d(d, *sxk, *skk);
+}
+
+/* Stores lane j's quantized value into the block at dst (all lanes of the warp call it). */
+template <int T> __device__ void w_quant_block(float x, uint8_t *dst) {
+    const int lane = threadIdx.x & 31;
+    int q = 0;
+    uint16_t d = 0, m = 0;
+    if (T == QT_Q8_0) {
+        d = w_quant_scale(x, -127, 127, 124.0f, 128.0f, 6, &q);
+        if (lane == 0) put16(dst, d);
+        dst[2 + lane] = (uint8_t)(int8_t)q;
+        return;
+    }
+    if (T == QT_Q4_0 || T == QT_Q5_0) {
+        int off = T == QT_Q4_0 ? 8 : 16;
+        d = w_quant_scale(x, -off, off - 1, 0.8f * (float)off, (float)off + 1.5f, 12, &q);
+        q += off;
+    } else if (T == QT_Q4_1 || T == QT_Q5_1) {
+        w_quant_affine(x, T == QT_Q4_1 ? 15 : 31, &q, &d, &m);
+    } else if (T == QT_IQ4_NL) {
+        float xm = w_signed_absmax(x, lane), sxk, skk, best_err = INFINITY;
+        uint16_t best = 0;
+        for (int end = 0; end < 2 && xm != 0.0f; end++) {
+            float top = end ? 113.0f : -127.0f, l0 = 0.8f * top, l1 = 1.15f * top;
+            for (int t = 0; t < 12; t++) {
+                float lv = l0 + (l1 - l0) * (float)t / 11.0f, v = x * (lv / xm), k = -127.0f;
+                for (int mm = 0; mm < 15; mm++) k += v > cuda_iq4nl_mids[mm] ? cuda_iq4nl_steps[mm] : 0.0f;
+                float a = wsum(x * k), b = wsum(k * k);
+                uint16_t dh = qf2h_d(a / b);
+                float err = err_scale_d(qh2f_d(dh), a, b);
+                if (err < best_err) { best_err = err; best = dh; }
+            }
+        }
+        float e = w_levels_iq4nl(x, best, &q, &sxk, &skk);
+        for (int it = 0; it < QPOLISH && xm != 0.0f; it++) {
+            uint16_t dh = qf2h_d(sxk / skk);
+            if (dh == best || !(err_scale_d(qh2f_d(dh), sxk, skk) < e)) break;
+            int q2;
+            float sxk2, skk2, e2 = w_levels_iq4nl(x, dh, &q2, &sxk2, &skk2);
+            if (!(e2 < e)) break;
+            best = dh; e = e2; sxk = sxk2; skk = skk2; q = q2;
+        }
+        d = best;
+    }
+    /* nibbles: byte j holds values j (low) and j + 16 (high); fifth bits in a 32-bit word */
+    int hiq = __shfl_down_sync(0xffffffffu, q, 16);
+    uint32_t fifth = __ballot_sync(0xffffffffu, (q >> 4) & 1);
+    int qs_off = T == QT_Q4_0 || T == QT_IQ4_NL ? 2 : T == QT_Q4_1 ? 4 : T == QT_Q5_0 ? 6 : 8;
+    if (lane < 16) dst[qs_off + lane] = (uint8_t)((q & 15) | (hiq & 15) << 4);
+    if (lane == 0) {
+        put16(dst, d);
+        if (T == QT_Q4_1 || T == QT_Q5_1) put16(dst + 2, m);
+        if (T == QT_Q5_0 || T == QT_Q5_1) {
+            uint8_t *qh = dst + (T == QT_Q5_0 ? 2 : 4);
+            for (int i = 0; i < 4; i++) qh[i] = (uint8_t)(fifth >> (8 * i));
+        }
+    }
+}
+
 #endif
