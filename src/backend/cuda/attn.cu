@@ -145,6 +145,7 @@ __global__ void __launch_bounds__(128) k_flash_dec(attn_p p) {
         for (int h = 0; h < MAXG; h++) s[h] = 0.0f;
         if (live) {
             const uint8_t *kr = p.k + (size_t)c * p.kb;
+#pragma unroll 4
             for (int d = 0; d < p.dk; d += 4) {
                 float kv[4];
                 dq4<TK>(kr, koff + d, kv);
@@ -199,22 +200,45 @@ __global__ void __launch_bounds__(128) k_flash_dec(attn_p p) {
     }
 }
 
-/* merge the chunks' partial states: one block per (token, head) */
-__global__ void k_flash_merge(const float *pm, const float *pl, const float *pacc, int n_chunks, int T, int H, int dv, float *out) {
-    const int th = blockIdx.x;
+/* merge the chunks' partial states: one block per (token, head); the chunks' weights are
+ * found once (block reductions) and kept in shared memory, then each thread sums one value
+ * of the vector over the chunks with independent loads */
+#define MERGE_MAX 4096
+__global__ void __launch_bounds__(128) k_flash_merge(const float *pm, const float *pl, const float *pacc, int n_chunks, int T, int H, int dv, float *out) {
+    __shared__ float wsh[MERGE_MAX];
+    __shared__ float red[4];
+    const int th = blockIdx.x, lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    const size_t cs = (size_t)T * H;
     float mx = -INFINITY;
-    for (int c = 0; c < n_chunks; c++) mx = fmaxf(mx, pm[(size_t)c * T * H + th]);
+    for (int c = threadIdx.x; c < n_chunks; c += blockDim.x) mx = fmaxf(mx, pm[c * cs + th]);
+    mx = warp_max(mx);
+    if (lane == 0) red[wid] = mx;
+    __syncthreads();
+    mx = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+    __syncthreads();
+    float ls = 0.0f;
+    for (int c = threadIdx.x; c < n_chunks; c += blockDim.x) {
+        float l = pl[c * cs + th];
+        float w = l > 0.0f ? __expf(pm[c * cs + th] - mx) : 0.0f;
+        wsh[c] = w;
+        ls += l * w;
+    }
+    ls = warp_sum(ls);
+    if (lane == 0) red[wid] = ls;
+    __syncthreads();
+    ls = red[0] + red[1] + red[2] + red[3];
+    const float inv = ls > 0.0f ? 1.0f / ls : 0.0f;
     for (int i = threadIdx.x; i < dv; i += blockDim.x) {
-        float sum = 0.0f, ls = 0.0f;
-        for (int c = 0; c < n_chunks; c++) {
-            size_t s = (size_t)c * T * H + th;
-            float l = pl[s];
-            if (l == 0.0f) continue;
-            float w = __expf(pm[s] - mx);
-            ls += l * w;
-            sum += w * pacc[s * dv + i];
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        int c = 0;
+        for (; c + 4 <= n_chunks; c += 4) {
+            s0 += wsh[c] * pacc[((c + 0) * cs + th) * dv + i];
+            s1 += wsh[c + 1] * pacc[((c + 1) * cs + th) * dv + i];
+            s2 += wsh[c + 2] * pacc[((c + 2) * cs + th) * dv + i];
+            s3 += wsh[c + 3] * pacc[((c + 3) * cs + th) * dv + i];
         }
-        out[(size_t)th * dv + i] = ls > 0.0f ? sum / ls : 0.0f;
+        for (; c < n_chunks; c++) s0 += wsh[c] * pacc[(c * cs + th) * dv + i];
+        out[(size_t)th * dv + i] = ((s0 + s1) + (s2 + s3)) * inv;
     }
 }
 
@@ -413,7 +437,9 @@ extern "C" int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) {
         int n_chunks = 1;
         if (base < want) {
             long c = want / base;
-            long max_c = (a->n_cells + 63) / 64;   /* at least 64 cells a chunk */
+            long min_cells = dec ? 128 : 64;     /* cells a warp walks at least */
+            long max_c = (a->n_cells + min_cells - 1) / min_cells;
+            if (max_c > MERGE_MAX) max_c = MERGE_MAX;
             if (c > max_c) c = max_c;
             n_chunks = c < 1 ? 1 : (int)c;
         }
@@ -433,7 +459,7 @@ extern "C" int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) {
             CU_LAUNCHED(g);
         }
         if (n_chunks > 1) {
-            k_flash_merge<<<T * H, p.dv < 128 ? 32 : 128, 0, s>>>(p.pm, p.pl, p.pacc, n_chunks, T, H, p.dv, p.out);
+            k_flash_merge<<<T * H, 128, 0, s>>>(p.pm, p.pl, p.pacc, n_chunks, T, H, p.dv, p.out);
             CU_LAUNCHED(g);
         }
     } else {

@@ -21,13 +21,30 @@ __global__ void k_rows_f16(const uint8_t *__restrict__ src, size_t rb, int n, in
     out[idx] = __float2half_rn(dq1<T>(src + (size_t)c * rb, i));
 }
 
-__global__ void k_q_f16(const float *__restrict__ q, size_t n, __half *__restrict__ out) {
+/* q [T][H][hd] -> f16 in [H][T][hd] order: a KV head's query heads are then one matrix of
+ * gs * T columns, so each product is one batched call over the KV heads */
+__global__ void k_q_f16(const float *__restrict__ q, int T, int H, int hd, __half *__restrict__ out) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = __float2half_rn(q[i]);
+    if (i >= (size_t)T * H * hd) return;
+    int d = (int)(i % hd);
+    size_t th = i / hd;
+    int h = (int)(th % H), t = (int)(th / H);
+    out[((size_t)h * T + t) * hd + d] = __float2half_rn(q[i]);
+}
+
+/* o [H][tc][hd] (slice) -> out [T][H][hd] rows t0.. */
+__global__ void k_scatter_o(const float *__restrict__ o, int tc, int H, int hd, float *__restrict__ out) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)tc * H * hd) return;
+    int d = (int)(i % hd);
+    size_t ht = i / hd;
+    int t = (int)(ht % tc), h = (int)(ht / tc);
+    out[((size_t)t * H + h) * hd + d] = o[i];
 }
 
 /* s: [H][tc][n_vis] scores; p: the same shape in f16. Token t (0..tc) of the slice sees
- * cells 0..pos0+t. A block per (head, token). */
+ * cells 0..pos0+t. A block per (head, token). s may be the scores of a slice of tc rows
+ * inside a buffer laid out for that slice. */
 __global__ void k_mask_softmax(const float *__restrict__ s, __half *__restrict__ p, int tc, int n_vis, int pos0) {
     const int t = blockIdx.x % tc;
     const float *sr = s + (size_t)blockIdx.x * n_vis;
@@ -88,45 +105,52 @@ int cuda_attn_gemm(gpu_ctx *g, const attn_args *a) {
         rows_to_f16(g, a->type_v, a->v, a->v_row_bytes, n_cells, row, vf))
         return -1;
     size_t nq = (size_t)T * H * hd;
-    k_q_f16<<<cuda_blocks(nq, 256), 256, 0, s>>>(a->q, nq, qf);
+    k_q_f16<<<cuda_blocks(nq, 256), 256, 0, s>>>(a->q, T, H, hd, qf);
     CU_LAUNCHED(g);
-    /* token slices: scores of a slice fit 256 MiB */
-    size_t per_tok = (size_t)H * n_cells * sizeof(float);
-    int tstep = (int)((256u << 20) / per_tok);
+    /* token slices: scores (f32), weights (f16) and the slice's output in one buffer of at
+     * most 2 GiB; the fewer the slices the more tiles each product has to spread over */
+    size_t per_tok = (size_t)H * n_cells * (sizeof(float) + sizeof(__half)) + (size_t)H * hd * sizeof(float);
+    size_t cap = (size_t)2 << 30;
+    int tstep = (int)(cap / per_tok);
     if (tstep < 16) tstep = 16;
     if (tstep > T) tstep = T;
-    uint8_t *buf = (uint8_t *)cuda_scratch(g, SCR_ATTN_PART, (sizeof(float) + sizeof(__half)) * (size_t)H * tstep * n_cells);
+    uint8_t *buf = (uint8_t *)cuda_scratch(g, SCR_ATTN_PART, per_tok * tstep);
     if (!buf) return -1;
     float *sc = (float *)buf;
     __half *pw = (__half *)(buf + sizeof(float) * (size_t)H * tstep * n_cells);
+    float *ot = (float *)(buf + (sizeof(float) + sizeof(__half)) * (size_t)H * tstep * n_cells);
     const float one = 1.0f, zero = 0.0f;
     for (int t0 = 0; t0 < T; t0 += tstep) {
         const int tc = T - t0 < tstep ? T - t0 : tstep;
         int n_vis = a->pos0 + t0 + tc;
         if (n_vis > n_cells) n_vis = n_cells;
-        const long long sS = (long long)tc * n_vis;
-        for (int j = 0; j < gs; j++) {
-            /* S_h^T (n_vis x tc) = K_g (hd x n_vis)^T . Q_h (hd x tc), column-major */
+        const long long sS = (long long)tc * n_vis;   /* one head's scores */
+        /* query columns of KV head g: heads g*gs.., tokens t0..t0+tc; with one slice they are
+         * contiguous ([H][T][hd]); with several, one call per head of the group */
+        const int per_call = tc == T ? gs : 1;
+        for (int j = 0; j < gs; j += per_call) {
+            /* S (n_vis x cols) = K_g (hd x n_vis)^T . Q (hd x cols), column-major */
             cublasStatus_t st = cublasGemmStridedBatchedEx(
-                g->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_vis, tc, hd, &a->scale,
+                g->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_vis, tc * per_call, hd, &a->scale,
                 kf, CUDA_R_16F, row, hd,
-                qf + ((size_t)t0 * H + j) * hd, CUDA_R_16F, H * hd, (long long)gs * hd,
+                qf + ((size_t)j * T + t0) * hd, CUDA_R_16F, hd, (long long)gs * T * hd,
                 &zero, sc + (size_t)j * sS, CUDA_R_32F, n_vis, gs * sS,
                 G, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
             if (st != CUBLAS_STATUS_SUCCESS) return blas_fail(g, st, "attention scores");
         }
         k_mask_softmax<<<H * tc, 256, 0, s>>>(sc, pw, tc, n_vis, a->pos0 + t0);
         CU_LAUNCHED(g);
-        for (int j = 0; j < gs; j++) {
-            /* O_h^T (hd x tc) = V_g (hd x n_vis) . P_h^T (n_vis x tc) */
-            cublasStatus_t st = cublasGemmStridedBatchedEx(
-                g->blas, CUBLAS_OP_N, CUBLAS_OP_N, hd, tc, n_vis, &one,
-                vf, CUDA_R_16F, row, hd,
-                pw + (size_t)j * sS, CUDA_R_16F, n_vis, gs * sS,
-                &zero, a->out + ((size_t)t0 * H + j) * hd, CUDA_R_32F, H * hd, (long long)gs * hd,
-                G, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-            if (st != CUBLAS_STATUS_SUCCESS) return blas_fail(g, st, "attention output");
-        }
+        /* O (hd x gs*tc) = V_g (hd x n_vis) . P_g^T: a group's weights are contiguous rows */
+        cublasStatus_t st = cublasGemmStridedBatchedEx(
+            g->blas, CUBLAS_OP_N, CUBLAS_OP_N, hd, gs * tc, n_vis, &one,
+            vf, CUDA_R_16F, row, hd,
+            pw, CUDA_R_16F, n_vis, gs * sS,
+            &zero, ot, CUDA_R_32F, hd, (long long)gs * tc * hd,
+            G, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        if (st != CUBLAS_STATUS_SUCCESS) return blas_fail(g, st, "attention output");
+        size_t no = (size_t)tc * H * hd;
+        k_scatter_o<<<cuda_blocks(no, 256), 256, 0, s>>>(ot, tc, H, hd, a->out + (size_t)t0 * H * hd);
+        CU_LAUNCHED(g);
     }
     return 0;
 }

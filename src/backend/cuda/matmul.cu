@@ -76,17 +76,19 @@ __global__ void __launch_bounds__(32 * MV_WARPS) k_matvec4(const uint8_t *__rest
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-    /* MV_U steps' loads are issued before any of their arithmetic: bytes in flight */
-    for (int base = 0; base < ne0; base += 128 * MV_U) {
-        float v[MV_U][4];
+    /* U steps' loads are issued before any of their arithmetic: bytes in flight (block
+     * types move fewer bytes a step than f16, so they take more steps at once) */
+    constexpr int U = qinfo<T>::B > 1 ? 2 * MV_U : MV_U;
+    for (int base = 0; base < ne0; base += 128 * U) {
+        float v[U][4];
 #pragma unroll
-        for (int u = 0; u < MV_U; u++) {
+        for (int u = 0; u < U; u++) {
             const int i = base + 128 * u + 4 * lane;
             if (i < ne0) dq4<T>(row, i, v[u]);
             else v[u][0] = v[u][1] = v[u][2] = v[u][3] = 0.0f;
         }
 #pragma unroll
-        for (int u = 0; u < MV_U; u++) {
+        for (int u = 0; u < U; u++) {
             const int i = base + 128 * u + 4 * lane;
             if (i < ne0) {
 #pragma unroll
