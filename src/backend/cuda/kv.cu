@@ -105,6 +105,54 @@ static int dequant_rows(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int
     return 0;
 }
 
+/* The whole store of one row in one kernel (a block per row): pad, rotate in shared memory,
+ * subtract mu, quantize (a warp per block). Decode writes one row per layer and side, so
+ * this saves four to six launches a layer over the step-by-step path. */
+template <int T>
+__global__ void k_store_rows(const float *__restrict__ src, int row, int padded, int vec, int b, int rot,
+                             const float *__restrict__ mu, uint8_t *__restrict__ dst, size_t rb) {
+    extern __shared__ float xs[];
+    const int r = blockIdx.x;
+    for (int i = threadIdx.x; i < padded; i += blockDim.x) {
+        float v = i < row ? src[(size_t)r * row + i] : 0.0f;
+        if (rot && i < row) v *= cuda_sign_at(i % b);
+        xs[i] = v;
+    }
+    __syncthreads();
+    if (rot) {
+        /* vectors of vec values (head or row), each in chunks of b, as cpu_hadamard */
+        for (int h = 1; h < b; h *= 2) {
+            for (int k = threadIdx.x; k < row / 2; k += blockDim.x) {
+                int chunk = k / (b / 2), kk = k % (b / 2);
+                int j = chunk * b + (kk / h) * 2 * h + (kk % h);
+                float a = xs[j], c = xs[j + h];
+                xs[j] = a + c;
+                xs[j + h] = a - c;
+            }
+            __syncthreads();
+        }
+        const float norm = 1.0f / sqrtf((float)b);
+        for (int i = threadIdx.x; i < row; i += blockDim.x) xs[i] *= norm;
+        __syncthreads();
+    }
+    if (mu) {
+        for (int i = threadIdx.x; i < row; i += blockDim.x) xs[i] -= mu[i];
+        __syncthreads();
+    }
+    uint8_t *d = dst + (size_t)r * rb;
+    if (qinfo<T>::B == 1) {
+        for (int i = threadIdx.x; i < padded; i += blockDim.x) {
+            if (T == QT_F32) ((float *)d)[i] = xs[i];
+            else if (T == QT_F16) ((__half *)d)[i] = __float2half_rn(xs[i]);
+            else ((__nv_bfloat16 *)d)[i] = __float2bfloat16_rn(xs[i]);
+        }
+        return;
+    }
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    for (int blk = threadIdx.x >> 5; blk < padded / 32; blk += nw)
+        w_quant_block<T>(xs[32 * blk + lane], d + (size_t)blk * qinfo<T>::BYTES);
+}
+
 static int is_quantized(int type) { return type != QT_F32 && type != QT_F16 && type != QT_BF16; }
 
 static int rotate_rows(gpu_ctx *g, const gpu_kv_layout *L, int mode, float *x, int n, int padded, int inverse) {
@@ -113,9 +161,29 @@ static int rotate_rows(gpu_ctx *g, const gpu_kv_layout *L, int mode, float *x, i
     return 0;
 }
 
+static int store_fused(gpu_ctx *g, const gpu_kv_layout *L, int side, const float *src, int T, const float *mu, uint8_t *dst) {
+    int type = side ? L->type_v : L->type_k, padded = side ? L->row_v : L->row_k, rot = side ? L->rot_v : L->rot_k;
+    int vec = rot == KV_ROT_ROW ? L->row : L->head_dim, b = rot ? cuda_hadamard_block(vec) : 1;
+    size_t rb = side ? L->vb : L->kb, sh = sizeof(float) * (size_t)padded;
+    switch (type) {
+#define X(t) case t: k_store_rows<t><<<T, 256, sh, g->stream>>>(src, L->row, padded, vec, b, rot != 0, mu, dst, rb); break;
+        CUDA_CACHE_TYPES(X)
+#undef X
+    default: return cuda_fail_msg(g, "CUDA cannot store a %s cache", quant_get(type)->name);
+    }
+    CU_LAUNCHED(g);
+    return 0;
+}
+
 extern "C" int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, float *mu, int set_mu,
                           int pos0, int T, const float *k, const float *v) {
     if (T <= 0) return 0;
+    /* rows of up to 8192 values fit shared memory: one kernel per side; setting mu needs all
+     * rows first, so that batch takes the step-by-step path below */
+    if (!set_mu && L->row_k <= 8192 && L->row_v <= 8192) {
+        if (store_fused(g, L, 0, k, T, is_quantized(L->type_k) ? mu : NULL, dk + (size_t)pos0 * L->kb)) return -1;
+        return store_fused(g, L, 1, v, T, NULL, dv + (size_t)pos0 * L->vb);
+    }
     for (int side = 0; side < 2; side++) {
         int type = side ? L->type_v : L->type_k, padded = side ? L->row_v : L->row_k, rot = side ? L->rot_v : L->rot_k;
         size_t rb = side ? L->vb : L->kb;

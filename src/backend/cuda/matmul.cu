@@ -76,9 +76,9 @@ __global__ void __launch_bounds__(32 * MV_WARPS) k_matvec4(const uint8_t *__rest
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-    /* U steps' loads are issued before any of their arithmetic: bytes in flight (block
-     * types move fewer bytes a step than f16, so they take more steps at once) */
-    constexpr int U = qinfo<T>::B > 1 ? 2 * MV_U : MV_U;
+    /* U steps' loads are issued before any of their arithmetic: bytes in flight (16 steps
+     * for block types measured slower than 8 on an H200: registers) */
+    constexpr int U = MV_U;
     for (int base = 0; base < ne0; base += 128 * U) {
         float v[U][4];
 #pragma unroll
@@ -98,6 +98,56 @@ __global__ void __launch_bounds__(32 * MV_WARPS) k_matvec4(const uint8_t *__rest
                         acc[t] += v[u][0] * f.x + v[u][1] * f.y + v[u][2] * f.z + v[u][3] * f.w;
                     }
                 }
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t < nt) {
+            float s = warp_sum(acc[t]);
+            if (lane == 0) y[(size_t)t * ldy + r] = s;
+        }
+    }
+}
+
+/* q8_0, the common decode case: a lane takes a pair of blocks (64 values, 68 bytes, so
+ * 4-byte aligned when ne0 % 64 == 0) as 17 aligned words, rather than 2-byte pieces. */
+template <int NT>
+__global__ void __launch_bounds__(32 * MV_WARPS) k_matvec_q8(const uint8_t *__restrict__ W, size_t rb, int ne0, int ne1,
+                                                             const float *__restrict__ x, int nt, float *__restrict__ y, int ldy) {
+    const int lane = threadIdx.x & 31;
+    const int r = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    if (r >= ne1) return;
+    const uint32_t *row = (const uint32_t *)(W + (size_t)r * rb);
+    const int npairs = ne0 >> 6;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    for (int p = lane; p < npairs; p += 32) {
+        uint32_t u[17];
+#pragma unroll
+        for (int k = 0; k < 17; k++) u[k] = __ldg(row + 17 * p + k);
+        const float d0 = __half2float(__ushort_as_half((uint16_t)(u[0] & 0xffff)));
+        const float d1 = __half2float(__ushort_as_half((uint16_t)(u[8] >> 16)));
+        uint32_t q[16];
+#pragma unroll
+        for (int w = 0; w < 8; w++) q[w] = __byte_perm(u[w], u[w + 1], 0x5432);
+#pragma unroll
+        for (int w = 0; w < 8; w++) q[8 + w] = u[9 + w];
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t < nt) {
+                const float4 *xp = (const float4 *)(x + (size_t)t * ne0 + 64 * p);
+                float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+                for (int w = 0; w < 16; w++) {
+                    float4 f = __ldg(xp + w);
+                    uint32_t v = q[w];
+                    float a = (float)(int8_t)(v & 0xff) * f.x + (float)(int8_t)((v >> 8) & 0xff) * f.y +
+                              (float)(int8_t)((v >> 16) & 0xff) * f.z + (float)(int8_t)(v >> 24) * f.w;
+                    if (w < 8) s0 += a; else s1 += a;
+                }
+                acc[t] += d0 * s0 + d1 * s1;
             }
         }
     }
@@ -149,7 +199,13 @@ struct launch_mv {
             int nt = T_ - t0 < MV_MAXT ? T_ - t0 : MV_MAXT;
             const float *xt = x + (size_t)t0 * w->ne0;
             float *yt = y + (size_t)t0 * w->ne1;
-            if (by4 && nt == 1)
+            if (T == QT_Q8_0 && w->ne0 % 64 == 0 && nt == 1)
+                k_matvec_q8<1><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
+                                                              (int)w->ne1, xt, 1, yt, (int)w->ne1);
+            else if (T == QT_Q8_0 && w->ne0 % 64 == 0)
+                k_matvec_q8<MV_MAXT><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
+                                                                    (int)w->ne1, xt, nt, yt, (int)w->ne1);
+            else if (by4 && nt == 1)
                 k_matvec4<T, 1><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
                                                             (int)w->ne1, xt, 1, yt, (int)w->ne1);
             else if (by4)
