@@ -22,7 +22,7 @@ BIN=$BUILD/bin
     echo
     echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "- card: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)"
-    echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || cat .commit 2>/dev/null || echo unknown)"
+    echo "- commit: $(cat .commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "- command: scripts/gpu-check.sh (test_gpu: mean KL <= 2e-3 and top-1 >= 95% for every row)"
     echo
 } >"$OUT/gpu-report.md"

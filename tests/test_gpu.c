@@ -179,15 +179,17 @@ static void compare_model(const char *path, int all_pairs) {
                  * errors; float sums in another order flip some of those choices, and on a model
                  * whose cache alone costs KL 1e-2..1e-1 (stories260K, head size 8) one flip is
                  * visible. Such a row must at least be as good a cache as the CPU's: the same
-                 * KL against the CPU's f16 cache, within 25%. */
-                int equiv = kl_gpu <= 1.25 * kl_cpu + 2e-4 && t16g >= t16c - 0.03;
+                 * KL against the CPU's f16 cache, within 25%. (Top-1 is no measure here: on
+                 * synth-a's random weights the leading logits are near ties.) */
+                int equiv = kl_gpu <= 1.25 * kl_cpu + 2e-4;
                 if (!strict && equiv) n_equiv++;
                 CHECK(strict || equiv, "%s K %s V %s %s %s: mean KL %.3e top-1 %.1f%% (vs CPU f16: CPU %.3e, GPU %.3e)", base,
                       types[i], types[j], fa ? "flash" : "plain", w ? "partial" : "full", kl, 100 * top1, kl_cpu, kl_gpu);
                 if (report)
                     fprintf(report, "| %s | %s/%s | %s | %s (%d/%d) | %d%s | %.2e | %.1f%% | %.2e | %.2e | %s |\n", base,
                             types[i], types[j], fa ? "flash" : "plain", w ? "partial" : "full", g->n_gpu, L, rows,
-                            shift ? " +shift" : "", kl, 100 * top1, kl_cpu, kl_gpu, strict ? "yes" : equiv ? "equivalent" : "NO");
+                            shift ? " +shift" : "", kl, 100 * top1, kl_cpu, kl_gpu,
+                            strict ? "yes" : equiv ? "no; equivalent cache" : "NO");
                 free(got);
             }
             free(ref);
