@@ -49,6 +49,14 @@ int  gpu_sync(gpu_ctx *g);
 /* y[t] = W x[t] for t < T; w->data is the device copy of the weights. */
 int gpu_matmul(gpu_ctx *g, const wtensor *w, const float *x, int T, float *y);
 int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *w, int T, int n, float eps);
+/* x += y, then out = rmsnorm(x) (a residual add and the next norm in one launch). */
+int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps);
+/* gpu_rope of q (nq heads) and k (nk heads) at positions pos0 + t, in one launch. */
+int gpu_rope_qk(gpu_ctx *g, float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, float base,
+                float freq_scale, const float *freq_factors);
+/* gpu_matmul of n (<= 3) matrices of one type and width on the same x: one launch for
+ * decode where it can, else one call each. */
+int gpu_matmul_n(gpu_ctx *g, const wtensor *const *w, int n, const float *x, int T, float *const *y);
 /* RoPE of T vectors of n_heads heads; vector t is at position pos0 + t * pos_step. */
 int gpu_rope(gpu_ctx *g, float *x, int T, int n_heads, int hd, int n_rot, float pos0, float pos_step,
              float base, float freq_scale, const float *freq_factors);

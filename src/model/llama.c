@@ -20,11 +20,14 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     gpu_ctx *g = c->g;
     const int E = hp->n_embd, hd = hp->head_dim;
     const size_t TE = (size_t)T * E;
-    if (gpu_rmsnorm(g, c->dxn, c->dx, l->attn_norm, T, E, hp->eps) ||
-        gpu_matmul(g, &l->wq, c->dxn, T, c->dq) || gpu_matmul(g, &l->wk, c->dxn, T, c->dk) ||
-        gpu_matmul(g, &l->wv, c->dxn, T, c->dv) ||
-        gpu_rope(g, c->dq, T, hp->n_head, hd, hp->n_rot, (float)pos0, 1.0f, hp->rope_base, hp->rope_freq_scale, m->g_rope_freqs) ||
-        gpu_rope(g, c->dk, T, hp->n_head_kv, hd, hp->n_rot, (float)pos0, 1.0f, hp->rope_base, hp->rope_freq_scale, m->g_rope_freqs))
+    /* the first layer normalizes the embeddings; later ones got their norm from the
+     * previous layer's last residual add (gpu_add_rmsnorm) */
+    if (il == 0 && gpu_rmsnorm(g, c->dxn, c->dx, l->attn_norm, T, E, hp->eps)) return -1;
+    const wtensor *qkv[3] = { &l->wq, &l->wk, &l->wv };
+    float *const qkv_out[3] = { c->dq, c->dk, c->dv };
+    if (gpu_matmul_n(g, qkv, 3, c->dxn, T, qkv_out) ||
+        gpu_rope_qk(g, c->dq, c->dk, T, hp->n_head, hp->n_head_kv, hd, hp->n_rot, (float)pos0, hp->rope_base,
+                    hp->rope_freq_scale, m->g_rope_freqs))
         return -1;
     if (kv->rot_k == KV_ROT_HEAD && gpu_hadamard(g, c->dq, T * hp->n_head, hd, 0)) return -1;
     if (kv_put_gpu(kv, g, il, pos0, T, c->dk, c->dv)) return -1;
@@ -37,11 +40,18 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     };
     if (gpu_attn(g, &a, c->p.flash_attn)) return -1;
     if (kv->rot_v == KV_ROT_HEAD && gpu_hadamard(g, c->datt, T * hp->n_head, hd, 1)) return -1;
-    return gpu_matmul(g, &l->wo, c->datt, T, c->dxn) || gpu_add(g, c->dx, c->dxn, TE) ||
-           gpu_rmsnorm(g, c->dxn, c->dx, l->ffn_norm, T, E, hp->eps) ||
-           gpu_matmul(g, &l->w_gate, c->dxn, T, c->dgate) || gpu_matmul(g, &l->w_up, c->dxn, T, c->dup) ||
-           gpu_swiglu(g, c->dgate, c->dup, (size_t)T * hp->n_ff) ||
-           gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn) || gpu_add(g, c->dx, c->dxn, TE) ? -1 : 0;
+    const wtensor *gu[2] = { &l->w_gate, &l->w_up };
+    float *const gu_out[2] = { c->dgate, c->dup };
+    /* the last residual add is fused with the next norm: the next layer's attention norm,
+     * or the output norm (llama_forward), or none when the CPU takes over */
+    const float *next_norm = il + 1 < c->n_gpu ? m->glayers[il + 1].attn_norm : NULL;
+    if (gpu_matmul(g, &l->wo, c->datt, T, c->dxn) ||
+        gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps) ||
+        gpu_matmul_n(g, gu, 2, c->dxn, T, gu_out) || gpu_swiglu(g, c->dgate, c->dup, (size_t)T * hp->n_ff) ||
+        gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn))
+        return -1;
+    if (next_norm) return gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, next_norm, T, E, hp->eps);
+    return gpu_add(g, c->dx, c->dxn, TE);
 }
 
 static int gpu_failed(hearth_ctx *c) {

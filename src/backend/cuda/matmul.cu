@@ -121,14 +121,23 @@ template <int T> struct stage {
            BYTES = (4096 / L) * L, VALUES = BYTES / qinfo<T>::BYTES * qinfo<T>::B };
 };
 
+/* up to three matrices of one type and width on one x, rows numbered through all of them */
+struct mv_set {
+    const uint8_t *w[3];
+    float *y[3];
+    int rows[3];
+};
+
 template <int T, int NT>
-__global__ void __launch_bounds__(32 * MV_WARPS) k_matvec_st(const uint8_t *__restrict__ W, size_t rb, int ne0, int ne1,
-                                                             const float *__restrict__ x, int nt, float *__restrict__ y, int ldy) {
+__global__ void __launch_bounds__(32 * MV_WARPS) k_matvec_st(mv_set ms, size_t rb, int ne0, const float *__restrict__ x, int nt) {
     __shared__ uint4 sh[MV_WARPS][stage<T>::BYTES / 16];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-    const int r = blockIdx.x * MV_WARPS + wid;
-    if (r >= ne1) return;
-    const uint8_t *row = W + (size_t)r * rb;
+    int r = blockIdx.x * MV_WARPS + wid, m = 0;
+    if (r >= ms.rows[0]) { r -= ms.rows[0]; m = 1; if (r >= ms.rows[1]) { r -= ms.rows[1]; m = 2; } }
+    if (m == 2 && r >= ms.rows[2]) return;
+    const uint8_t *row = (m == 0 ? ms.w[0] : m == 1 ? ms.w[1] : ms.w[2]) + (size_t)r * rb;
+    float *y = m == 0 ? ms.y[0] : m == 1 ? ms.y[1] : ms.y[2];
+    const int ldy = m == 0 ? ms.rows[0] : m == 1 ? ms.rows[1] : ms.rows[2];
     const uint8_t *buf = (const uint8_t *)sh[wid];
     float acc[NT];
 #pragma unroll
@@ -203,12 +212,11 @@ struct launch_mv {
             const float *xt = x + (size_t)t0 * w->ne0;
             float *yt = y + (size_t)t0 * w->ne1;
             const bool staged = qinfo<T>::B > 1 && w->row_bytes % 16 == 0;
+            mv_set ms = { { (const uint8_t *)w->data, NULL, NULL }, { yt, NULL, NULL }, { (int)w->ne1, 0, 0 } };
             if (staged && nt == 1)
-                k_matvec_st<T, 1><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
-                                                              (int)w->ne1, xt, 1, yt, (int)w->ne1);
+                k_matvec_st<T, 1><<<grid, 32 * MV_WARPS, 0, s>>>(ms, w->row_bytes, (int)w->ne0, xt, 1);
             else if (staged)
-                k_matvec_st<T, MV_MAXT><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
-                                                                    (int)w->ne1, xt, nt, yt, (int)w->ne1);
+                k_matvec_st<T, MV_MAXT><<<grid, 32 * MV_WARPS, 0, s>>>(ms, w->row_bytes, (int)w->ne0, xt, nt);
             else if (by4 && nt == 1)
                 k_matvec4<T, 1><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
                                                             (int)w->ne1, xt, 1, yt, (int)w->ne1);
@@ -222,6 +230,18 @@ struct launch_mv {
                 k_matvec<T, MV_MAXT><<<grid, 32 * MV_WARPS, 0, s>>>((const uint8_t *)w->data, w->row_bytes, (int)w->ne0,
                                                                  (int)w->ne1, xt, nt, yt, (int)w->ne1, chunked);
         }
+    }
+};
+
+struct launch_mv_n {
+    template <int T>
+    static void run(const wtensor *const *w, int n, const float *x, int T_, float *const *y, cudaStream_t s) {
+        mv_set ms = { { NULL, NULL, NULL }, { NULL, NULL, NULL }, { 0, 0, 0 } };
+        int total = 0;
+        for (int i = 0; i < n; i++) { ms.w[i] = (const uint8_t *)w[i]->data; ms.y[i] = y[i]; ms.rows[i] = (int)w[i]->ne1; total += ms.rows[i]; }
+        dim3 grid(cuda_blocks((size_t)total, MV_WARPS));
+        if (T_ == 1) k_matvec_st<T, 1><<<grid, 32 * MV_WARPS, 0, s>>>(ms, w[0]->row_bytes, (int)w[0]->ne0, x, 1);
+        else k_matvec_st<T, MV_MAXT><<<grid, 32 * MV_WARPS, 0, s>>>(ms, w[0]->row_bytes, (int)w[0]->ne0, x, T_);
     }
 };
 
@@ -261,6 +281,25 @@ static const char *blas_name(cublasStatus_t st) {
     case CUBLAS_STATUS_NOT_SUPPORTED: return "not supported";
     default: return "error";
     }
+}
+
+extern "C" int gpu_matmul_n(gpu_ctx *g, const wtensor *const *w, int n, const float *x, int T, float *const *y) {
+    bool one = n >= 1 && n <= 3 && T >= 1 && T <= MV_MAXT && quant_get(w[0]->type) && quant_get(w[0]->type)->block > 1 &&
+               w[0]->row_bytes % 16 == 0;
+    for (int i = 1; i < n && one; i++) one = w[i]->type == w[0]->type && w[i]->ne0 == w[0]->ne0;
+    if (!one) {
+        for (int i = 0; i < n; i++)
+            if (gpu_matmul(g, w[i], x, T, y[i])) return -1;
+        return 0;
+    }
+    switch (w[0]->type) {
+#define X(t) case t: launch_mv_n::run<t>(w, n, x, T, y, g->stream); break;
+        CUDA_WEIGHT_TYPES(X)
+#undef X
+    default: return cuda_fail_msg(g, "no kernel for this weight type");
+    }
+    CU_LAUNCHED(g);
+    return 0;
 }
 
 extern "C" int gpu_matmul(gpu_ctx *g, const wtensor *w, const float *x, int T, float *y) {

@@ -21,6 +21,35 @@ __global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, 
     for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
 }
 
+/* x += y, then out = rmsnorm(x): the residual add of one step and the norm of the next */
+__global__ void k_add_rmsnorm(float *out, float *__restrict__ x, const float *y,
+                              const float *__restrict__ w, int n, float eps) {
+    float *xr = x + (size_t)blockIdx.x * n;
+    const float *yr = y + (size_t)blockIdx.x * n;
+    float *o = out + (size_t)blockIdx.x * n;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) { float v = xr[i] + yr[i]; xr[i] = v; ss += v * v; }
+    __shared__ float part[32];
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.0f;
+        v = warp_sum(v);
+        if (threadIdx.x == 0) part[0] = v;
+    }
+    __syncthreads();
+    float scale = (float)(1.0 / sqrt((double)part[0] / n + eps));
+    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
+}
+
+extern "C" int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps) {
+    if (T <= 0) return 0;
+    k_add_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, y, w, n, eps);
+    CU_LAUNCHED(g);
+    return 0;
+}
+
 extern "C" int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *w, int T, int n, float eps) {
     if (T <= 0) return 0;
     k_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, w, n, eps);
@@ -52,6 +81,34 @@ int cuda_rope_strided(gpu_ctx *g, float *x, int T, size_t stride, int n_heads, i
     size_t n = (size_t)T * n_heads * (n_rot / 2);
     if (n == 0) return 0;
     k_rope<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(x, T, stride, n_heads, hd, n_rot, pos0, pos_step, base, freq_scale, ff);
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+/* RoPE of q ([T][nq heads]) and k ([T][nk heads]) at the same positions in one launch */
+__global__ void k_rope2(float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, float base,
+                        float freq_scale, const float *ff) {
+    int np = n_rot / 2, nh = nq + nk;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)T * nh * np) return;
+    int p = (int)(i % np);
+    int h = (int)((i / np) % nh);
+    int t = (int)(i / ((size_t)np * nh));
+    float pos = pos0 + (float)t;
+    double theta = pos * freq_scale * pow((double)base, -(double)(2 * p) / n_rot);
+    if (ff) theta /= ff[p];
+    float c = (float)cos(theta), sn = (float)sin(theta);
+    float *v = h < nq ? q + ((size_t)t * nq + h) * hd + 2 * p : k + ((size_t)t * nk + (h - nq)) * hd + 2 * p;
+    float a = v[0], b = v[1];
+    v[0] = a * c - b * sn;
+    v[1] = a * sn + b * c;
+}
+
+extern "C" int gpu_rope_qk(gpu_ctx *g, float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0,
+                           float base, float freq_scale, const float *ff) {
+    size_t n = (size_t)T * (nq + nk) * (n_rot / 2);
+    if (n == 0) return 0;
+    k_rope2<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(q, k, T, nq, nk, hd, n_rot, pos0, base, freq_scale, ff);
     CU_LAUNCHED(g);
     return 0;
 }

@@ -32,6 +32,10 @@ int gpu_memset0(gpu_ctx *g, void *d, size_t n) { return -1; }
 int gpu_sync(gpu_ctx *g) { return -1; }
 int gpu_matmul(gpu_ctx *g, const wtensor *w, const float *x, int T, float *y) { return -1; }
 int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *w, int T, int n, float eps) { return -1; }
+int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps) { return -1; }
+int gpu_rope_qk(gpu_ctx *g, float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, float base,
+                float freq_scale, const float *ff) { return -1; }
+int gpu_matmul_n(gpu_ctx *g, const wtensor *const *w, int n, const float *x, int T, float *const *y) { return -1; }
 int gpu_rope(gpu_ctx *g, float *x, int T, int n_heads, int hd, int n_rot, float pos0, float pos_step, float base,
              float freq_scale, const float *ff) { return -1; }
 int gpu_hadamard(gpu_ctx *g, float *x, int n_vec, int n, int inverse) { return -1; }
