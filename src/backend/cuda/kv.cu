@@ -109,7 +109,7 @@ static int dequant_rows(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int
  * subtract mu, quantize (a warp per block). Decode writes one row per layer and side, so
  * this saves four to six launches a layer over the step-by-step path. */
 template <int T>
-__global__ void k_store_rows(const float *__restrict__ src, int row, int padded, int vec, int b, int rot,
+__global__ void __launch_bounds__(1024) k_store_rows(const float *__restrict__ src, int row, int padded, int vec, int b, int rot,
                              const float *__restrict__ mu, uint8_t *__restrict__ dst, size_t rb) {
     extern __shared__ float xs[];
     const int r = blockIdx.x;
@@ -165,8 +165,12 @@ static int store_fused(gpu_ctx *g, const gpu_kv_layout *L, int side, const float
     int type = side ? L->type_v : L->type_k, padded = side ? L->row_v : L->row_k, rot = side ? L->rot_v : L->rot_k;
     int vec = rot == KV_ROT_ROW ? L->row : L->head_dim, b = rot ? cuda_hadamard_block(vec) : 1;
     size_t rb = side ? L->vb : L->kb, sh = sizeof(float) * (size_t)padded;
+    /* a warp per 32-value block, so the blocks of a row are quantized side by side */
+    int th = padded / 32 * 32;
+    if (th < 256) th = 256;
+    if (th > 1024) th = 1024;
     switch (type) {
-#define X(t) case t: k_store_rows<t><<<T, 256, sh, g->stream>>>(src, L->row, padded, vec, b, rot != 0, mu, dst, rb); break;
+#define X(t) case t: k_store_rows<t><<<T, th, sh, g->stream>>>(src, L->row, padded, vec, b, rot != 0, mu, dst, rb); break;
         CUDA_CACHE_TYPES(X)
 #undef X
     default: return cuda_fail_msg(g, "CUDA cannot store a %s cache", quant_get(type)->name);
