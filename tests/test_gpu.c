@@ -244,6 +244,24 @@ int main(void) {
     if (d) closedir(d);
     qsort(paths + 1, (size_t)np - 1, sizeof *paths, cmpstr);
     for (int i = 0; i < np; i++) placement(paths[i]);
+    /* the command line: --gpulayers / -ngl never fail a command; without a card, one line says so */
+    {
+        char *out = NULL, *err = NULL;
+        char dir[] = "/tmp/hearth-gpu-XXXXXX";
+        if (mkdtemp(dir)) {
+            int rc = test_hearth(dir, "run -p Once -n 4 -ngl 99", &out, &err);
+            CHECK(rc == 0 && test_clean_stderr(err), "hearth run -ngl 99: exit %d, stderr %s", rc, err);
+            if (gpu_device_count() <= 0)
+                CHECK(strstr(err, "--gpulayers 99 ignored") != NULL, "no one-line note without a GPU: %s", err);
+            else
+                CHECK(strstr(err, "offloaded 5/5 layers to CUDA0") != NULL, "no offload line: %s", err);
+            free(out); free(err);
+            rc = test_hearth(dir, "bench -ngl 99 -p 8 -n 2 -r 1 --no-bw", &out, &err);
+            CHECK(rc == 0 && test_clean_stderr(err), "hearth bench -ngl 99: exit %d, stderr %s", rc, err);
+            free(out); free(err);
+            test_sh("rm -rf %s", dir);
+        }
+    }
     if (gpu_device_count() <= 0) {
         printf("no GPU (%s): GPU-vs-CPU checks skipped\n", gpu_unavailable_reason());
         return test_done("test_gpu");

@@ -50,7 +50,7 @@ int model_place_gpu(hearth_model *m, int n_req, char *err, size_t errlen) {
     base = base ? base + 1 : m->info.path;
     if (n_req == 0) return 0;
     if (gpu_device_count() <= 0) {
-        log_info("%s: --gpulayers %d ignored: %s; every layer runs on the CPU", base, n_req, gpu_unavailable_reason());
+        log_warn("%s: --gpulayers %d ignored: %s; every layer runs on the CPU", base, n_req, gpu_unavailable_reason());
         return 0;
     }
     if (n_req < 0 || n_req > hp->n_layer) n_req = hp->n_layer;
