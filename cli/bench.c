@@ -23,7 +23,7 @@ typedef struct int_list { int v[BENCH_MAX_LIST]; int n; } int_list;
 typedef struct bench_opts {
     const char *models[BENCH_MAX_LIST]; int n_models;
     int_list prompt, gen, depth, threads, type_k, type_v, fa;
-    int reps, ubatch, format, no_bw;
+    int reps, ubatch, format, no_bw, ngl;
 } bench_opts;
 
 static int parse_list(const char *flag, const char *v, int lo, int hi, int_list *l) {
@@ -62,7 +62,7 @@ static int parse_types(const char *flag, const char *v, int_list *l) {
 
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: hearth bench -m MODEL [-m MODEL2] [-p N,..] [-n N,..] [-d D,..] [-t THREADS,..] [-r REPS]\n"
-               "                    [-ctk T,..] [-ctv T,..] [-fa 0|1,..] [-ub N] [-o md|json|csv] [--no-bw]\n"
+               "                    [-ctk T,..] [-ctv T,..] [-fa 0|1,..] [-ub N] [-ngl N] [-o md|json|csv] [--no-bw]\n"
                "  -p: prompt processing of N tokens (default 512; 0 skips); -n: generation of N tokens one at a\n"
                "  time (default 128; 0 skips); -d: after filling the cache to that depth (default 0, not timed);\n"
                "  -r: timed repetitions after one warm-up (default 5); --no-bw: skip the memory bandwidth test\n");
@@ -115,6 +115,12 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
             else { fprintf(stderr, "hearth bench: -o takes md, json or csv, got '%s'\n", v); return -1; }
         }
         else if (IS("--no-bw")) o->no_bw = 1;
+        else if (IS("-ngl") || IS("--gpulayers") || IS("--n-gpu-layers")) {
+            NEED();
+            int_list l;
+            if (parse_list(a, v, 0, 1 << 20, &l)) return -1;
+            o->ngl = l.v[0];
+        }
         else if (IS("-h") || IS("--help")) { bench_usage(stdout); exit(0); }
         else { fprintf(stderr, "hearth bench: unknown option '%s'\n", a); bench_usage(stderr); return -1; }
 #undef IS
@@ -264,7 +270,10 @@ int cmd_bench(int argc, char **argv) {
         if (o.threads.v[i] > max_threads) max_threads = o.threads.v[i];
     }
     bench_out out = { .format = o.format, .cpu_info = bench_cpu_info(), .bw_threads = max_threads };
-    if (!o.no_bw) out.mem_bw = bench_mem_bandwidth(max_threads);
+    /* with layers on a GPU the ceiling is the card's copy bandwidth, not the host's */
+    if (!o.no_bw) out.mem_bw = o.ngl ? hearth_gpu_copy_bandwidth() : 0;
+    if (!o.no_bw && !(out.mem_bw > 0)) out.mem_bw = bench_mem_bandwidth(max_threads);
+    else if (!o.no_bw) out.bw_threads = 0;
     bench_print_begin(&out);
     int rc = 0;
     for (int mi = 0; mi < o.n_models && !rc; mi++) {
@@ -272,6 +281,7 @@ int cmd_bench(int argc, char **argv) {
         char err[1024];
         hearth_model_params mp = hearth_model_default_params();
         mp.n_threads = max_threads;
+        mp.n_gpu_layers = o.ngl;
         if (hearth_model_load(o.models[mi], &mp, &m, err, sizeof err)) { fprintf(stderr, "hearth: %s\n", err); rc = 1; break; }
         for (int a = 0; a < o.type_k.n && !rc; a++)
             for (int b = 0; b < o.type_v.n && !rc; b++)

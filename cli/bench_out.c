@@ -42,7 +42,8 @@ void bench_print_begin(bench_out *o) {
         return;
     }
     printf("CPU: %s\n", o->cpu_info);
-    if (o->mem_bw > 0) printf("memory read bandwidth: %.1f GB/s (%d threads)\n\n", o->mem_bw, o->bw_threads);
+    if (o->mem_bw > 0 && o->bw_threads == 0) printf("GPU copy bandwidth (read + write): %.1f GB/s\n\n", o->mem_bw);
+    else if (o->mem_bw > 0) printf("memory read bandwidth: %.1f GB/s (%d threads)\n\n", o->mem_bw, o->bw_threads);
     else printf("memory read bandwidth: not measured\n\n");
     printf("| model | size | params | type_k | type_v | threads | fa | test | t/s | GB/s | %% of bw |\n");
     printf("| --- | ---: | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |\n");

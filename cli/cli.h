@@ -7,6 +7,7 @@
 typedef struct cli_opts {
     const char *model, *prompt, *text, *out, *suite, *file, *cache_types;
     int n_gen, n_threads, n_keep, no_shift, gen_set;
+    int n_gpu_layers;   /* --gpulayers / -ngl (-1: all) */
     hearth_ctx_params cp;
     hearth_sampling sp;
 } cli_opts;

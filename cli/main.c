@@ -21,6 +21,7 @@ static void usage(FILE *f) {
         "       hearth synth OUT.gguf --shape NAME --type T [--seed S] [--vocab VOCAB.gguf] [--dim N ...]\n"
         "context options: --cache-type-k T --cache-type-v T --quantkv 0|1|2 --flash-attn on|off\n"
         "                 --ubatch N --keep N --noshift -t THREADS\n"
+        "                 --gpulayers N (-ngl N): the first N layers on the GPU (-1: all)\n"
         "cache types: %s\n", hearth_cache_type_list());
 }
 

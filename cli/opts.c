@@ -88,6 +88,7 @@ int cli_parse(int argc, char **argv, cli_opts *o) {
             else { fprintf(stderr, "hearth: %s takes on or off, got '%s'\n", a, v); return -1; }
         }
         else if (IS("--no-kv-rotate")) o->cp.rotate_kv = 0;
+        else if (IS("--gpulayers") || IS("-ngl") || IS("--n-gpu-layers")) { NEED(); if (parse_int(a, v, -1, 1 << 20, &o->n_gpu_layers)) return -1; }
         else { fprintf(stderr, "hearth: unknown option '%s' (see hearth --help)\n", a); return -1; }
 #undef IS
 #undef NEED
@@ -99,6 +100,7 @@ int cli_load(const cli_opts *o, hearth_model **m, hearth_ctx **c) {
     char err[1024];
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = o->cp.n_threads;
+    mp.n_gpu_layers = o->n_gpu_layers;
     const char *path = o->model ? o->model : cli_default_model();
     if (hearth_model_load(path, &mp, m, err, sizeof err) != 0) {
         fprintf(stderr, "hearth: %s\n", err);

@@ -24,7 +24,9 @@ void hearth_log_set_level(int level);
 /* ---- models ---- */
 typedef struct hearth_model_params {
     int n_threads;      /* 0: all cores */
-    int n_gpu_layers;   /* layers to offload (no GPU backend yet: must be 0 or is ignored with a note) */
+    int n_gpu_layers;   /* layers to put on the GPU, first ones first (default 0: CPU only; < 0: all);
+                           the output layer goes too when every layer does. Without a usable GPU
+                           this is ignored with a one-line note. */
     /* Called while the weights are read in (frac 0..1, last call 1); with a callback the
      * whole mapping is read at load instead of page by page on first use. May be NULL. */
     void (*progress)(float frac, void *ud);
@@ -50,6 +52,10 @@ const hearth_model_info *hearth_model_get_info(const hearth_model *m);
 /* A string metadata value (e.g. "tokenizer.chat_template"); NULL if absent. Returns a
  * malloc'd NUL-terminated copy the caller frees. */
 char *hearth_model_meta_str(const hearth_model *m, const char *key);
+
+/* Device-to-device copy bandwidth of the first GPU in GB/s (bytes read + written), the
+ * ceiling of GPU token generation; 0 without a usable GPU. */
+double hearth_gpu_copy_bandwidth(void);
 
 /* ---- tokens ---- */
 /* Returns the token count; writes at most max ids (call again with a bigger buffer when the

@@ -1,5 +1,6 @@
 #include "kv/kv.h"
 #include "backend/backend.h"
+#include "backend/gpu.h"
 #include "quant/quant.h"
 
 #include <stdio.h>
@@ -76,7 +77,15 @@ int kv_init(kv_cache *kv, int n_ctx, int n_layer, int n_head_kv, int head_dim, i
     return 0;
 }
 
+void kv_free_gpu(kv_cache *kv) {
+    if (kv->n_gpu) { gpu_free(kv->gpu_dev, kv->dk); gpu_free(kv->gpu_dev, kv->dv); gpu_free(kv->gpu_dev, kv->dmu); }
+    kv->dk = kv->dv = NULL;
+    kv->dmu = NULL;
+    kv->n_gpu = 0;
+}
+
 void kv_free(kv_cache *kv) {
+    kv_free_gpu(kv);
     free(kv->k); free(kv->v); free(kv->tokens); free(kv->k_mu);
     memset(kv, 0, sizeof *kv);
 }
@@ -132,7 +141,7 @@ void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope) {
     int n_move = kv->n - n_keep - n_discard;
     const quant_traits *tk = quant_get(kv->type_k);
     float row[kv->row_k];
-    for (int l = 0; l < kv->n_layer; l++) {
+    for (int l = kv->n_gpu; l < kv->n_layer; l++) {
         memmove(kv_k(kv, l, n_keep), kv_k(kv, l, n_keep + n_discard), (size_t)n_move * kv->kb);
         memmove(kv_v(kv, l, n_keep), kv_v(kv, l, n_keep + n_discard), (size_t)n_move * kv->vb);
         const float *mu = kv->k_mu + (size_t)l * kv->row_k; /* all zero for float types */
@@ -150,6 +159,70 @@ void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope) {
     }
     memmove(kv->tokens + n_keep, kv->tokens + n_keep + n_discard, sizeof(int32_t) * (size_t)n_move);
     kv->n -= n_discard;
+}
+
+int kv_init_gpu(kv_cache *kv, int n_gpu, int dev, char *err, size_t errlen) {
+    if (n_gpu <= 0) return 0;
+    char what[96];
+    size_t cells = (size_t)n_gpu * kv->n_ctx;
+    snprintf(what, sizeof what, "the KV cache's K of %d layers", n_gpu);
+    kv->dk = gpu_malloc(dev, cells * kv->kb, what, err, errlen);
+    if (!kv->dk) return -1;
+    snprintf(what, sizeof what, "the KV cache's V of %d layers", n_gpu);
+    kv->dv = gpu_malloc(dev, cells * kv->vb, what, err, errlen);
+    kv->dmu = kv->dv ? gpu_malloc(dev, sizeof(float) * (size_t)n_gpu * kv->row_k, "the KV cache's K offsets", err, errlen) : NULL;
+    if (!kv->dv || !kv->dmu) {
+        gpu_free(dev, kv->dk); gpu_free(dev, kv->dv);
+        kv->dk = kv->dv = NULL;
+        return -1;
+    }
+    /* offsets start at zero, as kv_init's calloc leaves the host ones */
+    if (gpu_upload(dev, kv->dmu, kv->k_mu, sizeof(float) * (size_t)n_gpu * kv->row_k, err, errlen)) {
+        gpu_free(dev, kv->dk); gpu_free(dev, kv->dv); gpu_free(dev, kv->dmu);
+        kv->dk = kv->dv = NULL; kv->dmu = NULL;
+        return -1;
+    }
+    kv->n_gpu = n_gpu;
+    kv->gpu_dev = dev;
+    return 0;
+}
+
+static gpu_kv_layout layout(const kv_cache *kv) {
+    gpu_kv_layout L = { kv->row, kv->row_k, kv->row_v, kv->head_dim, kv->n_head_kv,
+                        kv->type_k, kv->type_v, kv->rot_k, kv->rot_v, kv->kb, kv->vb };
+    return L;
+}
+
+int kv_put_gpu(kv_cache *kv, struct gpu_ctx *g, int layer, int pos0, int T, const float *k, const float *v) {
+    gpu_kv_layout L = layout(kv);
+    float *mu = is_quantized(kv->type_k) ? kv->dmu + (size_t)layer * kv->row_k : NULL;
+    return gpu_kv_put(g, &L, kv_dk(kv, layer), kv_dv(kv, layer), mu, pos0 == 0, pos0, T, k, v);
+}
+
+int kv_shift_gpu(kv_cache *kv, struct gpu_ctx *g, int n_keep, int n_discard, const kv_rope *rope) {
+    if (n_discard <= 0 || n_keep < 0 || n_keep + n_discard > kv->n) return 0;
+    gpu_kv_layout L = layout(kv);
+    for (int l = 0; l < kv->n_gpu; l++) {
+        const float *mu = is_quantized(kv->type_k) ? kv->dmu + (size_t)l * kv->row_k : NULL;
+        if (gpu_kv_shift(g, &L, kv_dk(kv, l), kv_dv(kv, l), mu, kv->n, n_keep, n_discard, rope->n_rot, rope->base,
+                         rope->freq_scale, rope->freq_factors))
+            return -1;
+    }
+    return 0;
+}
+
+void kv_describe_devices(const kv_cache *kv, const char *gpu_name, char *buf, size_t n) {
+    const double M = 1024.0 * 1024.0;
+    const char *tk = quant_get(kv->type_k)->name, *tv = quant_get(kv->type_v)->name;
+    int ncpu = kv->n_layer - kv->n_gpu;
+    size_t o = 0;
+    if (kv->n_gpu)
+        o += (size_t)snprintf(buf + o, n - o, "KV cache on CUDA%d (%s): %d layers, K (%s) %.2f MiB, V (%s) %.2f MiB",
+                              kv->gpu_dev, gpu_name, kv->n_gpu, tk, (double)kv->n_gpu * kv->n_ctx * kv->kb / M, tv,
+                              (double)kv->n_gpu * kv->n_ctx * kv->vb / M);
+    if (ncpu && o < n)
+        snprintf(buf + o, n - o, "%sKV cache on CPU: %d layers, K (%s) %.2f MiB, V (%s) %.2f MiB", o ? "\n" : "", ncpu, tk,
+                 (double)ncpu * kv->n_ctx * kv->kb / M, tv, (double)ncpu * kv->n_ctx * kv->vb / M);
 }
 
 uint64_t kv_bytes_k(const kv_cache *kv) { return (uint64_t)kv->n_layer * kv->n_ctx * kv->kb; }

@@ -31,6 +31,11 @@ typedef struct kv_cache {
     float *k_mu;            /* [n_layer][row_k]: offset subtracted from stored K rows */
     int n;                  /* cells in use */
     int32_t *tokens;        /* token of each used cell */
+    /* Layers 0..n_gpu-1 live on card gpu_dev (dk, dv: [n_gpu][n_ctx] rows, dmu:
+     * [n_gpu][row_k]); their host rows above are never touched. */
+    int n_gpu, gpu_dev;
+    uint8_t *dk, *dv;
+    float *dmu;
 } kv_cache;
 
 /* Checks the types are cache types, then allocates. Returns 0 or -1 with a message. */
@@ -48,6 +53,21 @@ void kv_put(kv_cache *kv, int layer, int pos0, int T, const float *k, const floa
 /* Drop n_discard cells after the first n_keep, move later cells down and re-rotate
  * their K by -n_discard positions (through f32 for quantized types). */
 void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope);
+
+/* ---- GPU-resident layers ---- */
+struct gpu_ctx;
+/* Moves layers 0..n_gpu-1 to card dev (device buffers; 0 or -1 with a message). */
+int kv_init_gpu(kv_cache *kv, int n_gpu, int dev, char *err, size_t errlen);
+/* Frees the device buffers; every layer is then a host layer again (empty). */
+void kv_free_gpu(kv_cache *kv);
+static inline uint8_t *kv_dk(const kv_cache *kv, int layer) { return kv->dk + (size_t)layer * kv->n_ctx * kv->kb; }
+static inline uint8_t *kv_dv(const kv_cache *kv, int layer) { return kv->dv + (size_t)layer * kv->n_ctx * kv->vb; }
+/* kv_put for a GPU layer; k and v are device rows. */
+int kv_put_gpu(kv_cache *kv, struct gpu_ctx *g, int layer, int pos0, int T, const float *k, const float *v);
+/* kv_shift's work on the GPU layers; call it before kv_shift, which does the rest. */
+int kv_shift_gpu(kv_cache *kv, struct gpu_ctx *g, int n_keep, int n_discard, const kv_rope *rope);
+/* One line per device holding layers: "KV cache on CUDA0: 32 layers, ..." */
+void kv_describe_devices(const kv_cache *kv, const char *gpu_name, char *buf, size_t n);
 
 uint64_t kv_bytes_k(const kv_cache *kv);
 uint64_t kv_bytes_v(const kv_cache *kv);

@@ -72,12 +72,20 @@ int hearth_ctx_new(hearth_model *m, const hearth_ctx_params *pp, hearth_ctx **ou
     }
     kv_describe(&c->kv, c->kv_line, sizeof c->kv_line);
     log_info("%s", c->kv_line);
+    if (ctx_setup_gpu(c, err, errlen)) {
+        /* the card could not take this context's share: run it on the CPU instead */
+        log_warn("%s; this context runs every layer on the CPU", err);
+        err[0] = 0;
+        ctx_free_gpu(c);
+        kv_free_gpu(&c->kv);
+    }
     *out = c;
     return 0;
 }
 
 void hearth_ctx_free(hearth_ctx *c) {
     if (!c) return;
+    ctx_free_gpu(c);
     free_scratch(c);
     kv_free(&c->kv);
     pool_free(c->pool);
@@ -117,7 +125,7 @@ int hearth_eval(hearth_ctx *c, const int32_t *toks, int n, int all_logits, char 
         int want_from = c->logits_first > i ? c->logits_first - i : 0;
         float *dst = want_from < T ? c->logits + (size_t)(i + want_from - c->logits_first) * V : NULL;
         if (llama_forward(c, toks + i, T, want_from, dst) != 0) {
-            snprintf(err, errlen, "out of memory for attention scratch");
+            snprintf(err, errlen, "%s", c->err);
             return -1;
         }
     }
@@ -145,6 +153,10 @@ int hearth_ctx_shift(hearth_ctx *c, int n_keep, int n_discard) {
     if (n_keep < 0 || n_discard <= 0 || n_keep + n_discard > c->kv.n) return -1;
     const hparams *hp = &c->m->hp;
     kv_rope r = { hp->n_rot, hp->rope_base, hp->rope_freq_scale, c->m->rope_freqs };
+    if (c->n_gpu > 0 && (kv_shift_gpu(&c->kv, c->g, n_keep, n_discard, &r) || gpu_sync(c->g))) {
+        log_err("context shift on the GPU failed: %s", gpu_ctx_error(c->g));
+        return -1;
+    }
     kv_shift(&c->kv, n_keep, n_discard, &r);
     c->n_logits = 0;
     return 0;

@@ -8,7 +8,56 @@
 #include "model/model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+
+/* One layer on the GPU: the same steps as the CPU loop below, on device buffers. */
+static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
+    const hearth_model *m = c->m;
+    const hparams *hp = &m->hp;
+    const gpu_layer_w *l = &m->glayers[il];
+    kv_cache *kv = &c->kv;
+    gpu_ctx *g = c->g;
+    const int E = hp->n_embd, hd = hp->head_dim;
+    const size_t TE = (size_t)T * E;
+    /* the first layer normalizes the embeddings; later ones got their norm from the
+     * previous layer's last residual add (gpu_add_rmsnorm) */
+    if (il == 0 && gpu_rmsnorm(g, c->dxn, c->dx, l->attn_norm, T, E, hp->eps)) return -1;
+    const wtensor *qkv[3] = { &l->wq, &l->wk, &l->wv };
+    float *const qkv_out[3] = { c->dq, c->dk, c->dv };
+    if (gpu_matmul_n(g, qkv, 3, c->dxn, T, qkv_out) ||
+        gpu_rope_qk(g, c->dq, c->dk, T, hp->n_head, hp->n_head_kv, hd, hp->n_rot, (float)pos0, hp->rope_base,
+                    hp->rope_freq_scale, m->g_rope_freqs))
+        return -1;
+    if (kv->rot_k == KV_ROT_HEAD && gpu_hadamard(g, c->dq, T * hp->n_head, hd, 0)) return -1;
+    if (kv_put_gpu(kv, g, il, pos0, T, c->dk, c->dv)) return -1;
+    attn_args a = {
+        .T = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hd,
+        .pos0 = pos0, .n_cells = pos0 + T, .q = c->dq,
+        .k = kv_dk(kv, il), .v = kv_dv(kv, il), .k_row_bytes = kv->kb, .v_row_bytes = kv->vb,
+        .type_k = kv->type_k, .type_v = kv->type_v,
+        .row = kv->row, .k_row_rot = kv->rot_k == KV_ROT_ROW, .v_row_rot = kv->rot_v == KV_ROT_ROW, .scale = 1.0f / sqrtf((float)hd), .out = c->datt,
+    };
+    if (gpu_attn(g, &a, c->p.flash_attn)) return -1;
+    if (kv->rot_v == KV_ROT_HEAD && gpu_hadamard(g, c->datt, T * hp->n_head, hd, 1)) return -1;
+    const wtensor *gu[2] = { &l->w_gate, &l->w_up };
+    float *const gu_out[2] = { c->dgate, c->dup };
+    /* the last residual add is fused with the next norm: the next layer's attention norm,
+     * or the output norm (llama_forward), or none when the CPU takes over */
+    const float *next_norm = il + 1 < c->n_gpu ? m->glayers[il + 1].attn_norm : NULL;
+    if (gpu_matmul(g, &l->wo, c->datt, T, c->dxn) ||
+        gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps) ||
+        gpu_matmul_n(g, gu, 2, c->dxn, T, gu_out) || gpu_swiglu(g, c->dgate, c->dup, (size_t)T * hp->n_ff) ||
+        gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn))
+        return -1;
+    if (next_norm) return gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, next_norm, T, E, hp->eps);
+    return gpu_add(g, c->dx, c->dxn, TE);
+}
+
+static int gpu_failed(hearth_ctx *c) {
+    snprintf(c->err, sizeof c->err, "%s", gpu_ctx_error(c->g));
+    return -1;
+}
 
 int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, float *out) {
     hearth_model *m = c->m;
@@ -17,10 +66,19 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
     const int E = hp->n_embd, hd = hp->head_dim;
     const int nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
     const int pos0 = kv->n;
+    const size_t xbytes = sizeof(float) * (size_t)T * E;
 
     for (int t = 0; t < T; t++) cpu_get_row(&m->tok_embd, toks[t], c->x + (size_t)t * E);
 
-    for (int il = 0; il < hp->n_layer; il++) {
+    /* layers 0..n_gpu-1 on the card; the activations come back once if the CPU goes on */
+    if (c->n_gpu > 0) {
+        if (gpu_to_device(c->g, c->dx, c->x, xbytes)) return gpu_failed(c);
+        for (int il = 0; il < c->n_gpu; il++)
+            if (gpu_layer(c, il, T, pos0)) return gpu_failed(c);
+        if (!c->gpu_output && gpu_to_host(c->g, c->x, c->dx, xbytes)) return gpu_failed(c);
+    }
+
+    for (int il = c->n_gpu; il < hp->n_layer; il++) {
         const layer_w *l = &m->layers[il];
         for (int t = 0; t < T; t++) cpu_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, l->attn_norm, E, hp->eps);
         cpu_matmul(c->pool, &l->wq, c->xn, T, c->q);
@@ -42,7 +100,10 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
             .type_k = kv->type_k, .type_v = kv->type_v,
             .row = kv->row, .k_row_rot = kv->rot_k == KV_ROT_ROW, .v_row_rot = kv->rot_v == KV_ROT_ROW, .scale = 1.0f / sqrtf((float)hd), .out = c->att,
         };
-        if ((c->p.flash_attn ? cpu_attn_flash : cpu_attn_plain)(c->pool, &a) != 0) return -1;
+        if ((c->p.flash_attn ? cpu_attn_flash : cpu_attn_plain)(c->pool, &a) != 0) {
+            snprintf(c->err, sizeof c->err, "out of memory for attention scratch");
+            return -1;
+        }
         /* a rotated V cache gives the rotated output: rotate it back */
         if (kv->rot_v == KV_ROT_HEAD)
             for (int h = 0; h < T * hp->n_head; h++) cpu_hadamard(c->att + (size_t)h * hd, hd, 1);
@@ -61,6 +122,14 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
     kv->n = pos0 + T;
     if (want_from >= T) return 0;
     int n_out = T - want_from;
+    if (c->gpu_output) {
+        const float *xo = c->dx + (size_t)want_from * E;
+        if (gpu_rmsnorm(c->g, c->dxn, xo, m->g_output_norm, n_out, E, hp->eps) ||
+            gpu_matmul(c->g, &m->g_output, c->dxn, n_out, c->dlogits) ||
+            gpu_to_host(c->g, out, c->dlogits, sizeof(float) * (size_t)n_out * hp->n_vocab))
+            return gpu_failed(c);
+        return 0;
+    }
     for (int t = 0; t < n_out; t++)
         cpu_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)(want_from + t) * E, m->output_norm, E, hp->eps);
     cpu_matmul(c->pool, &m->output, c->xn, n_out, out);

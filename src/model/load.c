@@ -271,9 +271,7 @@ int hearth_model_load(const char *path, const hearth_model_params *p, hearth_mod
     in->bos = tok_bos(m->vocab);
     in->eos = tok_eos(m->vocab);
     in->add_bos = tok_add_bos(m->vocab);
-    if (p && p->n_gpu_layers > 0)
-        log_info("%s: --gpulayers %d ignored: this build has no GPU backend, every layer runs on the CPU",
-                 base, p->n_gpu_layers);
+    if (p && p->n_gpu_layers != 0 && model_place_gpu(m, p->n_gpu_layers, err, errlen)) goto bad;
     *out = m;
     return 0;
 bad:
@@ -283,6 +281,7 @@ bad:
 
 void hearth_model_free(hearth_model *m) {
     if (!m) return;
+    model_free_gpu(m);
     tok_free(m->vocab);
     gguf_close(m->f);
     free(m->layers);

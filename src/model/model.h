@@ -4,6 +4,7 @@
 
 #include "hearth.h"
 #include "backend/backend.h"
+#include "backend/gpu.h"
 #include "gguf/gguf.h"
 #include "kv/kv.h"
 #include "tokenizer/tok.h"
@@ -12,6 +13,12 @@ typedef struct layer_w {
     const float *attn_norm, *ffn_norm;   /* f32 (converted at load when stored otherwise) */
     wtensor wq, wk, wv, wo, w_gate, w_up, w_down;
 } layer_w;
+
+/* Device copies of a layer's weights (data pointers into one card's memory). */
+typedef struct gpu_layer_w {
+    const float *attn_norm, *ffn_norm;
+    wtensor wq, wk, wv, wo, w_gate, w_up, w_down;
+} gpu_layer_w;
 
 typedef struct hparams {
     int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_rot, n_ff;
@@ -30,6 +37,14 @@ struct hearth_model {
     layer_w *layers;
     float *f32_store;                   /* norms converted to f32 when stored as f16 etc. */
     int n_threads;
+    /* offload: layers 0..n_gpu-1 have device copies on card gpu_dev (placement.c) */
+    int n_gpu, gpu_dev, gpu_output;
+    gpu_layer_w *glayers;
+    wtensor g_output;
+    const float *g_output_norm, *g_rope_freqs;
+    void *gpu_weights;                  /* the one device buffer behind all of them */
+    size_t gpu_weight_bytes;
+    char gpu_name[128];
 };
 
 struct hearth_ctx {
@@ -42,7 +57,19 @@ struct hearth_ctx {
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
     float *logits;       /* [n_logits][n_vocab] */
     int n_logits_cap, n_logits, logits_first; /* rows kept: tokens logits_first.. of the last eval */
+    /* GPU part: layers 0..n_gpu-1 (and the output when gpu_output) run on g's card */
+    gpu_ctx *g;
+    int n_gpu, gpu_output;
+    void *gpu_scratch;
+    float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dlogits;
+    char err[512];
 };
+
+/* Placement (placement.c): which layers go to the GPU at load, and the context's share. */
+int  model_place_gpu(hearth_model *m, int n_req, char *err, size_t errlen);
+void model_free_gpu(hearth_model *m);
+int  ctx_setup_gpu(hearth_ctx *c, char *err, size_t errlen);
+void ctx_free_gpu(hearth_ctx *c);
 
 /* Runs the layers over T tokens at positions kv->n .. kv->n+T-1 and stores K/V; writes
  * logits for tokens [want_from, T) into out (rows of n_vocab). Returns 0 or -1 (OOM). */

@@ -1,0 +1,81 @@
+/* Shared by the CUDA files: the gpu_ctx behind gpu.h, error handling that turns every CUDA
+ * status into a message (never an abort), scratch buffers and small warp helpers. */
+#ifndef HEARTH_CUDA_COMMON_CUH
+#define HEARTH_CUDA_COMMON_CUH
+
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <cublas_v2.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "backend/gpu.h"
+
+/* Scratch slots: each is a buffer that grows on demand and lives as long as the context. */
+enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_COUNT };
+
+struct gpu_ctx {
+    int dev;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    int sm_count;
+    void *scr[SCR_COUNT];
+    size_t scr_size[SCR_COUNT];
+    char err[512];
+};
+
+/* Records a failure in g->err and returns -1. */
+int cuda_fail(gpu_ctx *g, const char *what, cudaError_t e);
+int cuda_fail_msg(gpu_ctx *g, const char *fmt, ...);
+/* A scratch buffer of at least bytes (contents undefined); NULL with g->err set. */
+void *cuda_scratch(gpu_ctx *g, int slot, size_t bytes);
+
+#define CU(g, call)                                                     \
+    do {                                                                \
+        cudaError_t e_ = (call);                                        \
+        if (e_ != cudaSuccess) return cuda_fail((g), #call, e_);        \
+    } while (0)
+/* after a kernel launch */
+#define CU_LAUNCHED(g) CU(g, cudaGetLastError())
+
+static inline int cuda_blocks(size_t n, int per) { return (int)((n + per - 1) / per); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* The sign flips of cpu_hadamard (ops.c); the same hash, so rotations agree bit for bit. */
+__device__ __forceinline__ float cuda_sign_at(int i) {
+    uint32_t h = (uint32_t)i * 0x9E3779B1u;
+    h ^= h >> 15;
+    h *= 0x85EBCA77u;
+    h ^= h >> 13;
+    return (h & 1) ? -1.0f : 1.0f;
+}
+
+static inline int cuda_hadamard_block(int n) {
+    int b = 1;
+    while (n % (b * 2) == 0) b *= 2;
+    return b;
+}
+
+/* Hadamard on vectors laid out as vector (o, i) at x + o * stride + i * n, o < n_outer,
+ * i < n_inner (lets a padded row layout be rotated in place). */
+int cuda_hadamard_strided(gpu_ctx *g, float *x, int n_outer, size_t stride, int n_inner, int n, int inverse);
+int cuda_rope_strided(gpu_ctx *g, float *x, int T, size_t stride, int n_heads, int hd, int n_rot, float pos0,
+                      float pos_step, float base, float freq_scale, const float *ff);
+
+/* prompt attention on the tensor cores (attn_gemm.cu) */
+int cuda_attn_gemm_ok(const attn_args *a);
+int cuda_attn_gemm(gpu_ctx *g, const attn_args *a);
+
+#endif

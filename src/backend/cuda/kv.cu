@@ -1,0 +1,239 @@
+/* KV cache writes and context shift on the GPU, step for step as kv.c does them: pad the
+ * row to whole blocks, Hadamard-rotate (per head or across the row), subtract the layer's
+ * K offset mu, quantize. */
+#include "backend/cuda/quantize.cuh"
+extern "C" {
+#include "kv/kv.h"
+}
+
+/* dst[t][0..padded) = src[t][0..row) then zeros */
+__global__ void k_pad_rows(float *dst, const float *src, int T, int row, int padded) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)T * padded) return;
+    int t = (int)(i / padded), c = (int)(i % padded);
+    dst[i] = c < row ? src[(size_t)t * row + c] : 0.0f;
+}
+
+/* mu[i] = mean over rows 1..T-1 (BOS left out), zero with fewer than 3 rows (kv.c) */
+__global__ void k_set_mu(float *mu, const float *x, int T, int row, int padded) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= padded) return;
+    float s = 0.0f;
+    if (T >= 3 && i < row) {
+        for (int t = 1; t < T; t++) s += x[(size_t)t * padded + i];
+        s /= (float)(T - 1);
+    }
+    mu[i] = s;
+}
+
+/* x[t][i] += sign * mu[i] for i < row */
+__global__ void k_add_mu(float *x, const float *mu, int T, int row, int padded, float sign) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)T * padded) return;
+    int c = (int)(i % padded);
+    if (c < row) x[i] += sign * mu[c];
+}
+
+template <int T>
+__global__ void k_quant_rows(const float *x, int n_rows, int padded, uint8_t *dst, size_t rb) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int per = padded / qinfo<T>::B;
+    if (i >= (size_t)n_rows * per) return;
+    int r = (int)(i / per), b = (int)(i % per);
+    const float *xr = x + (size_t)r * padded;
+    uint8_t *d = dst + (size_t)r * rb;
+    if (T == QT_F32) ((float *)d)[b] = xr[b];
+    else if (T == QT_F16) ((__half *)d)[b] = __float2half_rn(xr[b]);
+    else if (T == QT_BF16) ((__nv_bfloat16 *)d)[b] = __float2bfloat16_rn(xr[b]);
+    else {
+        float v[32];
+        for (int j = 0; j < 32; j++) v[j] = xr[32 * b + j];
+        quant_block<T>(v, d + (size_t)b * qinfo<T>::BYTES);
+    }
+}
+
+/* block formats: a warp per block */
+template <int T>
+__global__ void k_quant_rows_w(const float *x, int n_rows, int padded, uint8_t *dst, size_t rb) {
+    size_t blk = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int per = padded / 32;
+    if (blk >= (size_t)n_rows * per) return;   /* whole warps leave together */
+    int r = (int)(blk / per), b = (int)(blk % per);
+    float x0 = x[(size_t)r * padded + 32 * b + (threadIdx.x & 31)];
+    w_quant_block<T>(x0, dst + (size_t)r * rb + (size_t)b * qinfo<T>::BYTES);
+}
+
+template <int T>
+__global__ void k_dequant_rows(const uint8_t *src, size_t rb, int n_rows, int padded, float *x) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)n_rows * padded) return;
+    int r = (int)(i / padded), c = (int)(i % padded);
+    x[i] = dq1<T>(src + (size_t)r * rb, c);
+}
+
+static int quant_rows(gpu_ctx *g, int type, const float *x, int n, int padded, uint8_t *dst, size_t rb) {
+    const quant_traits *qt = quant_get(type);
+    size_t work = (size_t)n * (padded / qt->block);
+    if (!work) return 0;
+    switch (type) {
+    case QT_F32: case QT_F16: case QT_BF16:
+        switch (type) {
+#define X(t) case t: k_quant_rows<t><<<cuda_blocks(work, 256), 256, 0, g->stream>>>(x, n, padded, dst, rb); break;
+            X(QT_F32) X(QT_F16) X(QT_BF16)
+#undef X
+        }
+        break;
+#define X(t) case t: k_quant_rows_w<t><<<cuda_blocks(work * 32, 128), 128, 0, g->stream>>>(x, n, padded, dst, rb); break;
+        X(QT_Q8_0) X(QT_Q4_0) X(QT_Q4_1) X(QT_Q5_0) X(QT_Q5_1) X(QT_IQ4_NL)
+#undef X
+    default: return cuda_fail_msg(g, "CUDA cannot store a %s cache", qt->name);
+    }
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+static int dequant_rows(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int n, int padded, float *x) {
+    size_t work = (size_t)n * padded;
+    if (!work) return 0;
+    switch (type) {
+#define X(t) case t: k_dequant_rows<t><<<cuda_blocks(work, 256), 256, 0, g->stream>>>(src, rb, n, padded, x); break;
+        CUDA_CACHE_TYPES(X)
+#undef X
+    default: return cuda_fail_msg(g, "CUDA cannot read a %s cache", quant_get(type)->name);
+    }
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+/* The whole store of one row in one kernel (a block per row): pad, rotate in shared memory,
+ * subtract mu, quantize (a warp per block). Decode writes one row per layer and side, so
+ * this saves four to six launches a layer over the step-by-step path. */
+template <int T>
+__global__ void __launch_bounds__(1024) k_store_rows(const float *__restrict__ src, int row, int padded, int vec, int b, int rot,
+                             const float *__restrict__ mu, uint8_t *__restrict__ dst, size_t rb) {
+    extern __shared__ float xs[];
+    const int r = blockIdx.x;
+    for (int i = threadIdx.x; i < padded; i += blockDim.x) {
+        float v = i < row ? src[(size_t)r * row + i] : 0.0f;
+        if (rot && i < row) v *= cuda_sign_at(i % b);
+        xs[i] = v;
+    }
+    __syncthreads();
+    if (rot) {
+        /* vectors of vec values (head or row), each in chunks of b, as cpu_hadamard */
+        for (int h = 1; h < b; h *= 2) {
+            for (int k = threadIdx.x; k < row / 2; k += blockDim.x) {
+                int chunk = k / (b / 2), kk = k % (b / 2);
+                int j = chunk * b + (kk / h) * 2 * h + (kk % h);
+                float a = xs[j], c = xs[j + h];
+                xs[j] = a + c;
+                xs[j + h] = a - c;
+            }
+            __syncthreads();
+        }
+        const float norm = 1.0f / sqrtf((float)b);
+        for (int i = threadIdx.x; i < row; i += blockDim.x) xs[i] *= norm;
+        __syncthreads();
+    }
+    if (mu) {
+        for (int i = threadIdx.x; i < row; i += blockDim.x) xs[i] -= mu[i];
+        __syncthreads();
+    }
+    uint8_t *d = dst + (size_t)r * rb;
+    if (qinfo<T>::B == 1) {
+        for (int i = threadIdx.x; i < padded; i += blockDim.x) {
+            if (T == QT_F32) ((float *)d)[i] = xs[i];
+            else if (T == QT_F16) ((__half *)d)[i] = __float2half_rn(xs[i]);
+            else ((__nv_bfloat16 *)d)[i] = __float2bfloat16_rn(xs[i]);
+        }
+        return;
+    }
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    for (int blk = threadIdx.x >> 5; blk < padded / 32; blk += nw)
+        w_quant_block<T>(xs[32 * blk + lane], d + (size_t)blk * qinfo<T>::BYTES);
+}
+
+static int is_quantized(int type) { return type != QT_F32 && type != QT_F16 && type != QT_BF16; }
+
+static int rotate_rows(gpu_ctx *g, const gpu_kv_layout *L, int mode, float *x, int n, int padded, int inverse) {
+    if (mode == KV_ROT_ROW) return cuda_hadamard_strided(g, x, n, (size_t)padded, 1, L->row, inverse);
+    if (mode == KV_ROT_HEAD) return cuda_hadamard_strided(g, x, n, (size_t)padded, L->n_head_kv, L->head_dim, inverse);
+    return 0;
+}
+
+static int store_fused(gpu_ctx *g, const gpu_kv_layout *L, int side, const float *src, int T, const float *mu, uint8_t *dst) {
+    int type = side ? L->type_v : L->type_k, padded = side ? L->row_v : L->row_k, rot = side ? L->rot_v : L->rot_k;
+    int vec = rot == KV_ROT_ROW ? L->row : L->head_dim, b = rot ? cuda_hadamard_block(vec) : 1;
+    size_t rb = side ? L->vb : L->kb, sh = sizeof(float) * (size_t)padded;
+    /* a warp per 32-value block, so the blocks of a row are quantized side by side */
+    int th = padded / 32 * 32;
+    if (th < 256) th = 256;
+    if (th > 1024) th = 1024;
+    switch (type) {
+#define X(t) case t: k_store_rows<t><<<T, th, sh, g->stream>>>(src, L->row, padded, vec, b, rot != 0, mu, dst, rb); break;
+        CUDA_CACHE_TYPES(X)
+#undef X
+    default: return cuda_fail_msg(g, "CUDA cannot store a %s cache", quant_get(type)->name);
+    }
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+extern "C" int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, float *mu, int set_mu,
+                          int pos0, int T, const float *k, const float *v) {
+    if (T <= 0) return 0;
+    /* rows of up to 8192 values fit shared memory: one kernel per side; setting mu needs all
+     * rows first, so that batch takes the step-by-step path below */
+    if (!set_mu && L->row_k <= 8192 && L->row_v <= 8192) {
+        if (store_fused(g, L, 0, k, T, is_quantized(L->type_k) ? mu : NULL, dk + (size_t)pos0 * L->kb)) return -1;
+        return store_fused(g, L, 1, v, T, NULL, dv + (size_t)pos0 * L->vb);
+    }
+    for (int side = 0; side < 2; side++) {
+        int type = side ? L->type_v : L->type_k, padded = side ? L->row_v : L->row_k, rot = side ? L->rot_v : L->rot_k;
+        size_t rb = side ? L->vb : L->kb;
+        uint8_t *dst = (side ? dv : dk) + (size_t)pos0 * rb;
+        float *tmp = (float *)cuda_scratch(g, side ? SCR_KV_V : SCR_KV_K, sizeof(float) * (size_t)T * padded);
+        if (!tmp) return -1;
+        size_t n = (size_t)T * padded;
+        k_pad_rows<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(tmp, side ? v : k, T, L->row, padded);
+        CU_LAUNCHED(g);
+        if (rotate_rows(g, L, rot, tmp, T, padded, 0)) return -1;
+        if (!side && is_quantized(type) && mu) {
+            if (set_mu) {
+                k_set_mu<<<cuda_blocks((size_t)padded, 128), 128, 0, g->stream>>>(mu, tmp, T, L->row, padded);
+                CU_LAUNCHED(g);
+            }
+            k_add_mu<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(tmp, mu, T, L->row, padded, -1.0f);
+            CU_LAUNCHED(g);
+        }
+        if (quant_rows(g, type, tmp, T, padded, dst, rb)) return -1;
+    }
+    return 0;
+}
+
+extern "C" int gpu_kv_shift(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, const float *mu,
+                            int n_cells, int n_keep, int n_discard, int n_rot, float base, float freq_scale,
+                            const float *ff) {
+    int n_move = n_cells - n_keep - n_discard;
+    if (n_move <= 0) return 0;
+    /* the moved rows go through scratch: source and destination ranges may overlap */
+    size_t kbytes = (size_t)n_move * L->kb, vbytes = (size_t)n_move * L->vb;
+    uint8_t *raw = (uint8_t *)cuda_scratch(g, SCR_KV_RAW, kbytes > vbytes ? kbytes : vbytes);
+    if (!raw) return -1;
+    CU(g, cudaMemcpyAsync(raw, dv + (size_t)(n_keep + n_discard) * L->vb, vbytes, cudaMemcpyDeviceToDevice, g->stream));
+    CU(g, cudaMemcpyAsync(dv + (size_t)n_keep * L->vb, raw, vbytes, cudaMemcpyDeviceToDevice, g->stream));
+    CU(g, cudaMemcpyAsync(raw, dk + (size_t)(n_keep + n_discard) * L->kb, kbytes, cudaMemcpyDeviceToDevice, g->stream));
+    int padded = L->row_k;
+    float *x = (float *)cuda_scratch(g, SCR_KV_K, sizeof(float) * (size_t)n_move * padded);
+    if (!x) return -1;
+    if (dequant_rows(g, L->type_k, raw, L->kb, n_move, padded, x)) return -1;
+    size_t n = (size_t)n_move * padded;
+    if (mu) { k_add_mu<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(x, mu, n_move, L->row, padded, 1.0f); CU_LAUNCHED(g); }
+    if (rotate_rows(g, L, L->rot_k, x, n_move, padded, 1)) return -1;
+    if (cuda_rope_strided(g, x, n_move, (size_t)padded, L->n_head_kv, L->head_dim, n_rot, (float)-n_discard, 0.0f, base,
+                          freq_scale, ff))
+        return -1;
+    if (rotate_rows(g, L, L->rot_k, x, n_move, padded, 0)) return -1;
+    if (mu) { k_add_mu<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(x, mu, n_move, L->row, padded, -1.0f); CU_LAUNCHED(g); }
+    return quant_rows(g, L->type_k, x, n_move, padded, dk + (size_t)n_keep * L->kb, L->kb);
+}

@@ -1,0 +1,183 @@
+/* Small per-row ops on the GPU: RMSNorm, RoPE, the Hadamard rotation, SwiGLU, residual add.
+ * Each follows its CPU twin in ops.c (RoPE angles in double as there). */
+#include "backend/cuda/common.cuh"
+
+__global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, const float *__restrict__ w, int n, float eps) {
+    const float *xr = x + (size_t)blockIdx.x * n;
+    float *o = out + (size_t)blockIdx.x * n;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+    __shared__ float part[32];
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.0f;
+        v = warp_sum(v);
+        if (threadIdx.x == 0) part[0] = v;
+    }
+    __syncthreads();
+    float scale = (float)(1.0 / sqrt((double)part[0] / n + eps));
+    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
+}
+
+/* x += y, then out = rmsnorm(x): the residual add of one step and the norm of the next */
+__global__ void k_add_rmsnorm(float *out, float *__restrict__ x, const float *y,
+                              const float *__restrict__ w, int n, float eps) {
+    float *xr = x + (size_t)blockIdx.x * n;
+    const float *yr = y + (size_t)blockIdx.x * n;
+    float *o = out + (size_t)blockIdx.x * n;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) { float v = xr[i] + yr[i]; xr[i] = v; ss += v * v; }
+    __shared__ float part[32];
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.0f;
+        v = warp_sum(v);
+        if (threadIdx.x == 0) part[0] = v;
+    }
+    __syncthreads();
+    float scale = (float)(1.0 / sqrt((double)part[0] / n + eps));
+    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
+}
+
+extern "C" int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps) {
+    if (T <= 0) return 0;
+    k_add_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, y, w, n, eps);
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+extern "C" int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *w, int T, int n, float eps) {
+    if (T <= 0) return 0;
+    k_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, w, n, eps);
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+/* one thread per (vector, pair); vector t at x + t * stride, heads of hd inside it */
+__global__ void k_rope(float *x, int T, size_t stride, int n_heads, int hd, int n_rot, float pos0, float pos_step,
+                       float base, float freq_scale, const float *ff) {
+    int np = n_rot / 2;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)T * n_heads * np) return;
+    int p = (int)(i % np);
+    int h = (int)((i / np) % n_heads);
+    int t = (int)(i / ((size_t)np * n_heads));
+    float pos = pos0 + (float)t * pos_step;
+    double theta = pos * freq_scale * pow((double)base, -(double)(2 * p) / n_rot);
+    if (ff) theta /= ff[p];
+    float c = (float)cos(theta), s = (float)sin(theta);
+    float *q = x + (size_t)t * stride + (size_t)h * hd + 2 * p;
+    float a = q[0], b = q[1];
+    q[0] = a * c - b * s;
+    q[1] = a * s + b * c;
+}
+
+int cuda_rope_strided(gpu_ctx *g, float *x, int T, size_t stride, int n_heads, int hd, int n_rot, float pos0,
+                      float pos_step, float base, float freq_scale, const float *ff) {
+    size_t n = (size_t)T * n_heads * (n_rot / 2);
+    if (n == 0) return 0;
+    k_rope<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(x, T, stride, n_heads, hd, n_rot, pos0, pos_step, base, freq_scale, ff);
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+/* RoPE of q ([T][nq heads]) and k ([T][nk heads]) at the same positions in one launch */
+__global__ void k_rope2(float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, float base,
+                        float freq_scale, const float *ff) {
+    int np = n_rot / 2, nh = nq + nk;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)T * nh * np) return;
+    int p = (int)(i % np);
+    int h = (int)((i / np) % nh);
+    int t = (int)(i / ((size_t)np * nh));
+    float pos = pos0 + (float)t;
+    double theta = pos * freq_scale * pow((double)base, -(double)(2 * p) / n_rot);
+    if (ff) theta /= ff[p];
+    float c = (float)cos(theta), sn = (float)sin(theta);
+    float *v = h < nq ? q + ((size_t)t * nq + h) * hd + 2 * p : k + ((size_t)t * nk + (h - nq)) * hd + 2 * p;
+    float a = v[0], b = v[1];
+    v[0] = a * c - b * sn;
+    v[1] = a * sn + b * c;
+}
+
+extern "C" int gpu_rope_qk(gpu_ctx *g, float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0,
+                           float base, float freq_scale, const float *ff) {
+    size_t n = (size_t)T * (nq + nk) * (n_rot / 2);
+    if (n == 0) return 0;
+    k_rope2<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(q, k, T, nq, nk, hd, n_rot, pos0, base, freq_scale, ff);
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+extern "C" int gpu_rope(gpu_ctx *g, float *x, int T, int n_heads, int hd, int n_rot, float pos0, float pos_step,
+                        float base, float freq_scale, const float *ff) {
+    return cuda_rope_strided(g, x, T, (size_t)n_heads * hd, n_heads, hd, n_rot, pos0, pos_step, base, freq_scale, ff);
+}
+
+/* One block per chunk of b values: signs, Walsh-Hadamard butterflies in shared memory,
+ * scale (inverse: butterflies, then scale and signs), exactly as cpu_hadamard orders it. */
+__global__ void k_hadamard(float *x, int n_inner, size_t stride, int n, int b, int inverse) {
+    extern __shared__ float sh[];
+    int chunks = n / b;
+    int chunk = blockIdx.x % chunks;
+    size_t vec = blockIdx.x / chunks;
+    int o = (int)(vec / n_inner), in = (int)(vec % n_inner);
+    float *y = x + (size_t)o * stride + (size_t)in * n + (size_t)chunk * b;
+    for (int i = threadIdx.x; i < b; i += blockDim.x) sh[i] = inverse ? y[i] : y[i] * cuda_sign_at(i);
+    __syncthreads();
+    for (int h = 1; h < b; h *= 2) {
+        for (int k = threadIdx.x; k < b / 2; k += blockDim.x) {
+            int j = (k / h) * 2 * h + (k % h);
+            float a = sh[j], c = sh[j + h];
+            sh[j] = a + c;
+            sh[j + h] = a - c;
+        }
+        __syncthreads();
+    }
+    float norm = 1.0f / sqrtf((float)b);
+    for (int i = threadIdx.x; i < b; i += blockDim.x) y[i] = inverse ? sh[i] * (norm * cuda_sign_at(i)) : sh[i] * norm;
+}
+
+int cuda_hadamard_strided(gpu_ctx *g, float *x, int n_outer, size_t stride, int n_inner, int n, int inverse) {
+    int b = cuda_hadamard_block(n);
+    if (b > 8192) return cuda_fail_msg(g, "Hadamard block of %d values is larger than the GPU kernel's 8192", b);
+    size_t blocks = (size_t)n_outer * n_inner * (n / b);
+    if (blocks == 0) return 0;
+    if (blocks > 0x7fffffffu) return cuda_fail_msg(g, "Hadamard rotation over too many vectors");
+    int th = b / 2 < 256 ? (b / 2 > 32 ? b / 2 : 32) : 256;
+    k_hadamard<<<(unsigned)blocks, th, sizeof(float) * b, g->stream>>>(x, n_inner, stride, n, b, inverse);
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+extern "C" int gpu_hadamard(gpu_ctx *g, float *x, int n_vec, int n, int inverse) {
+    return cuda_hadamard_strided(g, x, n_vec, (size_t)n, 1, n, inverse);
+}
+
+__global__ void k_swiglu(float *gate, const float *up, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) { float v = gate[i]; gate[i] = v / (1.0f + expf(-v)) * up[i]; }
+}
+
+extern "C" int gpu_swiglu(gpu_ctx *g, float *gate, const float *up, size_t n) {
+    if (!n) return 0;
+    k_swiglu<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(gate, up, n);
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+__global__ void k_add(float *x, const float *y, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += y[i];
+}
+
+extern "C" int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n) {
+    if (!n) return 0;
+    k_add<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(x, y, n);
+    CU_LAUNCHED(g);
+    return 0;
+}

@@ -1,0 +1,89 @@
+/* gpu: the GPU backend as the engine sees it (CUDA today). Plain C; with CUDA built out
+ * (or no usable card) every entry point is a stub and gpu_device_count() is 0, so the
+ * engine runs as CPU-only without a special case.
+ *
+ * Pointers named d* or documented "device" point into one card's memory. Kernels are
+ * queued on a gpu_ctx's stream and return 0, or -1 with gpu_ctx_error() set; a later
+ * gpu_sync() reports asynchronous faults. Nothing here aborts. */
+#ifndef HEARTH_GPU_H
+#define HEARTH_GPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "backend/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- devices ---- */
+/* Usable cards (0 without CUDA, driver or card). */
+int gpu_device_count(void);
+/* Why gpu_device_count() is 0, for the one-line message ("this build has no CUDA", ...). */
+const char *gpu_unavailable_reason(void);
+/* Name and memory of a card; 0 or -1. */
+int gpu_device_info(int dev, char *name, size_t n, size_t *free_bytes, size_t *total_bytes);
+
+/* D2D copy bandwidth in GB/s (read + write), timed with events; 0 on failure. */
+double gpu_copy_bandwidth(int dev);
+
+/* Device memory. what names the buffer in the out-of-memory message. */
+void *gpu_malloc(int dev, size_t bytes, const char *what, char *err, size_t errlen);
+void  gpu_free(int dev, void *p);
+/* Synchronous host -> device copy (weights at load). */
+int   gpu_upload(int dev, void *dst, const void *src, size_t bytes, char *err, size_t errlen);
+
+/* ---- a stream on one card, with its scratch and BLAS handle ---- */
+typedef struct gpu_ctx gpu_ctx;
+gpu_ctx *gpu_ctx_new(int dev, char *err, size_t errlen);
+void gpu_ctx_free(gpu_ctx *g);
+int  gpu_ctx_device(const gpu_ctx *g);
+const char *gpu_ctx_error(const gpu_ctx *g);
+int  gpu_to_device(gpu_ctx *g, void *dst, const void *src, size_t bytes);
+int  gpu_to_host(gpu_ctx *g, void *dst, const void *src, size_t bytes);   /* waits */
+int  gpu_copy(gpu_ctx *g, void *dst, const void *src, size_t bytes);      /* device to device */
+int  gpu_memset0(gpu_ctx *g, void *dst, size_t bytes);
+int  gpu_sync(gpu_ctx *g);
+
+/* ---- kernels (all operands in device memory) ---- */
+/* y[t] = W x[t] for t < T; w->data is the device copy of the weights. */
+int gpu_matmul(gpu_ctx *g, const wtensor *w, const float *x, int T, float *y);
+int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *w, int T, int n, float eps);
+/* x += y, then out = rmsnorm(x) (a residual add and the next norm in one launch). */
+int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps);
+/* gpu_rope of q (nq heads) and k (nk heads) at positions pos0 + t, in one launch. */
+int gpu_rope_qk(gpu_ctx *g, float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, float base,
+                float freq_scale, const float *freq_factors);
+/* gpu_matmul of n (<= 3) matrices of one type and width on the same x: one launch for
+ * decode where it can, else one call each. */
+int gpu_matmul_n(gpu_ctx *g, const wtensor *const *w, int n, const float *x, int T, float *const *y);
+/* RoPE of T vectors of n_heads heads; vector t is at position pos0 + t * pos_step. */
+int gpu_rope(gpu_ctx *g, float *x, int T, int n_heads, int hd, int n_rot, float pos0, float pos_step,
+             float base, float freq_scale, const float *freq_factors);
+/* cpu_hadamard on n_vec vectors of n values (contiguous). */
+int gpu_hadamard(gpu_ctx *g, float *x, int n_vec, int n, int inverse);
+int gpu_swiglu(gpu_ctx *g, float *gate, const float *up, size_t n);
+int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n);
+/* attn_args with device pointers; the same semantics as cpu_attn_flash/plain. */
+int gpu_attn(gpu_ctx *g, const attn_args *a, int flash);
+
+/* The part of a KV cache layout the GPU needs (see kv.h). */
+typedef struct gpu_kv_layout {
+    int row, row_k, row_v, head_dim, n_head_kv;
+    int type_k, type_v, rot_k, rot_v;
+    size_t kb, vb;
+} gpu_kv_layout;
+/* Stores T rows of K and V (row values each) at cells pos0.. of one layer's buffers;
+ * rotates, subtracts mu (K of quantized types) and quantizes as kv_put does. With
+ * set_mu, mu is first set from these rows (kv.c's set_offset). */
+int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, float *mu, int set_mu,
+               int pos0, int T, const float *k, const float *v);
+/* kv_shift for one layer's buffers (n_cells in use before the shift). */
+int gpu_kv_shift(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, const float *mu,
+                 int n_cells, int n_keep, int n_discard, int n_rot, float base, float freq_scale,
+                 const float *freq_factors);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,282 @@
+/* The GPU backend: the capability table walked over every (operation, type) on both
+ * backends (no aborts, placement as the table says), then, where a card is present, GPU
+ * logits against CPU logits for every model in testdata, K/V type pairs, both attention
+ * paths, full and partial offload, prompt batches and one-token decode, and a context
+ * shift. Without a card (CI) the GPU half is skipped with a note.
+ *
+ * HEARTH_GPU_REPORT=FILE appends a markdown table of every comparison to FILE;
+ * HEARTH_GPU_ALL_PAIRS=1 runs all 81 K/V pairs on every model (default: all pairs on
+ * stories260K and synth-a-q8_0, five on the others); HEARTH_GPU_QUICK=1 takes the first
+ * three models only (for compute-sanitizer). */
+#include "testutil.h"
+#include "hearth.h"
+#include "backend/caps.h"
+#include "backend/gpu.h"
+#include "model/model.h"
+#include "quant/quant.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *types[] = { "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl" };
+#define N_TYPES (int)(sizeof types / sizeof types[0])
+static FILE *report;
+static double worst_kl, worst_top1 = 1.0;
+static int n_compared, n_equiv;
+
+static void caps_matrix(void) {
+    char why[256];
+    int yes[BACKEND_COUNT] = { 0 }, total = 0;
+    for (int b = 0; b < BACKEND_COUNT; b++)
+        for (int op = 0; op < OP_COUNT; op++)
+            for (int ta = -1; ta < QT_COUNT; ta++)
+                for (int tb = -1; tb < QT_COUNT; tb += (op >= OP_KV_STORE && op <= OP_ATTN_PLAIN) ? 1 : QT_COUNT + 1)
+                    for (int dim = 0; dim <= 512; dim += 128) {
+                        int ok = caps_supports(b, op, ta, tb, dim, why, sizeof why);
+                        total++;
+                        yes[b] += ok;
+                        CHECK(ok || why[0], "backend %d op %d types %d/%d: a no without a reason", b, op, ta, tb);
+                    }
+    /* the CPU holds every cache type pair and decodes every weight type */
+    for (int i = 0; i < N_TYPES; i++)
+        for (int j = 0; j < N_TYPES; j++) {
+            int tk = quant_from_name(types[i]), tv = quant_from_name(types[j]);
+            CHECK(caps_supports(BACKEND_CPU, OP_ATTN_FLASH, tk, tv, 128, NULL, 0), "CPU %s/%s", types[i], types[j]);
+#ifdef HEARTH_CUDA
+            CHECK(caps_supports(BACKEND_CUDA, OP_ATTN_FLASH, tk, tv, 128, NULL, 0), "CUDA %s/%s", types[i], types[j]);
+            CHECK(caps_supports(BACKEND_CUDA, OP_ATTN_PLAIN, tk, tv, 256, NULL, 0), "CUDA plain %s/%s", types[i], types[j]);
+            CHECK(caps_supports(BACKEND_CUDA, OP_KV_STORE, tk, tv, 0, NULL, 0), "CUDA store %s/%s", types[i], types[j]);
+#else
+            CHECK(!caps_supports(BACKEND_CUDA, OP_ATTN_FLASH, tk, tv, 128, NULL, 0), "no CUDA build, yet CUDA %s/%s", types[i], types[j]);
+#endif
+        }
+    printf("capability table: %d questions, CPU yes %d, CUDA yes %d\n", total, yes[0], yes[1]);
+}
+
+/* Placement follows the table: a model whose matrices CUDA decodes goes to the card whole. */
+static void placement(const char *path) {
+    hearth_model_params mp = hearth_model_default_params();
+    mp.n_gpu_layers = -1;
+    hearth_model *m;
+    char err[512];
+    if (hearth_model_load(path, &mp, &m, err, sizeof err)) { CHECK(0, "%s", err); return; }
+    int want = gpu_device_count() > 0;
+    for (int i = 0; i < m->hp.n_layer && want; i++) {
+        const layer_w *l = &m->layers[i];
+        const wtensor *ws[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down };
+        for (int k = 0; k < 7; k++) want &= caps_supports(BACKEND_CUDA, OP_MATMUL, ws[k]->type, -1, 0, NULL, 0);
+    }
+    CHECK(m->n_gpu == (want ? m->hp.n_layer : 0), "%s: %d layers placed, table says %d", path, m->n_gpu, want ? m->hp.n_layer : 0);
+    hearth_model_free(m);
+}
+
+static double mean_kl(const float *ref, const float *x, int n, int V, double *top1) {
+    double s = 0;
+    int agree = 0;
+    for (int i = 0; i < n; i++) {
+        const float *r = ref + (size_t)i * V, *y = x + (size_t)i * V;
+        double ma = r[0], mb = y[0], sa = 0, sb = 0;
+        int ia = 0, ib = 0;
+        for (int k = 1; k < V; k++) { if (r[k] > ma) { ma = r[k]; ia = k; } if (y[k] > mb) { mb = y[k]; ib = k; } }
+        for (int k = 0; k < V; k++) { sa += exp(r[k] - ma); sb += exp(y[k] - mb); }
+        double kl = 0;
+        for (int k = 0; k < V; k++) {
+            double a = r[k] - ma - log(sa), b = y[k] - mb - log(sb);
+            kl += exp(a) * (a - b);
+        }
+        s += kl;
+        agree += ia == ib;
+    }
+    *top1 = (double)agree / n;
+    return s / n;
+}
+
+/* Logits of every token: the first n_prompt in micro-batches of 16, the rest one at a time;
+ * with shift, the context is then shifted and 8 more tokens decoded (their rows appended). */
+static int g_ubatch = 16;
+static float *run(hearth_model *m, const int32_t *toks, int n, int n_prompt, int tk, int tv, int fa, int shift, int *rows) {
+    hearth_ctx_params p = hearth_ctx_default_params();
+    p.n_ctx = n + 8;
+    p.type_k = tk; p.type_v = tv; p.flash_attn = fa; p.n_ubatch = g_ubatch;
+    hearth_ctx *c;
+    char err[512];
+    if (hearth_ctx_new(m, &p, &c, err, sizeof err)) { CHECK(0, "ctx: %s", err); return NULL; }
+    int V = hearth_model_get_info(m)->n_vocab, extra = shift ? 8 : 0;
+    float *out = malloc(sizeof(float) * (size_t)(n + extra) * V);
+    int ok = hearth_eval(c, toks, n_prompt, 1, err, sizeof err) == 0;
+    for (int i = 0; ok && i < n_prompt; i++) memcpy(out + (size_t)i * V, hearth_ctx_logits(c, i), sizeof(float) * V);
+    for (int i = n_prompt; ok && i < n; i++) {
+        ok = hearth_eval(c, toks + i, 1, 0, err, sizeof err) == 0;
+        if (ok) memcpy(out + (size_t)i * V, hearth_ctx_last_logits(c), sizeof(float) * V);
+    }
+    if (ok && shift) {
+        ok = hearth_ctx_shift(c, 4, n / 2) == 0;
+        if (!ok) snprintf(err, sizeof err, "shift failed");
+        for (int i = 0; ok && i < extra; i++) {
+            ok = hearth_eval(c, toks + (i % n), 1, 0, err, sizeof err) == 0;
+            if (ok) memcpy(out + (size_t)(n + i) * V, hearth_ctx_last_logits(c), sizeof(float) * V);
+        }
+    }
+    hearth_ctx_free(c);
+    if (!ok) { CHECK(0, "eval: %s", err); free(out); return NULL; }
+    *rows = n + extra;
+    return out;
+}
+
+static void compare_model(const char *path, int all_pairs) {
+    hearth_model_params mp = hearth_model_default_params();
+    hearth_model *cpu = NULL, *full = NULL, *part = NULL;
+    char err[512];
+    if (hearth_model_load(path, &mp, &cpu, err, sizeof err)) { CHECK(0, "%s", err); return; }
+    int L = cpu->hp.n_layer;
+    mp.n_gpu_layers = -1;
+    if (hearth_model_load(path, &mp, &full, err, sizeof err)) { CHECK(0, "%s", err); hearth_model_free(cpu); return; }
+    CHECK(full->n_gpu == L && full->gpu_output, "%s: full offload placed %d of %d layers", path, full->n_gpu, L);
+    if (L >= 2) {
+        mp.n_gpu_layers = L / 2;
+        if (hearth_model_load(path, &mp, &part, err, sizeof err)) { CHECK(0, "%s", err); part = NULL; }
+        else CHECK(part->n_gpu == L / 2 && !part->gpu_output, "%s: partial offload placed %d", path, part->n_gpu);
+    }
+    size_t len;
+    char *text = test_read_file(test_data("ref/text/prose.txt"), &len);
+    if (!text) text = strdup("Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One day, she saw a big red ball.");
+    len = strlen(text) < 600 ? strlen(text) : 600;
+    int32_t toks[1024];
+    int n = hearth_tokenize(cpu, text, len, 1, 0, toks, 1024);
+    free(text);
+    if (n > 96) n = 96;
+    int n_prompt = n - 12, V = cpu->hp.n_vocab;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    static const int few[][2] = { { 1, 1 }, { 3, 3 }, { 4, 4 }, { 5, 8 }, { 7, 0 } };
+    int np = all_pairs ? N_TYPES * N_TYPES : 5;
+    int f16 = quant_from_name("f16");
+    for (int fa = 1; fa >= 0; fa--) {
+        /* the CPU's f16 cache: the yardstick of what a quantized cache costs by itself */
+        int rows_f16;
+        float *base16 = run(cpu, toks, n, n_prompt, f16, f16, fa, 0, &rows_f16);
+        for (int pi = 0; pi < np && base16; pi++) {
+            int i = all_pairs ? pi / N_TYPES : few[pi][0], j = all_pairs ? pi % N_TYPES : few[pi][1];
+            int tk = quant_from_name(types[i]), tv = quant_from_name(types[j]);
+            int shift = pi == 0 || (i == 3 && j == 3) || (i == 4 && j == 4) || (i == 5 && j == 8);
+            int rows_ref, rows;
+            float *ref = run(cpu, toks, n, n_prompt, tk, tv, fa, shift, &rows_ref);
+            if (!ref) continue;
+            double t16c, kl_cpu = mean_kl(base16, ref, rows_f16 < rows_ref ? rows_f16 : rows_ref, V, &t16c);
+            for (int w = 0; w < 2; w++) {
+                hearth_model *g = w ? part : full;
+                if (!g) continue;
+                float *got = run(g, toks, n, n_prompt, tk, tv, fa, shift, &rows);
+                if (!got) continue;
+                double top1, kl = mean_kl(ref, got, rows, V, &top1);
+                double t16g, kl_gpu = mean_kl(base16, got, rows_f16 < rows ? rows_f16 : rows, V, &t16g);
+                n_compared++;
+                if (kl > worst_kl) worst_kl = kl;
+                if (top1 < worst_top1) worst_top1 = top1;
+                int strict = kl <= 2e-3 && top1 >= 0.95;
+                /* A quantized cache rounds each block's scale from a search over near-equal
+                 * errors; float sums in another order flip some of those choices, and on a model
+                 * whose cache alone costs KL 1e-2..1e-1 (stories260K, head size 8) one flip is
+                 * visible. Such a row must at least be as good a cache as the CPU's: the same
+                 * KL against the CPU's f16 cache, within 25%. (Top-1 is no measure here: on
+                 * synth-a's random weights the leading logits are near ties.) */
+                int equiv = kl_gpu <= 1.25 * kl_cpu + 2e-4;
+                if (!strict && equiv) n_equiv++;
+                CHECK(strict || equiv, "%s K %s V %s %s %s: mean KL %.3e top-1 %.1f%% (vs CPU f16: CPU %.3e, GPU %.3e)", base,
+                      types[i], types[j], fa ? "flash" : "plain", w ? "partial" : "full", kl, 100 * top1, kl_cpu, kl_gpu);
+                if (report)
+                    fprintf(report, "| %s | %s/%s | %s | %s (%d/%d) | %d%s | %.2e | %.1f%% | %.2e | %.2e | %s |\n", base,
+                            types[i], types[j], fa ? "flash" : "plain", w ? "partial" : "full", g->n_gpu, L, rows,
+                            shift ? " +shift" : "", kl, 100 * top1, kl_cpu, kl_gpu,
+                            strict ? "yes" : equiv ? "no; equivalent cache" : "NO");
+                free(got);
+            }
+            free(ref);
+        }
+        free(base16);
+    }
+    /* prompt batches of 64: the tensor-core attention of attn_gemm.cu */
+    g_ubatch = 64;
+    for (int pi = 0; pi < 5; pi++) {
+        int tk = quant_from_name(types[few[pi][0]]), tv = quant_from_name(types[few[pi][1]]);
+        int rows_ref, rows;
+        float *ref = run(cpu, toks, n, n_prompt, tk, tv, 1, 0, &rows_ref);
+        float *got = ref ? run(full, toks, n, n_prompt, tk, tv, 1, 0, &rows) : NULL;
+        if (got) {
+            double top1, kl = mean_kl(ref, got, rows, V, &top1);
+            n_compared++;
+            if (kl > worst_kl) worst_kl = kl;
+            if (top1 < worst_top1) worst_top1 = top1;
+            CHECK(kl <= 2e-3 && top1 >= 0.95, "%s K %s V %s ubatch 64: mean KL %.3e top-1 %.1f%%", base, types[few[pi][0]],
+                  types[few[pi][1]], kl, 100 * top1);
+            if (report)
+                fprintf(report, "| %s | %s/%s | prompt batch 64 | full (%d/%d) | %d | %.2e | %.1f%% | | | %s |\n", base,
+                        types[few[pi][0]], types[few[pi][1]], full->n_gpu, L, rows, kl, 100 * top1,
+                        kl <= 2e-3 && top1 >= 0.95 ? "yes" : "NO");
+        }
+        free(got);
+        free(ref);
+    }
+    g_ubatch = 16;
+    hearth_model_free(part);
+    hearth_model_free(full);
+    hearth_model_free(cpu);
+}
+
+static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int main(void) {
+    hearth_log_set_level(HEARTH_LOG_WARN);
+    caps_matrix();
+    char *paths[64];
+    int np = 0;
+    static char buf[64][1024];
+    snprintf(buf[np], sizeof buf[np], "%s/models/stories260K.gguf", HEARTH_SOURCE_DIR);
+    paths[np] = buf[np]; np++;
+    DIR *d = opendir(test_data("models"));
+    struct dirent *e;
+    while (d && (e = readdir(d)) && np < 64)
+        if (strstr(e->d_name, ".gguf")) {
+            snprintf(buf[np], sizeof buf[np], "%s/%s", test_data("models"), e->d_name);
+            paths[np] = buf[np]; np++;
+        }
+    if (d) closedir(d);
+    qsort(paths + 1, (size_t)np - 1, sizeof *paths, cmpstr);
+    for (int i = 0; i < np; i++) placement(paths[i]);
+    /* the command line: --gpulayers / -ngl never fail a command; without a card, one line says so */
+    {
+        char *out = NULL, *err = NULL;
+        char dir[] = "/tmp/hearth-gpu-XXXXXX";
+        if (mkdtemp(dir)) {
+            int rc = test_hearth(dir, "run -p Once -n 4 -ngl 99", &out, &err);
+            CHECK(rc == 0 && test_clean_stderr(err), "hearth run -ngl 99: exit %d, stderr %s", rc, err);
+            if (gpu_device_count() <= 0)
+                CHECK(strstr(err, "--gpulayers 99 ignored") != NULL, "no one-line note without a GPU: %s", err);
+            else
+                CHECK(strstr(err, "offloaded 5/5 layers to CUDA0") != NULL, "no offload line: %s", err);
+            free(out); free(err);
+            rc = test_hearth(dir, "bench -ngl 99 -p 8 -n 2 -r 1 --no-bw", &out, &err);
+            CHECK(rc == 0 && test_clean_stderr(err), "hearth bench -ngl 99: exit %d, stderr %s", rc, err);
+            free(out); free(err);
+            test_sh("rm -rf %s", dir);
+        }
+    }
+    if (gpu_device_count() <= 0) {
+        printf("no GPU (%s): GPU-vs-CPU checks skipped\n", gpu_unavailable_reason());
+        return test_done("test_gpu");
+    }
+    const char *rp = getenv("HEARTH_GPU_REPORT");
+    if (rp && (report = fopen(rp, "a")))
+        fprintf(report, "| model | K/V | attention | offload | tokens | KL GPU vs CPU | top-1 | KL CPU cache vs CPU f16 | KL GPU cache vs CPU f16 | KL <= 2e-3, top-1 >= 95%% |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    const char *all = getenv("HEARTH_GPU_ALL_PAIRS"), *quick = getenv("HEARTH_GPU_QUICK");
+    if (quick && *quick == '1') np = np < 3 ? np : 3; /* under compute-sanitizer: three models */
+    for (int i = 0; i < np; i++)
+        compare_model(paths[i], (all && *all == '1') || strstr(paths[i], "stories260K") || strstr(paths[i], "synth-a-q8_0"));
+    printf("GPU vs CPU: %d comparisons, worst mean KL %.3e, worst top-1 %.1f%%; %d rows over the strict bound but as good a cache as the CPU's\n",
+           n_compared, worst_kl, 100 * worst_top1, n_equiv);
+    if (report) fprintf(report, "\n%d comparisons; worst mean KL %.3e, worst top-1 %.1f%%; %d rows over the strict bound pass as equivalent caches\n",
+                        n_compared, worst_kl, 100 * worst_top1, n_equiv);
+    if (report) fclose(report);
+    return test_done("test_gpu");
+}
