@@ -19,7 +19,7 @@ if ! command -v "$CCBIN" >/dev/null; then
 fi
 
 case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-CC=$CCBIN cmake -S . -B "$BUILD" -DHEARTH_FUZZ=ON -DHEARTH_SERVER=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+CC=$CCBIN cmake -S . -B "$BUILD" -DHEARTH_FUZZ=ON -DHEARTH_SERVER=OFF -DHEARTH_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target fuzz_gguf fuzz_make_seeds
 
 # Seed corpus: the repository's GGUF files cut to their first 64 KiB (the header, the
