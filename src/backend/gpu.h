@@ -41,7 +41,8 @@ int  gpu_ctx_device(const gpu_ctx *g);
 /* Makes g's card the current one for this thread (before queueing work for it). */
 int  gpu_ctx_activate(gpu_ctx *g);
 /* Peer access between cards a and b, both ways: 1 when on (or one physical card), 0 when
- * copies between them must go through the host. Call at load, not per token. */
+ * copies between them must go through the host (always 0 with HEARTH_GPU_NO_P2P=1, for
+ * tests). Call at load, not per token. */
 int  gpu_peer_enable(int a, int b);
 /* Copies device bytes from src (on src_g's card, after all its queued work) to dst (on
  * dst_g's card), queued on dst_g's stream. direct: from gpu_peer_enable; otherwise the

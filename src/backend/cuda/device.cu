@@ -159,6 +159,9 @@ extern "C" int gpu_ctx_activate(gpu_ctx *g) {
 extern "C" int gpu_peer_enable(int a, int b) {
     if (a < 0 || b < 0 || a >= gpu_device_count() || b >= gpu_device_count()) return 0;
     int pa = gpu_phys(a), pb = gpu_phys(b);
+    /* test-only: HEARTH_GPU_NO_P2P=1 sends activations through the host */
+    const char *no = getenv("HEARTH_GPU_NO_P2P");
+    if (no && *no == '1') return 0;
     if (pa == pb) return 1;
     int ab = 0, ba = 0;
     if (cudaDeviceCanAccessPeer(&ab, pa, pb) != cudaSuccess || cudaDeviceCanAccessPeer(&ba, pb, pa) != cudaSuccess) {
