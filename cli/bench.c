@@ -24,6 +24,8 @@ typedef struct bench_opts {
     const char *models[BENCH_MAX_LIST]; int n_models;
     int_list prompt, gen, depth, threads, type_k, type_v, fa;
     int reps, ubatch, format, no_bw, ngl;
+    float tensor_split[16];
+    int n_tensor_split;
 } bench_opts;
 
 static int parse_list(const char *flag, const char *v, int lo, int hi, int_list *l) {
@@ -62,7 +64,7 @@ static int parse_types(const char *flag, const char *v, int_list *l) {
 
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: hearth bench -m MODEL [-m MODEL2] [-p N,..] [-n N,..] [-d D,..] [-t THREADS,..] [-r REPS]\n"
-               "                    [-ctk T,..] [-ctv T,..] [-fa 0|1,..] [-ub N] [-ngl N] [-o md|json|csv] [--no-bw]\n"
+               "                    [-ctk T,..] [-ctv T,..] [-fa 0|1,..] [-ub N] [-ngl N] [-ts R1 R2 ..] [-o md|json|csv] [--no-bw]\n"
                "  -p: prompt processing of N tokens (default 512; 0 skips); -n: generation of N tokens one at a\n"
                "  time (default 128; 0 skips); -d: after filling the cache to that depth (default 0, not timed);\n"
                "  -r: timed repetitions after one warm-up (default 5); --no-bw: skip the memory bandwidth test\n");
@@ -120,6 +122,9 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
             int_list l;
             if (parse_list(a, v, 0, 1 << 20, &l)) return -1;
             o->ngl = l.v[0];
+        }
+        else if (IS("-ts") || IS("--tensor_split") || IS("--tensor-split")) {
+            if ((o->n_tensor_split = cli_parse_split(argc, argv, &i, o->tensor_split, "hearth bench")) < 0) return -1;
         }
         else if (IS("-h") || IS("--help")) { bench_usage(stdout); exit(0); }
         else { fprintf(stderr, "hearth bench: unknown option '%s'\n", a); bench_usage(stderr); return -1; }
@@ -282,6 +287,8 @@ int cmd_bench(int argc, char **argv) {
         hearth_model_params mp = hearth_model_default_params();
         mp.n_threads = max_threads;
         mp.n_gpu_layers = o.ngl;
+        memcpy(mp.tensor_split, o.tensor_split, sizeof mp.tensor_split);
+        mp.n_tensor_split = o.n_tensor_split;
         if (hearth_model_load(o.models[mi], &mp, &m, err, sizeof err)) { fprintf(stderr, "hearth: %s\n", err); rc = 1; break; }
         for (int a = 0; a < o.type_k.n && !rc; a++)
             for (int b = 0; b < o.type_v.n && !rc; b++)

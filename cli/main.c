@@ -22,6 +22,7 @@ static void usage(FILE *f) {
         "context options: --cache-type-k T --cache-type-v T --quantkv 0|1|2 --flash-attn on|off\n"
         "                 --ubatch N --keep N --noshift -t THREADS\n"
         "                 --gpulayers N (-ngl N): the first N layers on the GPU (-1: all)\n"
+        "                 --tensor_split R1 R2 ... (-ts R1,R2): their shares per card (default: by free memory)\n"
         "cache types: %s\n", hearth_cache_type_list());
 }
 

@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "model/split.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,19 @@ static int cache_type(const char *flag, const char *v, int *out) {
     }
     *out = t;
     return 0;
+}
+
+int cli_parse_split(int argc, char **argv, int *i, float *out, const char *prog) {
+    int n = split_count_words(argv, argc, *i + 1);
+    if (n == 0) {
+        fprintf(stderr, "%s: %s needs proportions, e.g. %s 1 3 or %s 1,3\n", prog, argv[*i], argv[*i], argv[*i]);
+        return -1;
+    }
+    char err[256];
+    int k = split_parse((const char *const *)(argv + *i + 1), n, out, err, sizeof err);
+    if (k < 0) { fprintf(stderr, "%s: %s\n", prog, err); return -1; }
+    *i += n;
+    return k;
 }
 
 int cli_parse(int argc, char **argv, cli_opts *o) {
@@ -89,6 +103,9 @@ int cli_parse(int argc, char **argv, cli_opts *o) {
         }
         else if (IS("--no-kv-rotate")) o->cp.rotate_kv = 0;
         else if (IS("--gpulayers") || IS("-ngl") || IS("--n-gpu-layers")) { NEED(); if (parse_int(a, v, -1, 1 << 20, &o->n_gpu_layers)) return -1; }
+        else if (IS("--tensor_split") || IS("--tensor-split") || IS("-ts")) {
+            if ((o->n_tensor_split = cli_parse_split(argc, argv, &i, o->tensor_split, "hearth")) < 0) return -1;
+        }
         else { fprintf(stderr, "hearth: unknown option '%s' (see hearth --help)\n", a); return -1; }
 #undef IS
 #undef NEED
@@ -101,6 +118,8 @@ int cli_load(const cli_opts *o, hearth_model **m, hearth_ctx **c) {
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = o->cp.n_threads;
     mp.n_gpu_layers = o->n_gpu_layers;
+    memcpy(mp.tensor_split, o->tensor_split, sizeof mp.tensor_split);
+    mp.n_tensor_split = o->n_tensor_split;
     const char *path = o->model ? o->model : cli_default_model();
     if (hearth_model_load(path, &mp, m, err, sizeof err) != 0) {
         fprintf(stderr, "hearth: %s\n", err);

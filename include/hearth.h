@@ -27,6 +27,10 @@ typedef struct hearth_model_params {
     int n_gpu_layers;   /* layers to put on the GPU, first ones first (default 0: CPU only; < 0: all);
                            the output layer goes too when every layer does. Without a usable GPU
                            this is ignored with a one-line note. */
+    /* Proportions of the GPU layers per card, cards 0.. in order (KoboldCpp's
+     * --tensor_split); n_tensor_split 0: by each visible card's free memory. */
+    float tensor_split[16];
+    int n_tensor_split;
     /* Called while the weights are read in (frac 0..1, last call 1); with a callback the
      * whole mapping is read at load instead of page by page on first use. May be NULL. */
     void (*progress)(float frac, void *ud);

@@ -3,7 +3,8 @@
 # unless BUILD points at a finished build, then
 #   1. test_gpu: GPU logits against CPU logits for every model in testdata/ (K/V pairs, flash
 #      and plain attention, full and partial offload, decode, context shift), as a table;
-#   2. the same test (three models) under compute-sanitizer memcheck;
+#   2. test_gpu split on two virtual device slots (the several-card path on one card);
+#      the same test (three models) under compute-sanitizer memcheck;
 #   3. with BENCH=1, hearth bench on a Mistral-7B-shaped random Q8_0 model made by hearth synth.
 # Results go to OUT (default ./gpu-out): gpu-report.md, test_gpu.log, sanitizer.log, bench.md.
 set -uo pipefail
@@ -31,6 +32,11 @@ HEARTH_GPU_REPORT="$OUT/gpu-report.md" "$BIN/test_gpu" >"$OUT/test_gpu.log" 2>&1
 rc=$?
 tail -15 "$OUT/test_gpu.log"
 echo "test_gpu exit $rc"
+echo "== test_gpu split: two device slots on card 0 (HEARTH_GPU_VIRTUAL=2), P2P and through the host"
+for np in 0 1; do
+    HEARTH_GPU_VIRTUAL=2 HEARTH_GPU_NO_P2P=$np "$BIN/test_gpu" split >"$OUT/test_gpu_split$np.log" 2>&1
+    r=$?; tail -1 "$OUT/test_gpu_split$np.log"; [ $r -ne 0 ] && rc=$r
+done
 if command -v compute-sanitizer >/dev/null && [ "${SANITIZE:-1}" = 1 ]; then
     echo "== compute-sanitizer (memcheck) on test_gpu, three models"
     HEARTH_GPU_QUICK=1 timeout 400 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 \

@@ -5,6 +5,7 @@
  * work; anything else unknown is an error, so a typo is not silently ignored. */
 #include "server.h"
 #include "srv.h"
+#include "model/split.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -22,6 +23,7 @@ static void usage(FILE *f) {
         "  --contextsize N          context size in tokens (default: the model's, at most 4096)\n"
         "  --threads N              CPU threads (default: all cores)\n"
         "  --gpulayers N            layers to offload to the GPU\n"
+        "  --tensor_split R1 R2 ... shares of those layers per card (-ts 1,3; default: by free memory)\n"
         "  --flashattention         online-softmax attention over the cache (hearth's default)\n"
         "  --quantkv 0|1|2          KV cache f16, q8_0 or q4_0 (K and V)\n"
         "  --cache-type-k T, --cache-type-v T   K and V cache types: %s\n"
@@ -181,6 +183,18 @@ int hearth_serve_main(int argc, char **argv) {
         else if (!strcmp(a, "--contextsize") || !strcmp(a, "-c")) { if (parse_int(a, VAL(), 16, 1 << 24, &o->n_ctx)) return 2; }
         else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) { if (parse_int(a, VAL(), 0, 4096, &o->n_threads)) return 2; }
         else if (!strcmp(a, "--gpulayers") || !strcmp(a, "-ngl")) { if (parse_int(a, VAL(), -1, 100000, &o->n_gpu_layers)) return 2; }
+        else if (!strcmp(a, "--tensor_split") || !strcmp(a, "--tensor-split") || !strcmp(a, "-ts")) {
+            char err[256];
+            if (val) {
+                const char *w[1] = { val };
+                o->n_tensor_split = split_parse(w, 1, o->tensor_split, err, sizeof err);
+            } else {
+                int n = split_count_words(argv, argc, i + 1);
+                o->n_tensor_split = split_parse((const char *const *)(argv + i + 1), n, o->tensor_split, err, sizeof err);
+                i += n;
+            }
+            if (o->n_tensor_split < 0) { fprintf(stderr, "hearth: %s\n", err); return 2; }
+        }
         else if (!strcmp(a, "--flashattention") || !strcmp(a, "--flash-attn")) o->flash_attn = 1;
         else if (!strcmp(a, "--noflashattention")) o->flash_attn = 0;
         else if (!strcmp(a, "--quantkv")) { if (parse_int(a, VAL(), 0, 2, &quantkv)) return 2; }
@@ -253,6 +267,8 @@ int hearth_serve_main(int argc, char **argv) {
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = o->n_threads;
     mp.n_gpu_layers = o->n_gpu_layers;
+    memcpy(mp.tensor_split, o->tensor_split, sizeof mp.tensor_split);
+    mp.n_tensor_split = o->n_tensor_split;
     if (!one_shot && isatty(STDERR_FILENO)) mp.progress = load_progress;
     if (hearth_model_load(o->model_path, &mp, &s->model, err, sizeof err) != 0) {
         fprintf(stderr, "hearth: %s\n", err);

@@ -24,6 +24,8 @@ typedef struct srv_opts {
     int n_ctx;
     int n_threads;
     int n_gpu_layers;
+    float tensor_split[16];
+    int n_tensor_split;
     int flash_attn;
     int type_k, type_v;
     const char *password;

@@ -67,12 +67,12 @@ int main(void) {
         for (int ci = 0; ci < 3; ci++) {
             kv_cache kv;
             if (kv_init(&kv, depth + 8, 1, 8, 128, ctypes[ci], ctypes[ci], 1, err, sizeof err) ||
-                kv_init_gpu(&kv, 1, 0, err, sizeof err)) { printf("%s\n", err); return 1; }
+                kv_init_gpu(&kv, 1, (const int[]){ 0 }, (const int[]){ 0 }, 1, err, sizeof err)) { printf("%s\n", err); return 1; }
             size_t kvb = (size_t)depth * (kv.kb + kv.vb);
-            gpu_memset0(g, kv.dk, (size_t)kv.n_ctx * kv.kb);
-            gpu_memset0(g, kv.dv, (size_t)kv.n_ctx * kv.vb);
+            gpu_memset0(g, kv.dk[0], (size_t)kv.n_ctx * kv.kb);
+            gpu_memset0(g, kv.dv[0], (size_t)kv.n_ctx * kv.vb);
             attn_args a = { .T = 1, .n_head = 32, .n_head_kv = 8, .head_dim = 128, .pos0 = depth - 1, .n_cells = depth,
-                            .q = x, .k = kv.dk, .v = kv.dv, .k_row_bytes = kv.kb, .v_row_bytes = kv.vb,
+                            .q = x, .k = kv.dk[0], .v = kv.dv[0], .k_row_bytes = kv.kb, .v_row_bytes = kv.vb,
                             .type_k = ctypes[ci], .type_v = ctypes[ci], .row = 1024, .scale = 0.088f, .out = y };
             char label[96];
             snprintf(label, sizeof label, "attn decode %s d%d (one layer)", quant_get(ctypes[ci])->name, depth);

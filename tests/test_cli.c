@@ -185,6 +185,18 @@ static void test_logits(void) {
     CHECK(access(path, F_OK) != 0, "logits wrote an output for a missing text");
 }
 
+/* --tensor_split: KoboldCpp's separate words and llama.cpp's list; bad values fail with a message. */
+static void test_tensor_split(void) {
+    int rc = hearth("run -p Once -n 2 -ngl 99 --tensor_split 1 3 --seed 1");
+    CHECK(rc == 0 && clean_stderr(), "--tensor_split 1 3: exit %d, stderr %s", rc, err_text);
+    rc = hearth("run -p Once -n 2 -ngl 99 -ts 1,3");
+    CHECK(rc == 0 && clean_stderr(), "-ts 1,3: exit %d, stderr %s", rc, err_text);
+    rc = hearth("run -p Once -n 2 -ts");
+    CHECK(rc != 0 && strstr(err_text, "needs proportions") && clean_stderr(), "-ts alone: exit %d, stderr %s", rc, err_text);
+    rc = hearth("run -p Once -n 2 -ts 1,,3");
+    CHECK(rc != 0 && strstr(err_text, "tensor_split") && clean_stderr(), "-ts 1,,3: exit %d, stderr %s", rc, err_text);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/hearth-cli-XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -194,6 +206,7 @@ int main(void) {
     test_inspect();
     test_run();
     test_logits();
+    test_tensor_split();
     free(out_text);
     free(err_text);
     test_sh("rm -rf '%s'", tmpdir);

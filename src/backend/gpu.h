@@ -38,6 +38,18 @@ typedef struct gpu_ctx gpu_ctx;
 gpu_ctx *gpu_ctx_new(int dev, char *err, size_t errlen);
 void gpu_ctx_free(gpu_ctx *g);
 int  gpu_ctx_device(const gpu_ctx *g);
+/* Makes g's card the current one for this thread (before queueing work for it). */
+int  gpu_ctx_activate(gpu_ctx *g);
+/* Peer access between cards a and b, both ways: 1 when on (or one physical card), 0 when
+ * copies between them must go through the host (always 0 with HEARTH_GPU_NO_P2P=1, for
+ * tests). Call at load, not per token. */
+int  gpu_peer_enable(int a, int b);
+/* Copies device bytes from src (on src_g's card, after all its queued work) to dst (on
+ * dst_g's card), queued on dst_g's stream. direct: from gpu_peer_enable; otherwise the
+ * bytes pass through host_tmp (bytes long) and both streams are waited for. Errors go
+ * to dst_g. Leaves dst_g's card current. */
+int  gpu_copy_peer(gpu_ctx *dst_g, void *dst, gpu_ctx *src_g, const void *src, size_t bytes, int direct,
+                   void *host_tmp);
 const char *gpu_ctx_error(const gpu_ctx *g);
 int  gpu_to_device(gpu_ctx *g, void *dst, const void *src, size_t bytes);
 int  gpu_to_host(gpu_ctx *g, void *dst, const void *src, size_t bytes);   /* waits */

@@ -78,9 +78,18 @@ int kv_init(kv_cache *kv, int n_ctx, int n_layer, int n_head_kv, int head_dim, i
 }
 
 void kv_free_gpu(kv_cache *kv) {
-    if (kv->n_gpu) { gpu_free(kv->gpu_dev, kv->dk); gpu_free(kv->gpu_dev, kv->dv); gpu_free(kv->gpu_dev, kv->dmu); }
-    kv->dk = kv->dv = NULL;
-    kv->dmu = NULL;
+    for (int k = 0; k < kv->n_gcard; k++) {
+        gpu_free(kv->gdev[k], kv->dk[k]);
+        gpu_free(kv->gdev[k], kv->dv[k]);
+        gpu_free(kv->gdev[k], kv->dmu[k]);
+        kv->dk[k] = kv->dv[k] = NULL;
+        kv->dmu[k] = NULL;
+    }
+    free(kv->gcard); free(kv->dkl); free(kv->dvl); free(kv->dmul);
+    kv->gcard = NULL;
+    kv->dkl = kv->dvl = NULL;
+    kv->dmul = NULL;
+    kv->n_gcard = 0;
     kv->n_gpu = 0;
 }
 
@@ -161,30 +170,54 @@ void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope) {
     kv->n -= n_discard;
 }
 
-int kv_init_gpu(kv_cache *kv, int n_gpu, int dev, char *err, size_t errlen) {
+int kv_init_gpu(kv_cache *kv, int n_gpu, const int *card_of, const int *dev_of_card, int n_card, char *err,
+                size_t errlen) {
     if (n_gpu <= 0) return 0;
-    char what[96];
-    size_t cells = (size_t)n_gpu * kv->n_ctx;
-    snprintf(what, sizeof what, "the KV cache's K of %d layers", n_gpu);
-    kv->dk = gpu_malloc(dev, cells * kv->kb, what, err, errlen);
-    if (!kv->dk) return -1;
-    snprintf(what, sizeof what, "the KV cache's V of %d layers", n_gpu);
-    kv->dv = gpu_malloc(dev, cells * kv->vb, what, err, errlen);
-    kv->dmu = kv->dv ? gpu_malloc(dev, sizeof(float) * (size_t)n_gpu * kv->row_k, "the KV cache's K offsets", err, errlen) : NULL;
-    if (!kv->dv || !kv->dmu) {
-        gpu_free(dev, kv->dk); gpu_free(dev, kv->dv);
-        kv->dk = kv->dv = NULL;
-        return -1;
+    if (n_card < 1 || n_card > 16) { snprintf(err, errlen, "KV cache: %d cards (1..16)", n_card); return -1; }
+    kv->n_gcard = n_card;
+    for (int k = 0; k < n_card; k++) { kv->gdev[k] = dev_of_card[k]; kv->gfirst[k] = -1; kv->gn[k] = 0; }
+    kv->gcard = malloc(sizeof(int) * (size_t)n_gpu);
+    kv->dkl = malloc(sizeof(uint8_t *) * (size_t)n_gpu);
+    kv->dvl = malloc(sizeof(uint8_t *) * (size_t)n_gpu);
+    kv->dmul = malloc(sizeof(float *) * (size_t)n_gpu);
+    if (!kv->gcard || !kv->dkl || !kv->dvl || !kv->dmul) { snprintf(err, errlen, "out of memory"); goto fail; }
+    for (int l = 0; l < n_gpu; l++) {
+        int k = card_of[l];
+        if (k < 0 || k >= n_card || (l > 0 && k < card_of[l - 1])) {
+            snprintf(err, errlen, "KV cache: layer %d has card %d out of order", l, k);
+            goto fail;
+        }
+        kv->gcard[l] = k;
+        if (kv->gfirst[k] < 0) kv->gfirst[k] = l;
+        kv->gn[k]++;
     }
-    /* offsets start at zero, as kv_init's calloc leaves the host ones */
-    if (gpu_upload(dev, kv->dmu, kv->k_mu, sizeof(float) * (size_t)n_gpu * kv->row_k, err, errlen)) {
-        gpu_free(dev, kv->dk); gpu_free(dev, kv->dv); gpu_free(dev, kv->dmu);
-        kv->dk = kv->dv = NULL; kv->dmu = NULL;
-        return -1;
+    for (int k = 0; k < n_card; k++) {
+        int n = kv->gn[k], dev = kv->gdev[k];
+        if (n == 0) continue;
+        char what[96];
+        size_t cells = (size_t)n * kv->n_ctx;
+        snprintf(what, sizeof what, "the KV cache's K of %d layers", n);
+        if (!(kv->dk[k] = gpu_malloc(dev, cells * kv->kb, what, err, errlen))) goto fail;
+        snprintf(what, sizeof what, "the KV cache's V of %d layers", n);
+        if (!(kv->dv[k] = gpu_malloc(dev, cells * kv->vb, what, err, errlen))) goto fail;
+        if (!(kv->dmu[k] = gpu_malloc(dev, sizeof(float) * (size_t)n * kv->row_k, "the KV cache's K offsets", err, errlen)))
+            goto fail;
+        /* offsets start at zero, as kv_init's calloc leaves the host ones */
+        if (gpu_upload(dev, kv->dmu[k], kv->k_mu + (size_t)kv->gfirst[k] * kv->row_k, sizeof(float) * (size_t)n * kv->row_k,
+                       err, errlen))
+            goto fail;
+        for (int i = 0; i < n; i++) {
+            int l = kv->gfirst[k] + i;
+            kv->dkl[l] = kv->dk[k] + (size_t)i * kv->n_ctx * kv->kb;
+            kv->dvl[l] = kv->dv[k] + (size_t)i * kv->n_ctx * kv->vb;
+            kv->dmul[l] = kv->dmu[k] + (size_t)i * kv->row_k;
+        }
     }
     kv->n_gpu = n_gpu;
-    kv->gpu_dev = dev;
     return 0;
+fail:
+    kv_free_gpu(kv);
+    return -1;
 }
 
 static gpu_kv_layout layout(const kv_cache *kv) {
@@ -195,15 +228,17 @@ static gpu_kv_layout layout(const kv_cache *kv) {
 
 int kv_put_gpu(kv_cache *kv, struct gpu_ctx *g, int layer, int pos0, int T, const float *k, const float *v) {
     gpu_kv_layout L = layout(kv);
-    float *mu = is_quantized(kv->type_k) ? kv->dmu + (size_t)layer * kv->row_k : NULL;
+    float *mu = is_quantized(kv->type_k) ? kv->dmul[layer] : NULL;
     return gpu_kv_put(g, &L, kv_dk(kv, layer), kv_dv(kv, layer), mu, pos0 == 0, pos0, T, k, v);
 }
 
-int kv_shift_gpu(kv_cache *kv, struct gpu_ctx *g, int n_keep, int n_discard, const kv_rope *rope) {
+int kv_shift_gpu(kv_cache *kv, struct gpu_ctx *const *gs, int n_keep, int n_discard, const kv_rope *rope) {
     if (n_discard <= 0 || n_keep < 0 || n_keep + n_discard > kv->n) return 0;
     gpu_kv_layout L = layout(kv);
     for (int l = 0; l < kv->n_gpu; l++) {
-        const float *mu = is_quantized(kv->type_k) ? kv->dmu + (size_t)l * kv->row_k : NULL;
+        struct gpu_ctx *g = gs[kv->gcard[l]];
+        if ((l == 0 || kv->gcard[l] != kv->gcard[l - 1]) && gpu_ctx_activate(g)) return -1;
+        const float *mu = is_quantized(kv->type_k) ? kv->dmul[l] : NULL;
         if (gpu_kv_shift(g, &L, kv_dk(kv, l), kv_dv(kv, l), mu, kv->n, n_keep, n_discard, rope->n_rot, rope->base,
                          rope->freq_scale, rope->freq_factors))
             return -1;
@@ -211,17 +246,18 @@ int kv_shift_gpu(kv_cache *kv, struct gpu_ctx *g, int n_keep, int n_discard, con
     return 0;
 }
 
-void kv_describe_devices(const kv_cache *kv, const char *gpu_name, char *buf, size_t n) {
+uint64_t kv_gpu_bytes(const kv_cache *kv, int k) {
+    if (k < 0 || k >= kv->n_gcard) return 0;
+    return (uint64_t)kv->gn[k] * kv->n_ctx * (kv->kb + kv->vb);
+}
+
+void kv_describe_cpu(const kv_cache *kv, char *buf, size_t n) {
     const double M = 1024.0 * 1024.0;
     const char *tk = quant_get(kv->type_k)->name, *tv = quant_get(kv->type_v)->name;
     int ncpu = kv->n_layer - kv->n_gpu;
-    size_t o = 0;
-    if (kv->n_gpu)
-        o += (size_t)snprintf(buf + o, n - o, "KV cache on CUDA%d (%s): %d layers, K (%s) %.2f MiB, V (%s) %.2f MiB",
-                              kv->gpu_dev, gpu_name, kv->n_gpu, tk, (double)kv->n_gpu * kv->n_ctx * kv->kb / M, tv,
-                              (double)kv->n_gpu * kv->n_ctx * kv->vb / M);
-    if (ncpu && o < n)
-        snprintf(buf + o, n - o, "%sKV cache on CPU: %d layers, K (%s) %.2f MiB, V (%s) %.2f MiB", o ? "\n" : "", ncpu, tk,
+    if (n) buf[0] = 0;
+    if (ncpu)
+        snprintf(buf, n, "KV cache on CPU: %d layers, K (%s) %.2f MiB, V (%s) %.2f MiB", ncpu, tk,
                  (double)ncpu * kv->n_ctx * kv->kb / M, tv, (double)ncpu * kv->n_ctx * kv->vb / M);
 }
 

@@ -31,11 +31,17 @@ typedef struct kv_cache {
     float *k_mu;            /* [n_layer][row_k]: offset subtracted from stored K rows */
     int n;                  /* cells in use */
     int32_t *tokens;        /* token of each used cell */
-    /* Layers 0..n_gpu-1 live on card gpu_dev (dk, dv: [n_gpu][n_ctx] rows, dmu:
-     * [n_gpu][row_k]); their host rows above are never touched. */
-    int n_gpu, gpu_dev;
-    uint8_t *dk, *dv;
-    float *dmu;
+    /* Layers 0..n_gpu-1 live on cards: layer l on card gcard[l] (an index into gdev, the
+     * device slots), in that card's buffers dk, dv ([its layers][n_ctx] rows) and dmu
+     * ([its layers][row_k]); dkl, dvl, dmul point at each layer's part. Their host rows
+     * above are never touched. */
+    int n_gpu, n_gcard;
+    int gdev[16], gfirst[16], gn[16];
+    uint8_t *dk[16], *dv[16];
+    float *dmu[16];
+    int *gcard;
+    uint8_t **dkl, **dvl;
+    float **dmul;
 } kv_cache;
 
 /* Checks the types are cache types, then allocates. Returns 0 or -1 with a message. */
@@ -56,18 +62,24 @@ void kv_shift(kv_cache *kv, int n_keep, int n_discard, const kv_rope *rope);
 
 /* ---- GPU-resident layers ---- */
 struct gpu_ctx;
-/* Moves layers 0..n_gpu-1 to card dev (device buffers; 0 or -1 with a message). */
-int kv_init_gpu(kv_cache *kv, int n_gpu, int dev, char *err, size_t errlen);
+/* Moves layers 0..n_gpu-1 to cards: layer l to card card_of[l] (consecutive layers per
+ * card, cards in order), card k being device slot dev_of_card[k] (device buffers; 0 or
+ * -1 with a message). */
+int kv_init_gpu(kv_cache *kv, int n_gpu, const int *card_of, const int *dev_of_card, int n_card, char *err,
+                size_t errlen);
 /* Frees the device buffers; every layer is then a host layer again (empty). */
 void kv_free_gpu(kv_cache *kv);
-static inline uint8_t *kv_dk(const kv_cache *kv, int layer) { return kv->dk + (size_t)layer * kv->n_ctx * kv->kb; }
-static inline uint8_t *kv_dv(const kv_cache *kv, int layer) { return kv->dv + (size_t)layer * kv->n_ctx * kv->vb; }
+static inline uint8_t *kv_dk(const kv_cache *kv, int layer) { return kv->dkl[layer]; }
+static inline uint8_t *kv_dv(const kv_cache *kv, int layer) { return kv->dvl[layer]; }
 /* kv_put for a GPU layer; k and v are device rows. */
 int kv_put_gpu(kv_cache *kv, struct gpu_ctx *g, int layer, int pos0, int T, const float *k, const float *v);
-/* kv_shift's work on the GPU layers; call it before kv_shift, which does the rest. */
-int kv_shift_gpu(kv_cache *kv, struct gpu_ctx *g, int n_keep, int n_discard, const kv_rope *rope);
-/* One line per device holding layers: "KV cache on CUDA0: 32 layers, ..." */
-void kv_describe_devices(const kv_cache *kv, const char *gpu_name, char *buf, size_t n);
+/* kv_shift's work on the GPU layers (card k's with gs[k]); call it before kv_shift,
+ * which does the rest. */
+int kv_shift_gpu(kv_cache *kv, struct gpu_ctx *const *gs, int n_keep, int n_discard, const kv_rope *rope);
+/* Device bytes (K + V) of card k's layers. */
+uint64_t kv_gpu_bytes(const kv_cache *kv, int k);
+/* "KV cache on CPU: <n> layers, ..." for the host layers (empty when there are none). */
+void kv_describe_cpu(const kv_cache *kv, char *buf, size_t n);
 
 uint64_t kv_bytes_k(const kv_cache *kv);
 uint64_t kv_bytes_v(const kv_cache *kv);

@@ -153,9 +153,18 @@ int hearth_ctx_shift(hearth_ctx *c, int n_keep, int n_discard) {
     if (n_keep < 0 || n_discard <= 0 || n_keep + n_discard > c->kv.n) return -1;
     const hparams *hp = &c->m->hp;
     kv_rope r = { hp->n_rot, hp->rope_base, hp->rope_freq_scale, c->m->rope_freqs };
-    if (c->n_gpu > 0 && (kv_shift_gpu(&c->kv, c->g, n_keep, n_discard, &r) || gpu_sync(c->g))) {
-        log_err("context shift on the GPU failed: %s", gpu_ctx_error(c->g));
-        return -1;
+    if (c->n_gpu > 0) {
+        gpu_ctx *gs[HEARTH_MAX_CARDS];
+        for (int k = 0; k < c->n_cards; k++) gs[k] = c->cb[k].g;
+        int rc = kv_shift_gpu(&c->kv, gs, n_keep, n_discard, &r);
+        for (int k = 0; k < c->n_cards; k++)
+            if (gpu_sync(gs[k])) rc = -1;
+        if (rc) {
+            const char *msg = "";
+            for (int k = 0; k < c->n_cards && !msg[0]; k++) msg = gpu_ctx_error(gs[k]);
+            log_err("context shift on the GPU failed: %s", msg);
+            return -1;
+        }
     }
     kv_shift(&c->kv, n_keep, n_discard, &r);
     c->n_logits = 0;

@@ -22,12 +22,13 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     const size_t TE = (size_t)T * E;
     /* the first layer normalizes the embeddings; later ones got their norm from the
      * previous layer's last residual add (gpu_add_rmsnorm) */
-    if (il == 0 && gpu_rmsnorm(g, c->dxn, c->dx, l->attn_norm, T, E, hp->eps)) return -1;
+    const int first_on_card = il == 0 || m->card_of[il] != m->card_of[il - 1];
+    if (first_on_card && gpu_rmsnorm(g, c->dxn, c->dx, l->attn_norm, T, E, hp->eps)) return -1;
     const wtensor *qkv[3] = { &l->wq, &l->wk, &l->wv };
     float *const qkv_out[3] = { c->dq, c->dk, c->dv };
     if (gpu_matmul_n(g, qkv, 3, c->dxn, T, qkv_out) ||
         gpu_rope_qk(g, c->dq, c->dk, T, hp->n_head, hp->n_head_kv, hd, hp->n_rot, (float)pos0, hp->rope_base,
-                    hp->rope_freq_scale, m->g_rope_freqs))
+                    hp->rope_freq_scale, m->cards[m->card_of[il]].rope_freqs))
         return -1;
     if (kv->rot_k == KV_ROT_HEAD && gpu_hadamard(g, c->dq, T * hp->n_head, hd, 0)) return -1;
     if (kv_put_gpu(kv, g, il, pos0, T, c->dk, c->dv)) return -1;
@@ -43,8 +44,9 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     const wtensor *gu[2] = { &l->w_gate, &l->w_up };
     float *const gu_out[2] = { c->dgate, c->dup };
     /* the last residual add is fused with the next norm: the next layer's attention norm,
-     * or the output norm (llama_forward), or none when the CPU takes over */
-    const float *next_norm = il + 1 < c->n_gpu ? m->glayers[il + 1].attn_norm : NULL;
+     * or the output norm (llama_forward), or none when the CPU or another card takes over */
+    const float *next_norm =
+        il + 1 < c->n_gpu && m->card_of[il + 1] == m->card_of[il] ? m->glayers[il + 1].attn_norm : NULL;
     if (gpu_matmul(g, &l->wo, c->datt, T, c->dxn) ||
         gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps) ||
         gpu_matmul_n(g, gu, 2, c->dxn, T, gu_out) || gpu_swiglu(g, c->dgate, c->dup, (size_t)T * hp->n_ff) ||
@@ -72,9 +74,19 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
 
     /* layers 0..n_gpu-1 on the card; the activations come back once if the CPU goes on */
     if (c->n_gpu > 0) {
+        if (ctx_use_card(c, 0)) return -1;
         if (gpu_to_device(c->g, c->dx, c->x, xbytes)) return gpu_failed(c);
-        for (int il = 0; il < c->n_gpu; il++)
+        for (int il = 0; il < c->n_gpu; il++) {
+            int k = m->card_of[il];
+            if (k != c->cur_card) {
+                /* the activations move to the next card: peer-to-peer or through c->x */
+                gpu_bufs *from = &c->cb[c->cur_card];
+                if (ctx_use_card(c, k)) return -1;
+                if (gpu_copy_peer(c->g, c->dx, from->g, from->dx, xbytes, m->cards[k].p2p_from_prev, c->x))
+                    return gpu_failed(c);
+            }
             if (gpu_layer(c, il, T, pos0)) return gpu_failed(c);
+        }
         if (!c->gpu_output && gpu_to_host(c->g, c->x, c->dx, xbytes)) return gpu_failed(c);
     }
 

@@ -271,7 +271,7 @@ int hearth_model_load(const char *path, const hearth_model_params *p, hearth_mod
     in->bos = tok_bos(m->vocab);
     in->eos = tok_eos(m->vocab);
     in->add_bos = tok_add_bos(m->vocab);
-    if (p && p->n_gpu_layers != 0 && model_place_gpu(m, p->n_gpu_layers, err, errlen)) goto bad;
+    if (p && p->n_gpu_layers != 0 && model_place_gpu(m, p->n_gpu_layers, p->tensor_split, p->n_tensor_split, err, errlen)) goto bad;
     *out = m;
     return 0;
 bad:

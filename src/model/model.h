@@ -20,6 +20,19 @@ typedef struct gpu_layer_w {
     wtensor wq, wk, wv, wo, w_gate, w_up, w_down;
 } gpu_layer_w;
 
+#define HEARTH_MAX_CARDS 16
+
+/* One card holding a consecutive range of GPU layers (placement.c). */
+typedef struct gpu_card {
+    int dev;                 /* device slot */
+    int first, n;            /* layers first..first+n-1 */
+    int p2p_from_prev;       /* activations arrive from the previous card peer-to-peer */
+    void *weights;           /* the one device buffer behind this card's layers */
+    size_t weight_bytes;
+    const float *rope_freqs; /* device copy on this card, or NULL */
+    char name[128];
+} gpu_card;
+
 typedef struct hparams {
     int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_rot, n_ff;
     float eps, rope_base, rope_freq_scale;
@@ -37,15 +50,23 @@ struct hearth_model {
     layer_w *layers;
     float *f32_store;                   /* norms converted to f32 when stored as f16 etc. */
     int n_threads;
-    /* offload: layers 0..n_gpu-1 have device copies on card gpu_dev (placement.c) */
-    int n_gpu, gpu_dev, gpu_output;
+    /* offload: layers 0..n_gpu-1 have device copies, on cards[card_of[i]] (placement.c);
+     * the output layer, when gpu_output, on the last card */
+    int n_gpu, gpu_output, n_cards;
+    gpu_card cards[HEARTH_MAX_CARDS];
+    int *card_of;                       /* [n_gpu] */
     gpu_layer_w *glayers;
     wtensor g_output;
-    const float *g_output_norm, *g_rope_freqs;
-    void *gpu_weights;                  /* the one device buffer behind all of them */
-    size_t gpu_weight_bytes;
-    char gpu_name[128];
+    const float *g_output_norm;
 };
+
+/* A context's buffers on one card. */
+typedef struct gpu_bufs {
+    gpu_ctx *g;
+    void *scratch;
+    size_t scratch_bytes;
+    float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dlogits;
+} gpu_bufs;
 
 struct hearth_ctx {
     hearth_model *m;
@@ -57,19 +78,22 @@ struct hearth_ctx {
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
     float *logits;       /* [n_logits][n_vocab] */
     int n_logits_cap, n_logits, logits_first; /* rows kept: tokens logits_first.. of the last eval */
-    /* GPU part: layers 0..n_gpu-1 (and the output when gpu_output) run on g's card */
+    /* GPU part: layers 0..n_gpu-1 (and the output when gpu_output) run on the model's
+     * cards, card k with cb[k]; g and d* are the card in use now (ctx_use_card) */
+    int n_gpu, gpu_output, n_cards, cur_card;
+    gpu_bufs cb[HEARTH_MAX_CARDS];
     gpu_ctx *g;
-    int n_gpu, gpu_output;
-    void *gpu_scratch;
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dlogits;
     char err[512];
 };
 
 /* Placement (placement.c): which layers go to the GPU at load, and the context's share. */
-int  model_place_gpu(hearth_model *m, int n_req, char *err, size_t errlen);
+int  model_place_gpu(hearth_model *m, int n_req, const float *split, int n_split, char *err, size_t errlen);
 void model_free_gpu(hearth_model *m);
 int  ctx_setup_gpu(hearth_ctx *c, char *err, size_t errlen);
 void ctx_free_gpu(hearth_ctx *c);
+/* Makes card k current: c->g and c->d* point at its buffers. 0 or -1 (c->err set). */
+int  ctx_use_card(hearth_ctx *c, int k);
 
 /* Runs the layers over T tokens at positions kv->n .. kv->n+T-1 and stores K/V; writes
  * logits for tokens [want_from, T) into out (rows of n_vocab). Returns 0 or -1 (OOM). */

@@ -1,15 +1,19 @@
-/* Placement: which layers run on the GPU, and their device copies.
+/* Placement: which layers run on the GPUs, and their device copies.
  *
- * The first N layers go to the card (activations then cross to the host once per micro-
+ * The first N layers go to the cards (activations then cross to the host once per micro-
  * batch at most), the output layer too when every layer does. Each piece is checked
  * against the capability table first; a layer the GPU cannot run stays on the CPU with
  * every layer after it, and the log says which and why in one line. The host copy of the
  * weights stays mapped, so a context can always fall back to the CPU for any layer.
- * Device memory is one buffer for all weights (model) and one for the scratch (context),
- * so running out names what did not fit and nothing is half-placed. The placement is a
- * per-layer device index in spirit (gpu_dev for layers 0..n_gpu-1): several cards would
- * hand out consecutive ranges. */
+ *
+ * Several cards (KoboldCpp's --tensor_split): split_layers gives each GPU layer a card,
+ * consecutive layers per card in card order; each card gets one buffer with its layers'
+ * weights (and the output layer on the last), each context one stream, scratch and the
+ * KV cache of that card's layers. Activations go from card to card peer-to-peer where
+ * the cards allow it, through the host otherwise. Running out of memory names what did
+ * not fit and nothing is half-placed. */
 #include "model/model.h"
+#include "model/split.h"
 #include "backend/caps.h"
 #include "quant/quant.h"
 #include "util/log.h"
@@ -44,20 +48,25 @@ static int put_w(up_state *u, const wtensor *w, wtensor *out) {
     return put(u, w->data, w->row_bytes * (size_t)w->ne1, &out->data);
 }
 
-int model_place_gpu(hearth_model *m, int n_req, char *err, size_t errlen) {
+static size_t layer_bytes(const hearth_model *m, int i) {
+    const layer_w *l = &m->layers[i];
+    const size_t E = (size_t)m->hp.n_embd;
+    return 2 * al(E * sizeof(float)) + wbytes(&l->wq) + wbytes(&l->wk) + wbytes(&l->wv) + wbytes(&l->wo) +
+           wbytes(&l->w_gate) + wbytes(&l->w_up) + wbytes(&l->w_down);
+}
+
+int model_place_gpu(hearth_model *m, int n_req, const float *split, int n_split, char *err, size_t errlen) {
     const hparams *hp = &m->hp;
     const char *base = strrchr(m->info.path, '/');
     base = base ? base + 1 : m->info.path;
     if (n_req == 0) return 0;
-    if (gpu_device_count() <= 0) {
+    int n_dev = gpu_device_count();
+    if (n_dev <= 0) {
         log_warn("%s: --gpulayers %d ignored: %s; every layer runs on the CPU", base, n_req, gpu_unavailable_reason());
         return 0;
     }
+    if (n_dev > HEARTH_MAX_CARDS) n_dev = HEARTH_MAX_CARDS;
     if (n_req < 0 || n_req > hp->n_layer) n_req = hp->n_layer;
-    const int dev = 0;
-    size_t free_b = 0, total_b = 0;
-    if (gpu_device_info(dev, m->gpu_name, sizeof m->gpu_name, &free_b, &total_b))
-        snprintf(m->gpu_name, sizeof m->gpu_name, "unknown card");
     char why[256];
     int n = 0;
     for (; n < n_req; n++)
@@ -71,55 +80,96 @@ int model_place_gpu(hearth_model *m, int n_req, char *err, size_t errlen) {
         log_info("%s: the output layer stays on the CPU: %s", base, why);
         out_ok = 0;
     }
-    /* one buffer: norms as f32, matrices as stored */
-    const size_t E = (size_t)hp->n_embd;
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
-        const layer_w *l = &m->layers[i];
-        total += 2 * al(E * sizeof(float)) + wbytes(&l->wq) + wbytes(&l->wk) + wbytes(&l->wv) + wbytes(&l->wo) +
-                 wbytes(&l->w_gate) + wbytes(&l->w_up) + wbytes(&l->w_down);
+    /* which card each layer goes to */
+    uint64_t free_b[HEARTH_MAX_CARDS] = { 0 };
+    size_t total_b[HEARTH_MAX_CARDS] = { 0 };
+    char names[HEARTH_MAX_CARDS][128];
+    for (int d = 0; d < n_dev; d++) {
+        size_t f = 0;
+        if (gpu_device_info(d, names[d], sizeof names[d], &f, &total_b[d])) snprintf(names[d], sizeof names[d], "unknown card");
+        free_b[d] = f;
     }
-    if (out_ok) total += al(E * sizeof(float)) + wbytes(&m->output);
-    if (m->rope_freqs) total += al(sizeof(float) * (size_t)(hp->n_rot / 2));
-    char what[96];
-    snprintf(what, sizeof what, "the weights of %d layers", n);
-    m->gpu_weights = gpu_malloc(dev, total, what, err, errlen);
-    if (!m->gpu_weights) {
-        log_warn("%s: %s; every layer runs on the CPU", base, err);
-        err[0] = 0;
-        return 0;
-    }
+    int *dev_of = malloc(sizeof(int) * (size_t)hp->n_layer);
+    m->card_of = malloc(sizeof(int) * (size_t)n);
     m->glayers = calloc((size_t)n, sizeof *m->glayers);
-    if (!m->glayers) { snprintf(err, errlen, "out of memory"); goto fail; }
-    up_state u = { m->gpu_weights, 0, dev, err, errlen };
-    const void *p;
+    if (!dev_of || !m->card_of || !m->glayers) { free(dev_of); snprintf(err, errlen, "out of memory"); goto fail; }
+    int out_dev = -1;
+    if (split_layers(hp->n_layer, n, n_split > 0 ? split : NULL, n_split, free_b, n_dev, dev_of, &out_dev, err, errlen)) {
+        /* a bad --tensor_split is the user's to fix: fail the load with the reason */
+        free(dev_of);
+        free(m->card_of); m->card_of = NULL;
+        free(m->glayers); m->glayers = NULL;
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", err);
+        snprintf(err, errlen, "%s: --tensor_split: %s", base, msg);
+        return -1;
+    }
+    m->n_cards = 0;
     for (int i = 0; i < n; i++) {
-        const layer_w *l = &m->layers[i];
-        gpu_layer_w *g = &m->glayers[i];
-        if (put(&u, l->attn_norm, E * sizeof(float), &p)) goto fail;
-        g->attn_norm = p;
-        if (put(&u, l->ffn_norm, E * sizeof(float), &p)) goto fail;
-        g->ffn_norm = p;
-        if (put_w(&u, &l->wq, &g->wq) || put_w(&u, &l->wk, &g->wk) || put_w(&u, &l->wv, &g->wv) ||
-            put_w(&u, &l->wo, &g->wo) || put_w(&u, &l->w_gate, &g->w_gate) || put_w(&u, &l->w_up, &g->w_up) ||
-            put_w(&u, &l->w_down, &g->w_down))
-            goto fail;
+        if (i == 0 || dev_of[i] != dev_of[i - 1]) {
+            gpu_card *k = &m->cards[m->n_cards++];
+            memset(k, 0, sizeof *k);
+            k->dev = dev_of[i];
+            k->first = i;
+            snprintf(k->name, sizeof k->name, "%s", names[k->dev]);
+        }
+        m->cards[m->n_cards - 1].n++;
+        m->card_of[i] = m->n_cards - 1;
     }
-    if (out_ok) {
-        if (put(&u, m->output_norm, E * sizeof(float), &p) || put_w(&u, &m->output, &m->g_output)) goto fail;
-        m->g_output_norm = p;
-    }
-    if (m->rope_freqs) {
-        if (put(&u, m->rope_freqs, sizeof(float) * (size_t)(hp->n_rot / 2), &p)) goto fail;
-        m->g_rope_freqs = p;
+    free(dev_of);
+    /* one buffer per card: norms as f32, matrices as stored */
+    const size_t E = (size_t)hp->n_embd;
+    for (int k = 0; k < m->n_cards; k++) {
+        gpu_card *cd = &m->cards[k];
+        size_t total = 0;
+        for (int i = cd->first; i < cd->first + cd->n; i++) total += layer_bytes(m, i);
+        int last = k == m->n_cards - 1;
+        if (out_ok && last) total += al(E * sizeof(float)) + wbytes(&m->output);
+        if (m->rope_freqs) total += al(sizeof(float) * (size_t)(hp->n_rot / 2));
+        char what[96];
+        snprintf(what, sizeof what, "the weights of %d layers", cd->n);
+        cd->weights = gpu_malloc(cd->dev, total, what, err, errlen);
+        if (!cd->weights) goto fail;
+        cd->weight_bytes = total;
+        up_state u = { cd->weights, 0, cd->dev, err, errlen };
+        const void *p;
+        for (int i = cd->first; i < cd->first + cd->n; i++) {
+            const layer_w *l = &m->layers[i];
+            gpu_layer_w *g = &m->glayers[i];
+            if (put(&u, l->attn_norm, E * sizeof(float), &p)) goto fail;
+            g->attn_norm = p;
+            if (put(&u, l->ffn_norm, E * sizeof(float), &p)) goto fail;
+            g->ffn_norm = p;
+            if (put_w(&u, &l->wq, &g->wq) || put_w(&u, &l->wk, &g->wk) || put_w(&u, &l->wv, &g->wv) ||
+                put_w(&u, &l->wo, &g->wo) || put_w(&u, &l->w_gate, &g->w_gate) || put_w(&u, &l->w_up, &g->w_up) ||
+                put_w(&u, &l->w_down, &g->w_down))
+                goto fail;
+        }
+        if (out_ok && last) {
+            if (put(&u, m->output_norm, E * sizeof(float), &p) || put_w(&u, &m->output, &m->g_output)) goto fail;
+            m->g_output_norm = p;
+        }
+        if (m->rope_freqs) {
+            if (put(&u, m->rope_freqs, sizeof(float) * (size_t)(hp->n_rot / 2), &p)) goto fail;
+            cd->rope_freqs = p;
+        }
+        cd->p2p_from_prev = k > 0 ? gpu_peer_enable(m->cards[k - 1].dev, cd->dev) : 0;
     }
     m->n_gpu = n;
-    m->gpu_dev = dev;
     m->gpu_output = out_ok;
-    m->gpu_weight_bytes = total;
-    log_info("%s: offloaded %d/%d layers to CUDA%d (%s)%s", base, n, hp->n_layer, dev, m->gpu_name,
-             out_ok ? ", output layer too" : ", output layer on the CPU");
-    log_info("%s: CUDA%d weights %.2f MiB (%.0f of %.0f MiB were free)", base, dev, mib(total), mib(free_b), mib(total_b));
+    if (m->n_cards == 1)
+        log_info("%s: offloaded %d/%d layers to CUDA%d (%s)%s", base, n, hp->n_layer, m->cards[0].dev, m->cards[0].name,
+                 out_ok ? ", output layer too" : ", output layer on the CPU");
+    else
+        log_info("%s: offloaded %d/%d layers to %d cards%s", base, n, hp->n_layer, m->n_cards,
+                 out_ok ? ", output layer too (on the last)" : ", output layer on the CPU");
+    for (int k = 0; k < m->n_cards; k++) {
+        const gpu_card *cd = &m->cards[k];
+        log_info("%s: CUDA%d (%s): layers %d-%d%s, weights %.2f MiB (%.0f of %.0f MiB were free)%s", base, cd->dev,
+                 cd->name, cd->first, cd->first + cd->n - 1, out_ok && k == m->n_cards - 1 ? " + output" : "",
+                 mib(cd->weight_bytes), mib((size_t)free_b[cd->dev]), mib(total_b[cd->dev]),
+                 k == 0 ? "" : cd->p2p_from_prev ? ", activations in peer-to-peer" : ", activations through the host");
+    }
     return 0;
 fail:
     log_warn("%s: %s; every layer runs on the CPU", base, err);
@@ -129,10 +179,15 @@ fail:
 }
 
 void model_free_gpu(hearth_model *m) {
-    if (m->gpu_weights) gpu_free(m->gpu_dev, m->gpu_weights);
-    m->gpu_weights = NULL;
+    for (int k = 0; k < m->n_cards; k++) {
+        if (m->cards[k].weights) gpu_free(m->cards[k].dev, m->cards[k].weights);
+        m->cards[k].weights = NULL;
+    }
+    m->n_cards = 0;
     free(m->glayers);
     m->glayers = NULL;
+    free(m->card_of);
+    m->card_of = NULL;
     m->n_gpu = 0;
     m->gpu_output = 0;
 }
@@ -157,38 +212,69 @@ int ctx_setup_gpu(hearth_ctx *c, char *err, size_t errlen) {
         log_info("this context runs every layer on the CPU: %s", why);
         return 0;
     }
-    c->g = gpu_ctx_new(m->gpu_dev, err, errlen);
-    if (!c->g) return -1;
-    if (kv_init_gpu(kv, m->n_gpu, m->gpu_dev, err, errlen)) return -1;
+    int dev_of_card[HEARTH_MAX_CARDS];
+    for (int k = 0; k < m->n_cards; k++) dev_of_card[k] = m->cards[k].dev;
+    c->n_cards = m->n_cards;
+    for (int k = 0; k < m->n_cards; k++)
+        if (!(c->cb[k].g = gpu_ctx_new(m->cards[k].dev, err, errlen))) return -1;
+    if (kv_init_gpu(kv, m->n_gpu, m->card_of, dev_of_card, m->n_cards, err, errlen)) return -1;
     size_t U = (size_t)c->p.n_ubatch, E = (size_t)hp->n_embd;
     size_t nq = (size_t)hp->n_head * hp->head_dim, nkv = (size_t)hp->n_head_kv * hp->head_dim;
     size_t big = E > nq ? E : nq, F = (size_t)hp->n_ff;
-    size_t sizes[9] = { U * E, U * big, U * nq, U * nkv, U * nkv, U * nq, U * F, U * F,
-                        m->gpu_output ? U * (size_t)hp->n_vocab : 1 };
-    size_t total = 0;
-    for (int i = 0; i < 9; i++) total += al(sizes[i] * sizeof(float));
-    c->gpu_scratch = gpu_malloc(m->gpu_dev, total, "the context's scratch", err, errlen);
-    if (!c->gpu_scratch) return -1;
-    float **ptrs[9] = { &c->dx, &c->dxn, &c->dq, &c->dk, &c->dv, &c->datt, &c->dgate, &c->dup, &c->dlogits };
-    size_t off = 0;
-    for (int i = 0; i < 9; i++) {
-        *ptrs[i] = (float *)((uint8_t *)c->gpu_scratch + off);
-        off += al(sizes[i] * sizeof(float));
+    for (int k = 0; k < m->n_cards; k++) {
+        gpu_bufs *b = &c->cb[k];
+        int last = k == m->n_cards - 1;
+        size_t sizes[9] = { U * E, U * big, U * nq, U * nkv, U * nkv, U * nq, U * F, U * F,
+                            m->gpu_output && last ? U * (size_t)hp->n_vocab : 1 };
+        size_t total = 0;
+        for (int i = 0; i < 9; i++) total += al(sizes[i] * sizeof(float));
+        b->scratch = gpu_malloc(m->cards[k].dev, total, "the context's scratch", err, errlen);
+        if (!b->scratch) return -1;
+        b->scratch_bytes = total;
+        float **ptrs[9] = { &b->dx, &b->dxn, &b->dq, &b->dk, &b->dv, &b->datt, &b->dgate, &b->dup, &b->dlogits };
+        size_t off = 0;
+        for (int i = 0; i < 9; i++) {
+            *ptrs[i] = (float *)((uint8_t *)b->scratch + off);
+            off += al(sizes[i] * sizeof(float));
+        }
     }
     c->n_gpu = m->n_gpu;
     c->gpu_output = m->gpu_output;
-    char line[512];
-    kv_describe_devices(kv, m->gpu_name, line, sizeof line);
-    log_info("%s", line);
-    log_info("CUDA%d context scratch %.2f MiB", m->gpu_dev, mib(total));
+    c->cur_card = -1;
+    for (int k = 0; k < m->n_cards; k++) {
+        const gpu_card *cd = &m->cards[k];
+        log_info("CUDA%d (%s): layers %d-%d, weights %.2f MiB, KV %.2f MiB, scratch %.2f MiB", cd->dev, cd->name, cd->first,
+                 cd->first + cd->n - 1, mib(cd->weight_bytes), mib((size_t)kv_gpu_bytes(kv, k)), mib(c->cb[k].scratch_bytes));
+    }
+    char line[256];
+    kv_describe_cpu(kv, line, sizeof line);
+    if (line[0]) log_info("%s", line);
+    return 0;
+}
+
+int ctx_use_card(hearth_ctx *c, int k) {
+    gpu_bufs *b = &c->cb[k];
+    c->cur_card = k;
+    c->g = b->g;
+    c->dx = b->dx; c->dxn = b->dxn; c->dq = b->dq; c->dk = b->dk; c->dv = b->dv;
+    c->datt = b->datt; c->dgate = b->dgate; c->dup = b->dup; c->dlogits = b->dlogits;
+    if (gpu_ctx_activate(b->g)) {
+        snprintf(c->err, sizeof c->err, "%s", gpu_ctx_error(b->g));
+        return -1;
+    }
     return 0;
 }
 
 void ctx_free_gpu(hearth_ctx *c) {
-    if (c->gpu_scratch) gpu_free(c->m->gpu_dev, c->gpu_scratch);
-    c->gpu_scratch = NULL;
-    gpu_ctx_free(c->g);
+    for (int k = 0; k < HEARTH_MAX_CARDS; k++) {
+        gpu_bufs *b = &c->cb[k];
+        if (b->g) gpu_sync(b->g);
+        if (b->scratch) gpu_free(c->m->cards[k].dev, b->scratch);
+        gpu_ctx_free(b->g);
+        memset(b, 0, sizeof *b);
+    }
     c->g = NULL;
+    c->n_cards = 0;
     c->n_gpu = 0;
 }
 

@@ -37,6 +37,19 @@ int split_parse(const char *const *words, int n_words, float *out, char *err, si
     return n;
 }
 
+static int split_word(const char *s) {
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || *s == '.' || *s == ',' || *s == '/')) return 0;
+    return 1;
+}
+
+int split_count_words(char *const *argv, int argc, int from) {
+    int n = 0;
+    while (from + n < argc && split_word(argv[from + n])) n++;
+    return n;
+}
+
 int split_layers(int n_layer, int n_gpu, const float *ratio, int n_ratio, const uint64_t *free_bytes,
                  int n_dev, int *dev_of_layer, int *out_dev, char *err, size_t errlen) {
     *out_dev = -1;

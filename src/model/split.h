@@ -11,6 +11,9 @@
 /* Proportions from words such as {"1", "3"} (KoboldCpp: --tensor_split 1 3) or {"1,3"} /
  * {"1/3"} (llama.cpp). Returns how many (1..SPLIT_MAX), or -1 with a message. */
 int split_parse(const char *const *words, int n_words, float *out, char *err, size_t errlen);
+/* How many of argv[from..argc-1] are values of --tensor_split: words of digits, '.', ','
+ * and '/' only, up to the first other word (the next option). */
+int split_count_words(char *const *argv, int argc, int from);
 
 /* Layers 0..n_gpu-1 go to cards 0..n_dev-1 in order, card d taking a share proportional
  * to ratio[d] (n_ratio of them; 0 values: by free memory, free_bytes[d]), rounded so the

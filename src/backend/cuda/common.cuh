@@ -16,7 +16,9 @@
 enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_COUNT };
 
 struct gpu_ctx {
-    int dev;
+    int dev;                /* the engine's device slot (messages) */
+    int phys;               /* the CUDA device it runs on (gpu_phys) */
+    cudaEvent_t done;       /* recorded before another card reads this one's output */
     cudaStream_t stream;
     cublasHandle_t blas;
     int sm_count;
@@ -24,6 +26,9 @@ struct gpu_ctx {
     size_t scr_size[SCR_COUNT];
     char err[512];
 };
+
+/* The CUDA device behind an engine device slot (HEARTH_GPU_VIRTUAL maps every slot to 0). */
+int gpu_phys(int dev);
 
 /* Records a failure in g->err and returns -1. */
 int cuda_fail(gpu_ctx *g, const char *what, cudaError_t e);

@@ -2,9 +2,11 @@
 #include "backend/cuda/common.cuh"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int g_count = -1;          /* devices found (the backend registry's one piece of state) */
+static int g_virtual;             /* HEARTH_GPU_VIRTUAL: slots that all run on card 0 (tests) */
 static char g_reason[256];
 
 static void probe(void) {
@@ -19,7 +21,16 @@ static void probe(void) {
     }
     if (n == 0) snprintf(g_reason, sizeof g_reason, "no CUDA device found");
     g_count = n;
+    /* test-only: HEARTH_GPU_VIRTUAL=k shows k device slots, every one on physical card 0,
+     * so the multi-card code path runs on one GPU */
+    const char *v = getenv("HEARTH_GPU_VIRTUAL");
+    if (n > 0 && v && *v) {
+        int k = atoi(v);
+        if (k >= 1 && k <= 16) { g_virtual = 1; g_count = k; }
+    }
 }
+
+int gpu_phys(int dev) { return g_virtual ? 0 : dev; }
 
 extern "C" int gpu_device_count(void) { probe(); return g_count; }
 
@@ -31,10 +42,10 @@ extern "C" const char *gpu_unavailable_reason(void) {
 extern "C" int gpu_device_info(int dev, char *name, size_t n, size_t *free_b, size_t *total_b) {
     if (dev < 0 || dev >= gpu_device_count()) return -1;
     cudaDeviceProp p;
-    if (cudaGetDeviceProperties(&p, dev) != cudaSuccess) return -1;
+    if (cudaGetDeviceProperties(&p, gpu_phys(dev)) != cudaSuccess) { cudaGetLastError(); return -1; }
     if (name && n) snprintf(name, n, "%s", p.name);
     size_t f = 0, t = 0;
-    if (cudaSetDevice(dev) != cudaSuccess || cudaMemGetInfo(&f, &t) != cudaSuccess) { cudaGetLastError(); return -1; }
+    if (cudaSetDevice(gpu_phys(dev)) != cudaSuccess || cudaMemGetInfo(&f, &t) != cudaSuccess) { cudaGetLastError(); return -1; }
     if (free_b) *free_b = f;
     if (total_b) *total_b = t;
     return 0;
@@ -44,7 +55,8 @@ static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
 extern "C" void *gpu_malloc(int dev, size_t bytes, const char *what, char *err, size_t errlen) {
     void *p = NULL;
-    if (cudaSetDevice(dev) != cudaSuccess) { cudaGetLastError(); snprintf(err, errlen, "cannot select CUDA%d", dev); return NULL; }
+    if (dev < 0 || dev >= gpu_device_count()) { snprintf(err, errlen, "CUDA%d does not exist", dev); return NULL; }
+    if (cudaSetDevice(gpu_phys(dev)) != cudaSuccess) { cudaGetLastError(); snprintf(err, errlen, "cannot select CUDA%d", dev); return NULL; }
     cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
     if (e != cudaSuccess) {
         cudaGetLastError();
@@ -60,13 +72,13 @@ extern "C" void *gpu_malloc(int dev, size_t bytes, const char *what, char *err, 
 
 extern "C" void gpu_free(int dev, void *p) {
     if (!p) return;
-    cudaSetDevice(dev);
+    cudaSetDevice(gpu_phys(dev));
     cudaFree(p);
     cudaGetLastError();
 }
 
 extern "C" int gpu_upload(int dev, void *dst, const void *src, size_t bytes, char *err, size_t errlen) {
-    cudaError_t e = cudaSetDevice(dev);
+    cudaError_t e = cudaSetDevice(gpu_phys(dev));
     if (e == cudaSuccess) e = cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) {
         cudaGetLastError();
@@ -96,7 +108,8 @@ extern "C" gpu_ctx *gpu_ctx_new(int dev, char *err, size_t errlen) {
     gpu_ctx *g = (gpu_ctx *)calloc(1, sizeof *g);
     if (!g) { snprintf(err, errlen, "out of memory"); return NULL; }
     g->dev = dev;
-    cudaError_t e = cudaSetDevice(dev);
+    g->phys = gpu_phys(dev);
+    cudaError_t e = cudaSetDevice(g->phys);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking);
     if (e != cudaSuccess) {
         cudaGetLastError();
@@ -104,9 +117,18 @@ extern "C" gpu_ctx *gpu_ctx_new(int dev, char *err, size_t errlen) {
         free(g);
         return NULL;
     }
-    cudaDeviceGetAttribute(&g->sm_count, cudaDevAttrMultiProcessorCount, dev);
+    e = cudaEventCreateWithFlags(&g->done, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(err, errlen, "CUDA%d: cannot create an event: %s", dev, cudaGetErrorString(e));
+        cudaStreamDestroy(g->stream);
+        free(g);
+        return NULL;
+    }
+    cudaDeviceGetAttribute(&g->sm_count, cudaDevAttrMultiProcessorCount, g->phys);
     if (cublasCreate(&g->blas) != CUBLAS_STATUS_SUCCESS) {
         snprintf(err, errlen, "CUDA%d: cannot start cuBLAS", dev);
+        cudaEventDestroy(g->done);
         cudaStreamDestroy(g->stream);
         free(g);
         return NULL;
@@ -117,16 +139,69 @@ extern "C" gpu_ctx *gpu_ctx_new(int dev, char *err, size_t errlen) {
 
 extern "C" void gpu_ctx_free(gpu_ctx *g) {
     if (!g) return;
-    cudaSetDevice(g->dev);
+    cudaSetDevice(g->phys);
     cudaStreamSynchronize(g->stream);
     for (int i = 0; i < SCR_COUNT; i++) cudaFree(g->scr[i]);
     cublasDestroy(g->blas);
+    cudaEventDestroy(g->done);
     cudaStreamDestroy(g->stream);
     cudaGetLastError();
     free(g);
 }
 
 extern "C" int gpu_ctx_device(const gpu_ctx *g) { return g->dev; }
+
+extern "C" int gpu_ctx_activate(gpu_ctx *g) {
+    CU(g, cudaSetDevice(g->phys));
+    return 0;
+}
+
+extern "C" int gpu_peer_enable(int a, int b) {
+    if (a < 0 || b < 0 || a >= gpu_device_count() || b >= gpu_device_count()) return 0;
+    int pa = gpu_phys(a), pb = gpu_phys(b);
+    /* test-only: HEARTH_GPU_NO_P2P=1 sends activations through the host */
+    const char *no = getenv("HEARTH_GPU_NO_P2P");
+    if (no && *no == '1') return 0;
+    if (pa == pb) return 1;
+    int ab = 0, ba = 0;
+    if (cudaDeviceCanAccessPeer(&ab, pa, pb) != cudaSuccess || cudaDeviceCanAccessPeer(&ba, pb, pa) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    if (!ab || !ba) return 0;
+    const int from[2] = { pa, pb }, to[2] = { pb, pa };
+    for (int i = 0; i < 2; i++) {
+        cudaError_t e = cudaSetDevice(from[i]);
+        if (e == cudaSuccess) e = cudaDeviceEnablePeerAccess(to[i], 0);
+        if (e == cudaErrorPeerAccessAlreadyEnabled) { cudaGetLastError(); continue; }
+        if (e != cudaSuccess) { cudaGetLastError(); return 0; }
+    }
+    return 1;
+}
+
+extern "C" int gpu_copy_peer(gpu_ctx *dst_g, void *dst, gpu_ctx *src_g, const void *src, size_t bytes, int direct,
+                             void *host_tmp) {
+    if (direct) {
+        /* dst's stream waits for everything queued on src's so far, then copies */
+        if (cudaSetDevice(src_g->phys) != cudaSuccess) return cuda_fail(dst_g, "cudaSetDevice(source card)", cudaGetLastError());
+        CU(dst_g, cudaEventRecord(src_g->done, src_g->stream));
+        CU(dst_g, cudaSetDevice(dst_g->phys));
+        CU(dst_g, cudaStreamWaitEvent(dst_g->stream, src_g->done, 0));
+        if (src_g->phys == dst_g->phys)
+            CU(dst_g, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, dst_g->stream));
+        else
+            CU(dst_g, cudaMemcpyPeerAsync(dst, dst_g->phys, src, src_g->phys, bytes, dst_g->stream));
+        return 0;
+    }
+    /* through the host */
+    if (cudaSetDevice(src_g->phys) != cudaSuccess) return cuda_fail(dst_g, "cudaSetDevice(source card)", cudaGetLastError());
+    CU(dst_g, cudaMemcpyAsync(host_tmp, src, bytes, cudaMemcpyDeviceToHost, src_g->stream));
+    CU(dst_g, cudaStreamSynchronize(src_g->stream));
+    CU(dst_g, cudaSetDevice(dst_g->phys));
+    CU(dst_g, cudaMemcpyAsync(dst, host_tmp, bytes, cudaMemcpyHostToDevice, dst_g->stream));
+    CU(dst_g, cudaStreamSynchronize(dst_g->stream));
+    return 0;
+}
 extern "C" const char *gpu_ctx_error(const gpu_ctx *g) { return g->err; }
 
 void *cuda_scratch(gpu_ctx *g, int slot, size_t bytes) {
@@ -183,7 +258,7 @@ extern "C" int gpu_sync(gpu_ctx *g) {
 }
 
 extern "C" double gpu_copy_bandwidth(int dev) {
-    if (dev < 0 || dev >= gpu_device_count() || cudaSetDevice(dev) != cudaSuccess) return 0;
+    if (dev < 0 || dev >= gpu_device_count() || cudaSetDevice(gpu_phys(dev)) != cudaSuccess) return 0;
     const size_t n = (size_t)1 << 30;
     void *a = NULL, *b = NULL;
     cudaEvent_t e0 = NULL, e1 = NULL;

@@ -24,6 +24,9 @@ gpu_ctx *gpu_ctx_new(int dev, char *err, size_t errlen) {
 }
 void gpu_ctx_free(gpu_ctx *g) { (void)g; }
 int gpu_ctx_device(const gpu_ctx *g) { return -1; }
+int gpu_ctx_activate(gpu_ctx *g) { return -1; }
+int gpu_peer_enable(int a, int b) { return 0; }
+int gpu_copy_peer(gpu_ctx *dg, void *d, gpu_ctx *sg, const void *s, size_t n, int direct, void *tmp) { return -1; }
 const char *gpu_ctx_error(const gpu_ctx *g) { return gpu_unavailable_reason(); }
 int gpu_to_device(gpu_ctx *g, void *d, const void *s, size_t n) { return -1; }
 int gpu_to_host(gpu_ctx *g, void *d, const void *s, size_t n) { return -1; }
