@@ -5,7 +5,7 @@ HEARTH_BIN=${HEARTH_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin/hearth}
 HEARTH_MODEL=${HEARTH_MODEL:-$(cd "$(dirname "$0")/../.." && pwd)/models/stories260K.gguf}
 HEARTH_TEST_OUT=${HEARTH_TEST_OUT:-/tmp/hearth-test-output}
 TESTDIR=$(cd "$(dirname "$0")" && pwd)
-KCPP=${KCPP_API:-$TESTDIR/../../../shared/kcpp-api}
+KCPP=${KCPP_API:-$TESTDIR/../../testdata/kcpp-api}
 mkdir -p "$HEARTH_TEST_OUT"
 FAILS=0
 CHECKS=0

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Every endpoint with curl: status, the shapes KoboldCpp clients expect (../shared/kcpp-api),
+# Every endpoint with curl: status, the shapes KoboldCpp clients expect (testdata/kcpp-api, recorded from KoboldCpp 1.76),
 # real token counts, one SSE event per token, prefix reuse, trimming, context shift, one-shot modes.
 . "$(dirname "$0")/lib.sh"
 start_server --contextsize 512
