@@ -11,17 +11,7 @@
 static char tmpdir[64];
 static char *out, *err;
 
-static int hearth(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int hearth(const char *fmt, ...) {
-    char args[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    free(out);
-    free(err);
-    return test_hearth(tmpdir, args, &out, &err);
-}
+#define hearth(...) test_hearthf(tmpdir, &out, &err, __VA_ARGS__)
 
 static int count(const char *s, const char *needle) {
     int n = 0;

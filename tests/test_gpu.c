@@ -72,26 +72,6 @@ static void placement(const char *path) {
     hearth_model_free(m);
 }
 
-static double mean_kl(const float *ref, const float *x, int n, int V, double *top1) {
-    double s = 0;
-    int agree = 0;
-    for (int i = 0; i < n; i++) {
-        const float *r = ref + (size_t)i * V, *y = x + (size_t)i * V;
-        double ma = r[0], mb = y[0], sa = 0, sb = 0;
-        int ia = 0, ib = 0;
-        for (int k = 1; k < V; k++) { if (r[k] > ma) { ma = r[k]; ia = k; } if (y[k] > mb) { mb = y[k]; ib = k; } }
-        for (int k = 0; k < V; k++) { sa += exp(r[k] - ma); sb += exp(y[k] - mb); }
-        double kl = 0;
-        for (int k = 0; k < V; k++) {
-            double a = r[k] - ma - log(sa), b = y[k] - mb - log(sb);
-            kl += exp(a) * (a - b);
-        }
-        s += kl;
-        agree += ia == ib;
-    }
-    *top1 = (double)agree / n;
-    return s / n;
-}
 
 /* Logits of every token: the first n_prompt in micro-batches of 16, the rest one at a time;
  * with shift, the context is then shifted and 8 more tokens decoded (their rows appended). */
@@ -163,14 +143,14 @@ static void compare_model(const char *path, int all_pairs) {
             int rows_ref, rows;
             float *ref = run(cpu, toks, n, n_prompt, tk, tv, fa, shift, &rows_ref);
             if (!ref) continue;
-            double t16c, kl_cpu = mean_kl(base16, ref, rows_f16 < rows_ref ? rows_f16 : rows_ref, V, &t16c);
+            double t16c, kl_cpu = test_mean_kl(base16, ref, rows_f16 < rows_ref ? rows_f16 : rows_ref, V, &t16c);
             for (int w = 0; w < 2; w++) {
                 hearth_model *g = w ? part : full;
                 if (!g) continue;
                 float *got = run(g, toks, n, n_prompt, tk, tv, fa, shift, &rows);
                 if (!got) continue;
-                double top1, kl = mean_kl(ref, got, rows, V, &top1);
-                double t16g, kl_gpu = mean_kl(base16, got, rows_f16 < rows ? rows_f16 : rows, V, &t16g);
+                double top1, kl = test_mean_kl(ref, got, rows, V, &top1);
+                double t16g, kl_gpu = test_mean_kl(base16, got, rows_f16 < rows ? rows_f16 : rows, V, &t16g);
                 n_compared++;
                 if (kl > worst_kl) worst_kl = kl;
                 if (top1 < worst_top1) worst_top1 = top1;
@@ -204,7 +184,7 @@ static void compare_model(const char *path, int all_pairs) {
         float *ref = run(cpu, toks, n, n_prompt, tk, tv, 1, 0, &rows_ref);
         float *got = ref ? run(full, toks, n, n_prompt, tk, tv, 1, 0, &rows) : NULL;
         if (got) {
-            double top1, kl = mean_kl(ref, got, rows, V, &top1);
+            double top1, kl = test_mean_kl(ref, got, rows, V, &top1);
             n_compared++;
             if (kl > worst_kl) worst_kl = kl;
             if (top1 < worst_top1) worst_top1 = top1;
@@ -257,7 +237,7 @@ static void split_checks(const char *path) {
             int t = c ? q8 : f16, ra, rb;
             float *a = run(plain, toks, n, n - 8, t, t, 1, 1, &ra), *b = run(one, toks, n, n - 8, t, t, 1, 1, &rb);
             if (a && b) {
-                double top1, kl = mean_kl(a, b, ra, V, &top1);
+                double top1, kl = test_mean_kl(a, b, ra, V, &top1);
                 int same = ra == rb && !memcmp(a, b, sizeof(float) * (size_t)ra * V);
                 CHECK(same || kl <= 1e-6, "%s %s: --tensor_split 1 vs none: mean KL %.3e", base, c ? "q8_0" : "f16", kl);
                 printf("split 1 vs none, %s, %s cache: %s (mean KL %.2e)\n", base, c ? "q8_0" : "f16", same ? "bitwise equal" : "not bitwise", kl);
@@ -284,7 +264,7 @@ static void split_checks(const char *path) {
                         int t = c ? q8 : f16, ra, rb;
                         float *a = run(ref, toks, n, n - 8, t, t, fa, 1, &ra), *b = run(two, toks, n, n - 8, t, t, fa, 1, &rb);
                         if (a && b) {
-                            double top1, kl = mean_kl(a, b, ra < rb ? ra : rb, V, &top1);
+                            double top1, kl = test_mean_kl(a, b, ra < rb ? ra : rb, V, &top1);
                             CHECK(ra == rb && kl <= 1e-4, "%s split %g:%g %s %s %s: mean KL %.3e", base, splits[si][0],
                                   splits[si][1], part ? "partial" : "full", c ? "q8_0" : "f16", fa ? "flash" : "plain", kl);
                             const gpu_card *k1 = &two->cards[two->n_cards - 1];

@@ -33,30 +33,6 @@ static float *run_logits(hearth_model *m, const int32_t *toks, int n, int tk, in
     return out;
 }
 
-/* mean KL(ref || x) over n rows and top-1 agreement */
-static double mean_kl(const float *ref, const float *x, int n, int V, double *top1) {
-    double s = 0;
-    int agree = 0;
-    double *a = malloc(sizeof(double) * V), *b = malloc(sizeof(double) * V);
-    for (int i = 0; i < n; i++) {
-        const float *r = ref + (size_t)i * V, *y = x + (size_t)i * V;
-        double ma = r[0], mb = y[0], sa = 0, sb = 0;
-        int ia = 0, ib = 0;
-        for (int k = 1; k < V; k++) { if (r[k] > ma) { ma = r[k]; ia = k; } if (y[k] > mb) { mb = y[k]; ib = k; } }
-        for (int k = 0; k < V; k++) { sa += exp(r[k] - ma); sb += exp(y[k] - mb); }
-        double kl = 0;
-        for (int k = 0; k < V; k++) {
-            a[k] = r[k] - ma - log(sa);
-            b[k] = y[k] - mb - log(sb);
-            kl += exp(a[k]) * (a[k] - b[k]);
-        }
-        s += kl;
-        agree += ia == ib;
-    }
-    free(a); free(b);
-    if (top1) *top1 = (double)agree / n;
-    return s / n;
-}
 
 static int32_t *tokens_of(hearth_model *m, const char *path, int *n) {
     size_t len;
@@ -117,7 +93,7 @@ static void test_paths(const char *path, int n_max) {
             int tk = hearth_cache_type_from_name(types[i]), tv = hearth_cache_type_from_name(types[j]);
             float *fa = run_logits(m, toks, n, tk, tv, 1), *pl = run_logits(m, toks, n, tk, tv, 0);
             if (fa && pl) {
-                double kl = mean_kl(fa, pl, n, V, NULL);
+                double kl = test_mean_kl(fa, pl, n, V, NULL);
                 CHECK(kl <= 1e-5, "%s K %s V %s: flash vs plain mean KL %.3e", path, types[i], types[j], kl);
                 int finite = 1;
                 for (size_t k = 0; k < (size_t)n * V; k++) if (!isfinite(fa[k])) { finite = 0; break; }
@@ -147,7 +123,7 @@ static void test_quality(void) {
     for (size_t i = 0; ref && i < sizeof rows / sizeof rows[0]; i++) {
         float *x = run_logits(m, toks, n, hearth_cache_type_from_name(rows[i].k), hearth_cache_type_from_name(rows[i].v), 1);
         if (!x) continue;
-        double top1, kl = mean_kl(ref, x, n, V, &top1);
+        double top1, kl = test_mean_kl(ref, x, n, V, &top1);
         printf("synth-a-q8_0 K %-6s V %-6s mean KL %.3e (peer %.2e) top-1 %.2f%%\n", rows[i].k, rows[i].v, kl, rows[i].peer, 100 * top1);
         CHECK(kl <= 1.1 * rows[i].peer, "K %s V %s: mean KL %.3e > 1.1 x peer %.2e", rows[i].k, rows[i].v, kl, rows[i].peer);
         free(x);
@@ -166,7 +142,7 @@ static void test_quality(void) {
     for (int fa = 0; fa <= 1; fa++) {
         float *x = run_logits(m, toks, n, q8, q8, fa);
         if (ref && x) {
-            double top1, kl = mean_kl(ref, x, n, V, &top1);
+            double top1, kl = test_mean_kl(ref, x, n, V, &top1);
             printf("stories260K q8_0 (flash %s) mean KL %.3e top-1 %.2f%%\n", fa ? "on" : "off", kl, 100 * top1);
             CHECK(kl <= 1e-3, "stories260K q8_0 flash %d: mean KL %.3e > 1e-3", fa, kl);
         }
@@ -359,7 +335,7 @@ static void test_head_sizes(void) {
             int t = hearth_cache_type_from_name(types[i]);
             float *fa = run_logits(m, toks, 96, t, t, 1), *pl = run_logits(m, toks, 96, t, t, 0);
             if (fa && pl) {
-                double kfp = mean_kl(fa, pl, 96, V, NULL), kq = mean_kl(ref, fa, 96, V, NULL);
+                double kfp = test_mean_kl(fa, pl, 96, V, NULL), kq = test_mean_kl(ref, fa, 96, V, NULL);
                 double bound = i < 3 ? 1e-4 : i == 3 ? 2e-3 : 5e-2;
                 CHECK(kfp <= 1e-5, "head %d %s: flash vs plain %.3e", hds[h][0], types[i], kfp);
                 CHECK(kq <= bound, "head %d %s: vs f32 %.3e > %.0e", hds[h][0], types[i], kq, bound);

@@ -135,3 +135,36 @@ int test_clean_stderr(const char *err) {
     return !strstr(err, "Sanitizer") && !strstr(err, "runtime error") && !strstr(err, "Segmentation") &&
            !strstr(err, "Assertion") && !strstr(err, "Aborted");
 }
+
+int test_hearthf(const char *dir, char **out, char **err, const char *fmt, ...) {
+    char args[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    free(*out);
+    free(*err);
+    *out = *err = NULL;
+    return test_hearth(dir, args, out, err);
+}
+
+double test_mean_kl(const float *ref, const float *x, int n, int V, double *top1) {
+    double s = 0;
+    int agree = 0;
+    for (int i = 0; i < n; i++) {
+        const float *r = ref + (size_t)i * V, *y = x + (size_t)i * V;
+        double ma = r[0], mb = y[0], sa = 0, sb = 0;
+        int ia = 0, ib = 0;
+        for (int k = 1; k < V; k++) { if (r[k] > ma) { ma = r[k]; ia = k; } if (y[k] > mb) { mb = y[k]; ib = k; } }
+        for (int k = 0; k < V; k++) { sa += exp(r[k] - ma); sb += exp(y[k] - mb); }
+        double kl = 0;
+        for (int k = 0; k < V; k++) {
+            double a = r[k] - ma - log(sa), b = y[k] - mb - log(sb);
+            kl += exp(a) * (a - b);
+        }
+        s += kl;
+        agree += ia == ib;
+    }
+    if (top1) *top1 = (double)agree / n;
+    return s / n;
+}

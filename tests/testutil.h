@@ -39,5 +39,9 @@ int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Runs `hearth ARGS` from the source tree with stdout and stderr captured (files in dir)
  * into *out and *err (malloc'd, never NULL; caller frees); returns the exit status. */
 int test_hearth(const char *dir, const char *args, char **out, char **err);
+/* test_hearth with printf-style arguments; frees what *out and *err held first. */
+int test_hearthf(const char *dir, char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Mean KL(ref || x) over n rows of V logits; top-1 agreement into *top1 when not NULL. */
+double test_mean_kl(const float *ref, const float *x, int n, int V, double *top1);
 /* No sanitizer report, signal or assertion text in a captured stderr. */
 int test_clean_stderr(const char *err);
