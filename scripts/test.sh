@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: install dependencies, build with -Werror, run
-# ctest, run it again under AddressSanitizer + UBSan, then fuzz the GGUF reader for a minute.
+# ctest, run it again under AddressSanitizer + UBSan, check the AArch64 build under qemu,
+# then fuzz the GGUF reader for a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
@@ -17,6 +18,9 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEARTH_WERROR=ON -D
 cmake --build build-asan -j"$J"
 # the server tests (label "server": timing-based queue and load checks) run in the release pass only
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$J" --timeout 1500 -LE server)
+
+echo "== AArch64: cross build, NEON kernels and reference logits under qemu"
+scripts/arm-check.sh
 
 echo "== fuzzing the GGUF reader"
 FUZZ_TIME=${FUZZ_TIME:-60} .ci/fuzz.sh

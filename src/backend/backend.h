@@ -22,7 +22,8 @@ void cpu_matmul(pool *p, const wtensor *w, const float *x, int T, float *y);
  * (F BW VL) with VNNI (batched quantized matmuls). Detected once at run
  * time; HEARTH_SIMD=scalar in the environment, or cpu_simd_force(0), pins the scalar path
  * (tests compare both). cpu_simd_force(-1) returns to detection. */
-enum { CPU_SIMD_SCALAR = 0, CPU_SIMD_AVX2 = 1, CPU_SIMD_AVX512 = 2 };
+/* level 1 is AVX2+FMA+F16C on x86-64 and NEON on AArch64 */
+enum { CPU_SIMD_SCALAR = 0, CPU_SIMD_AVX2 = 1, CPU_SIMD_NEON = 1, CPU_SIMD_AVX512 = 2 };
 int  cpu_simd_level(void);
 void cpu_simd_force(int level);
 const char *cpu_simd_name(int level);

@@ -19,6 +19,14 @@ static int has_f16c(void) {
 }
 #endif
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+/* the dot-product instructions (SDOT/UDOT): HWCAP_ASIMDDP, bit 20 of AT_HWCAP on Linux */
+static int has_sdot(void) { return (getauxval(AT_HWCAP) & (1ul << 20)) != 0; }
+#elif defined(__aarch64__)
+static int has_sdot(void) { return 0; }
+#endif
+
 static int detect(void) {
     int lvl = CPU_SIMD_SCALAR;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -28,6 +36,8 @@ static int detect(void) {
     if (lvl == CPU_SIMD_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
         lvl = CPU_SIMD_AVX512;
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+    lvl = CPU_SIMD_NEON; /* Advanced SIMD is part of the AArch64 base architecture */
 #endif
     const char *e = getenv("HEARTH_SIMD");
     if (e && (strcmp(e, "scalar") == 0 || strcmp(e, "0") == 0)) lvl = CPU_SIMD_SCALAR;
@@ -46,12 +56,17 @@ int cpu_simd_level(void) {
 void cpu_simd_force(int level) { atomic_store(&forced, level); }
 
 const char *cpu_simd_name(int level) {
+#if defined(__aarch64__)
+    return level >= CPU_SIMD_NEON ? (has_sdot() ? "neon+dotprod" : "neon") : "scalar";
+#endif
     return level >= CPU_SIMD_AVX512 ? "avx512vnni" : level >= CPU_SIMD_AVX2 ? "avx2" : "scalar";
 }
 
 const mm_kernels *cpu_mm_kernels(int type) {
 #if defined(__x86_64__)
     if (cpu_simd_level() >= CPU_SIMD_AVX2) return mmx_avx2_kernels(type);
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+    if (cpu_simd_level() >= CPU_SIMD_NEON) return has_sdot() ? mmn_dot_kernels(type) : mmn_neon_kernels(type);
 #endif
     (void)type;
     return NULL;
@@ -60,6 +75,8 @@ const mm_kernels *cpu_mm_kernels(int type) {
 mm_quant_fn cpu_mm_quant(int act) {
 #if defined(__x86_64__)
     if (cpu_simd_level() >= CPU_SIMD_AVX2) return mmx_avx2_quant(act);
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+    if (cpu_simd_level() >= CPU_SIMD_NEON) return has_sdot() ? mmn_dot_quant(act) : mmn_neon_quant(act);
 #endif
     (void)act;
     return NULL;

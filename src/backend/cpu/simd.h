@@ -68,6 +68,10 @@ mm_quant_fn cpu_mm_quant(int act);
 /* Per-level tables, defined by the x86 files. */
 const mm_kernels *mmx_avx2_kernels(int type);
 mm_quant_fn mmx_avx2_quant(int act);
+const mm_kernels *mmn_neon_kernels(int type);   /* mm_neon.c, AArch64 */
+mm_quant_fn mmn_neon_quant(int act);
+const mm_kernels *mmn_dot_kernels(int type);    /* mm_neon_dot.c, the same with SDOT */
+mm_quant_fn mmn_dot_quant(int act);
 
 /* ---- batched products through a panel (AVX-512 VNNI) ----
  * For a batch of tokens, the 32-value-block and k-quant types all run one kernel: each
