@@ -12,7 +12,9 @@
  *
  * The drivers ask cpu_simd_level() once per call and take a SIMD path only when the CPU
  * has the features (checked at run time, so the binary runs on any x86-64) and nobody
- * forced the scalar reference (HEARTH_SIMD=scalar or cpu_simd_force). On other
+ * forced the scalar reference (HEARTH_SIMD=scalar or cpu_simd_force). On AArch64 level 1
+ * is NEON: the matmul tiles of mm_neon.c (an SDOT copy in mm_neon_dot.c when the CPU has
+ * the dot-product extension); attention and batch panels stay scalar there. On other
  * architectures every getter returns NULL and the scalar code runs. */
 #ifndef HEARTH_CPU_SIMD_H
 #define HEARTH_CPU_SIMD_H
