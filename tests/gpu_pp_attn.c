@@ -65,13 +65,15 @@ static int check_case(pool *pl, int hd, int H, int G, int T, int pos0, int tk, i
     gpu_upload(0, dv, kv.v, kv.vb * n, err, sizeof err);
     attn_args d = a;
     d.q = dq; d.k = dk; d.v = dv; d.out = dout;
-    double e[2];
-    for (int path = 0; path < 2; path++) {
-        setenv("HEARTH_CUDA_PP", path ? "gemm" : "", 1);
+    /* the old cuBLAS path, then every fused variant */
+    static const char *paths[] = { "gemm", "w4s2", "w4s3", "w8s2", "w8s3" };
+    double e[5], worst = 0;
+    for (int path = 0; path < 5; path++) {
+        setenv("HEARTH_CUDA_PP", paths[path], 1);
         memset(got, 0xff, qb); /* NaN */
         gpu_to_device(g, dout, got, qb);
         int rc = gpu_attn(g, &d, 1);
-        if (rc || gpu_sync(g)) { printf("gpu_attn failed: %s\n", gpu_ctx_error(g)); e[path] = 1e9; continue; }
+        if (rc || gpu_sync(g)) { printf("gpu_attn %s failed: %s\n", paths[path], gpu_ctx_error(g)); e[path] = 1e9; if (path) worst = 1e9; continue; }
         gpu_to_host(g, got, dout, qb);
         double num = 0, den = 0;
         for (size_t i = 0; i < (size_t)T * H * hd; i++) {
@@ -81,12 +83,13 @@ static int check_case(pool *pl, int hd, int H, int G, int T, int pos0, int tk, i
             if (!isfinite(got[i])) num = INFINITY;
         }
         e[path] = sqrt(num / (den > 0 ? den : 1));
+        if (path && !(e[path] <= worst)) worst = e[path];
     }
     setenv("HEARTH_CUDA_PP", "", 1);
-    int ok = e[0] <= 4e-3 && e[0] <= 1.5 * e[1] + 1e-4;
+    int ok = worst <= 4e-3 && worst <= 1.5 * e[0] + 1e-4;
     if (!ok) failures++;
-    printf("%-4s hd %3d H %2d G %d T %4d pos0 %5d K %-6s V %-6s rot %d: fused %.2e  cublas %.2e  %s\n", ok ? "ok" : "FAIL", hd,
-           H, G, T, pos0, quant_get(tk)->name, quant_get(tv)->name, rotate, e[0], e[1], ok ? "" : "<--");
+    printf("%-4s hd %3d H %2d G %d T %4d pos0 %5d K %-6s V %-6s rot %d: fused %.2e %.2e %.2e %.2e  cublas %.2e  %s\n", ok ? "ok" : "FAIL",
+           hd, H, G, T, pos0, quant_get(tk)->name, quant_get(tv)->name, rotate, e[1], e[2], e[3], e[4], e[0], ok ? "" : "<--");
     gpu_free(0, dq); gpu_free(0, dout); gpu_free(0, dk); gpu_free(0, dv);
     free(k); free(v); free(q); free(ref); free(got);
     kv_free(&kv);
@@ -97,7 +100,9 @@ static void timings(void) {
     const int hd = 128, H = 32, G = 8, T = 512, row = G * hd;
     const int depths[] = { 0, 8192, 32768 };
     const char *types[] = { "f16", "q8_0", "q4_0" };
-    const char *paths[] = { "gemm", "", "w8" };
+    enum { NP = 5 };
+    const char *paths[NP] = { "gemm", "w4s2", "w4s3", "w8s2", "w8s3" };
+    double deep[NP] = { 0 };
     char err[256];
     const int nmax = 32768 + T;
     size_t qb = sizeof(float) * (size_t)T * H * hd;
@@ -111,7 +116,7 @@ static void timings(void) {
     void *dvf = gpu_malloc(0, sizeof(float) * (size_t)chunk * row, "vf", err, sizeof err);
     void *dmu = gpu_malloc(0, sizeof(float) * row, "mu", err, sizeof err);
     printf("\none layer, T %d, %d heads (%d KV) of %d: ms (TFLOP/s of 4 T H hd cells_avg)\n", T, H, G, hd);
-    printf("| cache | depth | cublas (old) | fused w4 | fused w8 |\n|---|---|---|---|---|\n");
+    printf("| cache | depth | cublas (old) | fused w4 s2 | w4 s3 | w8 s2 | w8 s3 (default) |\n|---|---|---|---|---|---|---|\n");
     for (int ti = 0; ti < 3; ti++) {
         int ct = quant_from_name(types[ti]);
         gpu_kv_layout L = { .row = row, .row_k = row, .row_v = row, .head_dim = hd, .n_head_kv = G, .type_k = ct,
@@ -134,7 +139,7 @@ static void timings(void) {
                             .q = dq, .k = dk, .v = dv, .k_row_bytes = L.kb, .v_row_bytes = L.vb, .type_k = ct,
                             .type_v = ct, .row = row, .scale = 1.0f / sqrtf((float)hd), .out = dout };
             printf("| %s | %d |", types[ti], pos0);
-            for (int pi = 0; pi < 3; pi++) {
+            for (int pi = 0; pi < NP; pi++) {
                 setenv("HEARTH_CUDA_PP", paths[pi], 1);
                 double ts[7];
                 int bad = gpu_attn(g, &a, 1) || gpu_sync(g);
@@ -147,6 +152,7 @@ static void timings(void) {
                 qsort(ts, 7, sizeof(double), cmpd);
                 double flop = 4.0 * T * H * hd * (pos0 + (T + 1) / 2.0);
                 printf(" %.3f (%.0f) |", ts[3] * 1e3, flop / ts[3] / 1e12);
+                if (pos0 == 32768) deep[pi] += ts[3];
             }
             printf("\n");
             fflush(stdout);
@@ -154,6 +160,9 @@ static void timings(void) {
         gpu_free(0, dk); gpu_free(0, dv);
     }
     setenv("HEARTH_CUDA_PP", "", 1);
+    int best = 1;
+    for (int pi = 2; pi < NP; pi++) if (deep[pi] > 0 && deep[pi] < deep[best]) best = pi;
+    printf("best %s (the fused variant with the least time at depth 32768, all three caches)\n", paths[best]);
 }
 
 int main(int argc, char **argv) {

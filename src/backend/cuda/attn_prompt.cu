@@ -9,8 +9,8 @@
  * by scale * log2 e, so the softmax runs on exp2), the output accumulators in f32.
  *
  * Cells. Tiles of 64 cells of K and V (f16, rows padded by 16 bytes so ldmatrix reads hit
- * distinct banks) are copied to shared memory with cp.async, double-buffered: tile j + 1
- * is in flight while tile j is used. Per tile and warp: S = Q K^T (mma m16n8k16, f32
+ * distinct banks) are copied to shared memory with cp.async, two or three stages deep:
+ * the next tiles are in flight while tile j is used, one barrier a tile. Per tile and warp: S = Q K^T (mma m16n8k16, f32
  * accumulate), the mask (cell c is seen by token t when c <= pos0 + t; only tiles that
  * reach past the first token of the CTA need it), the running max and sum per row (f32),
  * P in f16 straight from the S registers as the A operand of O += P V (V through
@@ -105,9 +105,10 @@ __device__ __forceinline__ void fp_mma(float *d, const uint32_t *a, uint32_t b0,
 #endif
 }
 
-template <int HD> constexpr int fp_smem_bytes() { return 2 * 2 * FP_BN * (HD + 8) * (int)sizeof(__half); }
+template <int HD, int S> constexpr int fp_smem_bytes() { return S * 2 * FP_BN * (HD + 8) * (int)sizeof(__half); }
 
-template <int HD, int W>
+/* HD: head size; W: warps (16 rows each); S: pipeline stages (tiles in shared memory) */
+template <int HD, int W, int S>
 __global__ void __launch_bounds__(32 * W) k_fa_prompt(fp_args p) {
 #if FP_SM80
     extern __shared__ __align__(16) uint8_t fp_smem[];
@@ -150,6 +151,7 @@ __global__ void __launch_bounds__(32 * W) k_fa_prompt(fp_args p) {
     float m[2] = { -INFINITY, -INFINITY }, l[2] = { 0.f, 0.f };
 
     const __half *kg = p.k + (size_t)g * HD, *vg = p.v + (size_t)g * HD;
+    /* the copies of tile j into a stage (committed by the caller as one group) */
     auto load = [&](int j, int stage) {
         __half *ks_ = sm + (size_t)stage * 2 * TILE, *vs_ = ks_ + TILE;
         constexpr int CPR = HD / 8; /* 16-byte pieces a row */
@@ -161,19 +163,23 @@ __global__ void __launch_bounds__(32 * W) k_fa_prompt(fp_args p) {
             fp_cp16(ks_ + r * LD + ch * 8, kg + cc * p.ks + ch * 8, ok ? 16 : 0);
             fp_cp16(vs_ + r * LD + ch * 8, vg + cc * p.vs + ch * 8, ok ? 16 : 0);
         }
-        fp_commit();
     };
 
-    if (j0 < j1) load(j0, 0);
+    /* S - 1 tiles in flight ahead of the one in use; one group per tile (empty past the end) */
+#pragma unroll
+    for (int i = 0; i < S - 1; i++) {
+        if (j0 + i < j1) load(j0 + i, i);
+        fp_commit();
+    }
     for (int j = j0; j < j1; j++) {
-        const int st = (j - j0) & 1;
-        if (j + 1 < j1) {
-            load(j + 1, st ^ 1);
-            fp_wait<1>();
-        } else {
-            fp_wait<0>();
+        fp_wait<S - 2>(); /* tile j is in */
+        __syncthreads();  /* ... for every thread, and every warp is done with tile j - 1 */
+        {
+            const int jn = j + S - 1;
+            if (jn < j1) load(jn, (jn - j0) % S);
+            fp_commit();
         }
-        __syncthreads();
+        const int st = (j - j0) % S;
         const __half *Ks = sm + (size_t)st * 2 * TILE, *Vs = Ks + TILE;
         float s[NT][4];
 #pragma unroll
@@ -243,7 +249,6 @@ __global__ void __launch_bounds__(32 * W) k_fa_prompt(fp_args p) {
                 fp_mma(o[n + 1], a, b2, b3);
             }
         }
-        __syncthreads(); /* the next load overwrites this stage */
     }
 
 #pragma unroll
@@ -328,7 +333,11 @@ static int expand_f16(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int n
 }
 
 /* HEARTH_CUDA_PP (tests and timing): "gemm" keeps prompt attention on attn_gemm.cu's path,
- * "w8" uses CTAs of 8 warps, "expand" expands an f16 cache too. Read on each call. */
+ * "w4" uses CTAs of 4 warps (two a multiprocessor) instead of 8, "s2" two tiles in shared
+ * memory instead of three, "expand" expands an f16 cache too. Read on each call. The
+ * default (8 warps, 3 stages) was the fastest at depth on an H200 (gpu_pp_attn, d32768,
+ * one layer of Mistral-7B shape: 1.26 ms against 1.37 for 4 warps and 2 stages): a tile of
+ * 128 rows halves the K/V bytes read from L2 per product against 64. */
 static int pp_env(const char *word) {
     const char *e = getenv("HEARTH_CUDA_PP");
     return e && strstr(e, word) != NULL;
@@ -344,7 +353,7 @@ static int sm80_ok(const gpu_ctx *g) {
         cudaFuncAttributes fa;
         memset(&fa, 0, sizeof fa);
         if (cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, g->phys) != cudaSuccess) v = 0;
-        if (cudaFuncGetAttributes(&fa, k_fa_prompt<128, 4>) != cudaSuccess) fa.ptxVersion = -1;
+        if (cudaFuncGetAttributes(&fa, k_fa_prompt<128, 4, 2>) != cudaSuccess) fa.ptxVersion = -1;
         cudaGetLastError();
         fp_cc[d] = v > 0 ? v : -1;
         fp_ptx[d] = fa.ptxVersion;
@@ -367,22 +376,22 @@ const char *cuda_attn_prompt_why_not(const gpu_ctx *g, const attn_args *a) {
     return NULL;
 }
 
-template <int HD, int W> static int launch_fa(gpu_ctx *g, const fp_args &p, dim3 grid) {
+template <int HD, int W, int S> static int launch_fa(gpu_ctx *g, const fp_args &p, dim3 grid) {
     static int attr_set[64];
     const int d = g->phys >= 0 && g->phys < 64 ? g->phys : 0;
-    const int smem = fp_smem_bytes<HD>();
+    const int smem = fp_smem_bytes<HD, S>();
     if (!attr_set[d]) {
-        CU(g, cudaFuncSetAttribute(k_fa_prompt<HD, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        CU(g, cudaFuncSetAttribute(k_fa_prompt<HD, W, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         attr_set[d] = 1;
     }
-    k_fa_prompt<HD, W><<<grid, 32 * W, smem, g->stream>>>(p);
+    k_fa_prompt<HD, W, S><<<grid, 32 * W, smem, g->stream>>>(p);
     CU_LAUNCHED(g);
     return 0;
 }
 
 int cuda_attn_prompt(gpu_ctx *g, const attn_args *a) {
     const int H = a->n_head, G = a->n_head_kv, gs = H / G, hd = a->head_dim, T = a->T, row = a->row;
-    const int W = pp_env("w8") ? 8 : 4, BM = 16 * W;
+    const int W = pp_env("w4") ? 4 : 8, BM = 16 * W;
     int n_vis = a->pos0 + T;
     if (n_vis > a->n_cells) n_vis = a->n_cells;
     fp_args p;
@@ -437,8 +446,11 @@ int cuda_attn_prompt(gpu_ctx *g, const attn_args *a) {
     }
     dim3 grid(row_tiles, G, n_split);
     int rc;
-    if (hd == 64) rc = W == 8 ? launch_fa<64, 8>(g, p, grid) : launch_fa<64, 4>(g, p, grid);
-    else rc = W == 8 ? launch_fa<128, 8>(g, p, grid) : launch_fa<128, 4>(g, p, grid);
+    const bool s3 = !pp_env("s2");
+    if (hd == 64) rc = W == 8 ? (s3 ? launch_fa<64, 8, 3>(g, p, grid) : launch_fa<64, 8, 2>(g, p, grid))
+                              : (s3 ? launch_fa<64, 4, 3>(g, p, grid) : launch_fa<64, 4, 2>(g, p, grid));
+    else rc = W == 8 ? (s3 ? launch_fa<128, 8, 3>(g, p, grid) : launch_fa<128, 8, 2>(g, p, grid))
+                     : (s3 ? launch_fa<128, 4, 3>(g, p, grid) : launch_fa<128, 4, 2>(g, p, grid));
     if (rc) return rc;
     if (n_split > 1) {
         k_fa_merge<<<T * H, hd, 0, g->stream>>>(p.pm, p.pl, p.pacc, n_split, T * H, hd, a->out);
