@@ -3,6 +3,7 @@
 # unless BUILD points at a finished build, then
 #   1. test_gpu: GPU logits against CPU logits for every model in testdata/ (K/V pairs, flash
 #      and plain attention, full and partial offload, decode, context shift), as a table;
+#      gpu_pp_attn check: prompt attention against cpu_attn_flash (every cache type, head 64/128);
 #   2. test_gpu split on two virtual device slots (the several-card path on one card);
 #      the same test (three models) under compute-sanitizer memcheck;
 #   3. with BENCH=1, hearth bench on a Mistral-7B-shaped random Q8_0 model made by hearth synth.
@@ -15,7 +16,7 @@ BUILD=${BUILD:-}
 if [ -z "$BUILD" ]; then
     BUILD=build-gpu
     cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHEARTH_CUDA=ON -DHEARTH_SERVER=OFF >/dev/null && \
-        cmake --build "$BUILD" -j"$(nproc)" --target hearth test_gpu >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+        cmake --build "$BUILD" -j"$(nproc)" --target hearth test_gpu gpu_pp_attn >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 BIN=$BUILD/bin
 {
@@ -32,6 +33,11 @@ HEARTH_GPU_REPORT="$OUT/gpu-report.md" "$BIN/test_gpu" >"$OUT/test_gpu.log" 2>&1
 rc=$?
 tail -15 "$OUT/test_gpu.log"
 echo "test_gpu exit $rc"
+if [ -x "$BIN/gpu_pp_attn" ]; then
+    echo "== gpu_pp_attn check: prompt attention (fused and cuBLAS paths) against the CPU"
+    "$BIN/gpu_pp_attn" check >"$OUT/gpu_pp_attn.log" 2>&1
+    r=$?; tail -1 "$OUT/gpu_pp_attn.log"; [ $r -ne 0 ] && rc=$r
+fi
 echo "== test_gpu split: two device slots on card 0 (HEARTH_GPU_VIRTUAL=2), P2P and through the host"
 for np in 0 1; do
     HEARTH_GPU_VIRTUAL=2 HEARTH_GPU_NO_P2P=$np "$BIN/test_gpu" split >"$OUT/test_gpu_split$np.log" 2>&1

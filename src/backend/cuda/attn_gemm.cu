@@ -1,4 +1,7 @@
-/* Attention for a prompt batch (many query tokens) on the tensor cores.
+/* Attention for a prompt batch (many query tokens) on the tensor cores: the entry point for
+ * batches of 32 tokens or more (attn.cu). The fused kernel of attn_prompt.cu takes the call
+ * when it can (head sizes 64 and 128, no row-rotated cache, sm_80+); otherwise, and with
+ * HEARTH_CUDA_PP=gemm, the path below, which writes whole score matrices (slow at depth):
  *
  * With hundreds of query tokens attention is arithmetic, not bandwidth: every cell meets
  * every token. So the layer's cells are expanded once to f16 (K and V, whatever the cache
@@ -10,7 +13,14 @@
  * rounding of q, K, V and the weights. */
 #include "backend/cuda/dequant.cuh"
 
+extern "C" {
+#include "util/log.h"
+}
 #include <string.h>
+
+/* the fused prompt kernel (attn_prompt.cu): takes the call unless why_not gives a reason */
+const char *cuda_attn_prompt_why_not(const gpu_ctx *g, const attn_args *a);
+int cuda_attn_prompt(gpu_ctx *g, const attn_args *a);
 
 /* out[c][i] = value i of cell c's row (i < row), as f16 */
 template <int T>
@@ -93,6 +103,13 @@ int cuda_attn_gemm_ok(const attn_args *a) {
 }
 
 int cuda_attn_gemm(gpu_ctx *g, const attn_args *a) {
+    const char *why = cuda_attn_prompt_why_not(g, a);
+    if (!why) return cuda_attn_prompt(g, a);
+    static int said;
+    if (!said) {
+        said = 1;
+        log_info("CUDA prompt attention: %s, so scores go through cuBLAS (slower at depth)", why);
+    }
     const int H = a->n_head, G = a->n_head_kv, gs = H / G, hd = a->head_dim, T = a->T, row = a->row;
     const int n_cells = a->n_cells;
     cudaStream_t s = g->stream;

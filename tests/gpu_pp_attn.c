@@ -1,0 +1,193 @@
+/* Prompt attention on a card (a tool, not a ctest test; needs a GPU): gpu_attn for batches
+ * of many tokens against cpu_attn_flash on the same cache rows, then timings of one layer
+ * at Mistral-7B shape, each path chosen by HEARTH_CUDA_PP (attn_prompt.cu).
+ *   gpu_pp_attn          checks, then timings
+ *   gpu_pp_attn check    checks only (exit 1 on a failure)
+ * Checks: every cache type pair from a list, head sizes 64 and 128, group sizes 1, 4 and 8,
+ * batches that split the cells and ones that do not, pos0 > 0; the output is poisoned
+ * first. Error: ||gpu - cpu|| / ||cpu|| over the whole output. */
+#include "backend/gpu.h"
+#include "kv/kv.h"
+#include "quant/quant.h"
+#include "util/pool.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) { /* about N(0,1): sum of 4 uniforms */
+    float s = 0;
+    for (int i = 0; i < 4; i++) {
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+        s += (float)((rng >> 40) * (1.0 / 16777216.0)) - 0.5f;
+    }
+    return s * 1.7320508f;
+}
+
+static gpu_ctx *g;
+static int failures;
+
+static int check_case(pool *pl, int hd, int H, int G, int T, int pos0, int tk, int tv, int rotate) {
+    char err[256];
+    kv_cache kv;
+    const int n = pos0 + T, row = G * hd;
+    if (kv_init(&kv, n, 1, G, hd, tk, tv, rotate, err, sizeof err)) { printf("kv_init: %s\n", err); return -1; }
+    float *k = malloc(sizeof(float) * (size_t)n * row), *v = malloc(sizeof(float) * (size_t)n * row);
+    float *q = malloc(sizeof(float) * (size_t)T * H * hd), *ref = malloc(sizeof(float) * (size_t)T * H * hd);
+    float *got = malloc(sizeof(float) * (size_t)T * H * hd);
+    /* K with a per-cell loudness so some rows are peaked, some flat */
+    for (int c = 0; c < n; c++) {
+        float amp = 0.5f + 2.0f * (float)((c * 7919) % 13) / 13.0f;
+        for (int i = 0; i < row; i++) { k[(size_t)c * row + i] = amp * frand() + 0.3f; v[(size_t)c * row + i] = frand(); }
+    }
+    for (size_t i = 0; i < (size_t)T * H * hd; i++) q[i] = frand();
+    kv_put(&kv, 0, 0, n, k, v);
+    attn_args a = { .T = T, .n_head = H, .n_head_kv = G, .head_dim = hd, .pos0 = pos0, .n_cells = n, .q = q,
+                    .k = kv.k, .v = kv.v, .k_row_bytes = kv.kb, .v_row_bytes = kv.vb, .type_k = tk, .type_v = tv,
+                    .row = row, .k_row_rot = kv.rot_k == KV_ROT_ROW, .v_row_rot = kv.rot_v == KV_ROT_ROW,
+                    .scale = 1.0f / sqrtf((float)hd), .out = ref };
+    cpu_attn_flash(pl, &a);
+    size_t qb = sizeof(float) * (size_t)T * H * hd;
+    void *dq = gpu_malloc(0, qb, "q", err, sizeof err), *dout = gpu_malloc(0, qb, "out", err, sizeof err);
+    void *dk = gpu_malloc(0, kv.kb * n, "k", err, sizeof err), *dv = gpu_malloc(0, kv.vb * n, "v", err, sizeof err);
+    gpu_upload(0, dq, q, qb, err, sizeof err);
+    gpu_upload(0, dk, kv.k, kv.kb * n, err, sizeof err);
+    gpu_upload(0, dv, kv.v, kv.vb * n, err, sizeof err);
+    attn_args d = a;
+    d.q = dq; d.k = dk; d.v = dv; d.out = dout;
+    /* the old cuBLAS path, then every fused variant */
+    static const char *paths[] = { "gemm", "w4s2", "w4s3", "w8s2", "w8s3" };
+    double e[5], worst = 0;
+    for (int path = 0; path < 5; path++) {
+        setenv("HEARTH_CUDA_PP", paths[path], 1);
+        memset(got, 0xff, qb); /* NaN */
+        gpu_to_device(g, dout, got, qb);
+        int rc = gpu_attn(g, &d, 1);
+        if (rc || gpu_sync(g)) { printf("gpu_attn %s failed: %s\n", paths[path], gpu_ctx_error(g)); e[path] = 1e9; if (path) worst = 1e9; continue; }
+        gpu_to_host(g, got, dout, qb);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < (size_t)T * H * hd; i++) {
+            double dd = (double)got[i] - ref[i];
+            num += dd * dd;
+            den += (double)ref[i] * ref[i];
+            if (!isfinite(got[i])) num = INFINITY;
+        }
+        e[path] = sqrt(num / (den > 0 ? den : 1));
+        if (path && !(e[path] <= worst)) worst = e[path];
+    }
+    setenv("HEARTH_CUDA_PP", "", 1);
+    int ok = worst <= 4e-3 && worst <= 1.5 * e[0] + 1e-4;
+    if (!ok) failures++;
+    printf("%-4s hd %3d H %2d G %d T %4d pos0 %5d K %-6s V %-6s rot %d: fused %.2e %.2e %.2e %.2e  cublas %.2e  %s\n", ok ? "ok" : "FAIL",
+           hd, H, G, T, pos0, quant_get(tk)->name, quant_get(tv)->name, rotate, e[1], e[2], e[3], e[4], e[0], ok ? "" : "<--");
+    gpu_free(0, dq); gpu_free(0, dout); gpu_free(0, dk); gpu_free(0, dv);
+    free(k); free(v); free(q); free(ref); free(got);
+    kv_free(&kv);
+    return 0;
+}
+
+static void timings(void) {
+    const int hd = 128, H = 32, G = 8, T = 512, row = G * hd;
+    const int depths[] = { 0, 8192, 32768 };
+    const char *types[] = { "f16", "q8_0", "q4_0" };
+    enum { NP = 5 };
+    const char *paths[NP] = { "gemm", "w4s2", "w4s3", "w8s2", "w8s3" };
+    double deep[NP] = { 0 };
+    char err[256];
+    const int nmax = 32768 + T;
+    size_t qb = sizeof(float) * (size_t)T * H * hd;
+    float *hq = malloc(qb);
+    for (size_t i = 0; i < (size_t)T * H * hd; i++) hq[i] = frand();
+    void *dq = gpu_malloc(0, qb, "q", err, sizeof err), *dout = gpu_malloc(0, qb, "out", err, sizeof err);
+    gpu_upload(0, dq, hq, qb, err, sizeof err);
+    const int chunk = 4096;
+    float *hk = malloc(sizeof(float) * (size_t)chunk * row), *hv = malloc(sizeof(float) * (size_t)chunk * row);
+    void *dkf = gpu_malloc(0, sizeof(float) * (size_t)chunk * row, "kf", err, sizeof err);
+    void *dvf = gpu_malloc(0, sizeof(float) * (size_t)chunk * row, "vf", err, sizeof err);
+    void *dmu = gpu_malloc(0, sizeof(float) * row, "mu", err, sizeof err);
+    printf("\none layer, T %d, %d heads (%d KV) of %d: ms (TFLOP/s of 4 T H hd cells_avg)\n", T, H, G, hd);
+    printf("| cache | depth | cublas (old) | fused w4 s2 | w4 s3 | w8 s2 | w8 s3 (default) |\n|---|---|---|---|---|---|---|\n");
+    for (int ti = 0; ti < 3; ti++) {
+        int ct = quant_from_name(types[ti]);
+        gpu_kv_layout L = { .row = row, .row_k = row, .row_v = row, .head_dim = hd, .n_head_kv = G, .type_k = ct,
+                            .type_v = ct, .rot_k = quant_get(ct)->block > 1 ? KV_ROT_HEAD : 0,
+                            .rot_v = quant_get(ct)->block > 1 ? KV_ROT_HEAD : 0,
+                            .kb = quant_row_bytes(ct, row), .vb = quant_row_bytes(ct, row) };
+        uint8_t *dk = gpu_malloc(0, L.kb * nmax, "k", err, sizeof err), *dv = gpu_malloc(0, L.vb * nmax, "v", err, sizeof err);
+        if (!dk || !dv) { printf("alloc: %s\n", err); return; }
+        for (int c0 = 0; c0 < nmax; c0 += chunk) {
+            int nc = nmax - c0 < chunk ? nmax - c0 : chunk;
+            for (size_t i = 0; i < (size_t)nc * row; i++) { hk[i] = frand(); hv[i] = frand(); }
+            gpu_to_device(g, dkf, hk, sizeof(float) * (size_t)nc * row);
+            gpu_to_device(g, dvf, hv, sizeof(float) * (size_t)nc * row);
+            if (gpu_kv_put(g, &L, dk, dv, dmu, c0 == 0, c0, nc, dkf, dvf)) { printf("kv_put: %s\n", gpu_ctx_error(g)); return; }
+            gpu_sync(g);
+        }
+        for (int di = 0; di < 3; di++) {
+            int pos0 = depths[di];
+            attn_args a = { .T = T, .n_head = H, .n_head_kv = G, .head_dim = hd, .pos0 = pos0, .n_cells = pos0 + T,
+                            .q = dq, .k = dk, .v = dv, .k_row_bytes = L.kb, .v_row_bytes = L.vb, .type_k = ct,
+                            .type_v = ct, .row = row, .scale = 1.0f / sqrtf((float)hd), .out = dout };
+            printf("| %s | %d |", types[ti], pos0);
+            for (int pi = 0; pi < NP; pi++) {
+                setenv("HEARTH_CUDA_PP", paths[pi], 1);
+                double ts[7];
+                int bad = gpu_attn(g, &a, 1) || gpu_sync(g);
+                for (int r = 0; r < 7 && !bad; r++) {
+                    double t0 = now();
+                    bad = gpu_attn(g, &a, 1) || gpu_sync(g);
+                    ts[r] = now() - t0;
+                }
+                if (bad) { printf(" error: %s |", gpu_ctx_error(g)); continue; }
+                qsort(ts, 7, sizeof(double), cmpd);
+                double flop = 4.0 * T * H * hd * (pos0 + (T + 1) / 2.0);
+                printf(" %.3f (%.0f) |", ts[3] * 1e3, flop / ts[3] / 1e12);
+                if (pos0 == 32768) deep[pi] += ts[3];
+            }
+            printf("\n");
+            fflush(stdout);
+        }
+        gpu_free(0, dk); gpu_free(0, dv);
+    }
+    setenv("HEARTH_CUDA_PP", "", 1);
+    int best = 1;
+    for (int pi = 2; pi < NP; pi++) if (deep[pi] > 0 && deep[pi] < deep[best]) best = pi;
+    printf("best %s (the fused variant with the least time at depth 32768, all three caches)\n", paths[best]);
+}
+
+int main(int argc, char **argv) {
+    char err[256];
+    if (gpu_device_count() <= 0) { printf("no GPU: %s\n", gpu_unavailable_reason()); return 77; }
+    g = gpu_ctx_new(0, err, sizeof err);
+    if (!g) { printf("gpu_ctx_new: %s\n", err); return 1; }
+    pool *pl = pool_new(pool_default_threads());
+    const char *all[] = { "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl" };
+    /* every type on both sides at hd 128 / GQA 4, a short batch (split cells) and one at depth */
+    for (int i = 0; i < 9; i++) {
+        int t = quant_from_name(all[i]);
+        check_case(pl, 128, 8, 2, 64, 0, t, t, 1);
+        check_case(pl, 128, 8, 2, 100, 333, t, quant_from_name(all[(i + 4) % 9]), 1);
+    }
+    int f16 = quant_from_name("f16"), q8 = quant_from_name("q8_0"), q4 = quant_from_name("q4_0");
+    check_case(pl, 64, 8, 8, 64, 0, f16, f16, 0);
+    check_case(pl, 64, 16, 2, 130, 1000, q8, q8, 1);
+    check_case(pl, 64, 8, 1, 33, 70, q4, f16, 1);
+    check_case(pl, 128, 16, 2, 512, 0, f16, f16, 0);
+    check_case(pl, 128, 32, 4, 512, 777, q8, q4, 1);
+    check_case(pl, 128, 4, 4, 40, 5, f16, q8, 0);
+    printf("checks: %d failed\n", failures);
+    if (!(argc > 1 && !strcmp(argv[1], "check"))) timings();
+    pool_free(pl);
+    gpu_ctx_free(g);
+    return failures ? 1 : 0;
+}
