@@ -176,28 +176,36 @@ static void compare_model(const char *path, int all_pairs) {
         }
         free(base16);
     }
-    /* prompt batches of 64: the tensor-core attention of attn_gemm.cu */
+    /* prompt batches of 64: the fused tensor-core attention (attn_prompt.cu), under the same
+     * rule as above: strict, or a cache as good as the CPU's against the CPU's f16 cache */
     g_ubatch = 64;
-    for (int pi = 0; pi < 5; pi++) {
+    int rows_b16 = 0;
+    float *b16 = run(cpu, toks, n, n_prompt, f16, f16, 1, 0, &rows_b16);
+    for (int pi = 0; pi < 5 && b16; pi++) {
         int tk = quant_from_name(types[few[pi][0]]), tv = quant_from_name(types[few[pi][1]]);
         int rows_ref, rows;
         float *ref = run(cpu, toks, n, n_prompt, tk, tv, 1, 0, &rows_ref);
         float *got = ref ? run(full, toks, n, n_prompt, tk, tv, 1, 0, &rows) : NULL;
         if (got) {
-            double top1, kl = test_mean_kl(ref, got, rows, V, &top1);
+            double top1, kl = test_mean_kl(ref, got, rows, V, &top1), t16;
+            double kl_cpu = test_mean_kl(b16, ref, rows_b16 < rows_ref ? rows_b16 : rows_ref, V, &t16);
+            double kl_gpu = test_mean_kl(b16, got, rows_b16 < rows ? rows_b16 : rows, V, &t16);
+            int strict = kl <= 2e-3 && top1 >= 0.95, equiv = kl_gpu <= 1.25 * kl_cpu + 2e-4;
             n_compared++;
+            if (!strict && equiv) n_equiv++;
             if (kl > worst_kl) worst_kl = kl;
             if (top1 < worst_top1) worst_top1 = top1;
-            CHECK(kl <= 2e-3 && top1 >= 0.95, "%s K %s V %s ubatch 64: mean KL %.3e top-1 %.1f%%", base, types[few[pi][0]],
-                  types[few[pi][1]], kl, 100 * top1);
+            CHECK(strict || equiv, "%s K %s V %s ubatch 64: mean KL %.3e top-1 %.1f%% (vs CPU f16: CPU %.3e, GPU %.3e)", base,
+                  types[few[pi][0]], types[few[pi][1]], kl, 100 * top1, kl_cpu, kl_gpu);
             if (report)
-                fprintf(report, "| %s | %s/%s | prompt batch 64 | full (%d/%d) | %d | %.2e | %.1f%% | | | %s |\n", base,
-                        types[few[pi][0]], types[few[pi][1]], full->n_gpu, L, rows, kl, 100 * top1,
-                        kl <= 2e-3 && top1 >= 0.95 ? "yes" : "NO");
+                fprintf(report, "| %s | %s/%s | prompt batch 64 | full (%d/%d) | %d | %.2e | %.1f%% | %.2e | %.2e | %s |\n", base,
+                        types[few[pi][0]], types[few[pi][1]], full->n_gpu, L, rows, kl, 100 * top1, kl_cpu, kl_gpu,
+                        strict ? "yes" : equiv ? "no; equivalent cache" : "NO");
         }
         free(got);
         free(ref);
     }
+    free(b16);
     g_ubatch = 16;
     hearth_model_free(part);
     hearth_model_free(full);
