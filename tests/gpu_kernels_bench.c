@@ -44,7 +44,7 @@ int main(void) {
     gpu_upload(0, x, hx, sizeof(float) * 8 * N, err, sizeof err);
     free(hx);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        wtensor w = { types[i], K, N, quant_row_bytes(types[i], K), NULL };
+        wtensor w = { types[i], K, N, quant_row_bytes(types[i], K), NULL, WL_GGUF };
         size_t bytes = w.row_bytes * N;
         void *d = gpu_malloc(0, bytes, "w", err, sizeof err);
         uint8_t *h = calloc(1, bytes);

@@ -103,6 +103,10 @@ int gpu_swiglu(gpu_ctx *g, float *gate, const float *up, size_t n);
 int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n);
 /* attn_args with device pointers; the same semantics as cpu_attn_flash/plain. */
 int gpu_attn(gpu_ctx *g, const attn_args *a, int flash);
+/* gpu_attn with each query head gpu_hadamard-rotated first (rot_q; a->q is changed or
+ * not) and each output head rotated back after (rot_o): the caches rotated per head. The
+ * decode kernel does both on the way, saving two launches. */
+int gpu_attn_rot(gpu_ctx *g, const attn_args *a, int flash, int rot_q, int rot_o);
 
 /* The part of a KV cache layout the GPU needs (see kv.h). */
 typedef struct gpu_kv_layout {

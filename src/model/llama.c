@@ -33,7 +33,6 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
         gpu_rope_qk(g, c->dq, c->dk, T, hp->n_head, hp->n_head_kv, hd, hp->n_rot, (float)pos0, hp->rope_base,
                     hp->rope_freq_scale, m->cards[m->card_of[il]].rope_freqs))
         return -1;
-    if (kv->rot_k == KV_ROT_HEAD && gpu_hadamard(g, c->dq, T * hp->n_head, hd, 0)) return -1;
     if (kv_put_gpu(kv, g, il, pos0, T, c->dk, c->dv)) return -1;
     attn_args a = {
         .T = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hd,
@@ -42,8 +41,8 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
         .type_k = kv->type_k, .type_v = kv->type_v,
         .row = kv->row, .k_row_rot = kv->rot_k == KV_ROT_ROW, .v_row_rot = kv->rot_v == KV_ROT_ROW, .scale = 1.0f / sqrtf((float)hd), .out = c->datt,
     };
-    if (gpu_attn(g, &a, c->p.flash_attn)) return -1;
-    if (kv->rot_v == KV_ROT_HEAD && gpu_hadamard(g, c->datt, T * hp->n_head, hd, 1)) return -1;
+    /* a cache rotated per head: q rotated the same way, the output rotated back */
+    if (gpu_attn_rot(g, &a, c->p.flash_attn, kv->rot_k == KV_ROT_HEAD, kv->rot_v == KV_ROT_HEAD)) return -1;
     const wtensor *gu[2] = { &l->w_gate, &l->w_up };
     float *const gu_out[2] = { c->dgate, c->dup };
     /* the last residual add is fused with the next norm: the next layer's attention norm,

@@ -34,8 +34,47 @@ struct dec_p {
     const int *dpos;        /* non-NULL: pos0 = *dpos */
     int cap;                /* most chunks (the grid holds at least the chunks this gives) */
     float scale;
+    int rot_q, rot_o;       /* Hadamard-rotate each query head first / each output head back */
     float *pm, *pl, *pacc, *out;
 };
+
+/* x[h][0..128) of AD_G heads in shared memory, Walsh-Hadamard butterflies as k_hadamard
+ * does them (the whole block; the caller synchronizes before) */
+__device__ __forceinline__ void ad_butterflies(float (*x)[AD_HD]) {
+    for (int hs = 1; hs < AD_HD; hs *= 2) {
+        for (int k = threadIdx.x; k < AD_G * AD_HD / 2; k += blockDim.x) {
+            const int h = k / (AD_HD / 2), kk = k % (AD_HD / 2);
+            const int j = (kk / hs) * 2 * hs + (kk % hs);
+            float a = x[h][j], c = x[h][j + hs];
+            x[h][j] = a + c;
+            x[h][j + hs] = a - c;
+        }
+        __syncthreads();
+    }
+}
+
+/* a warp's head of 128 values, lane l holding 4l..4l+3: the inverse rotation (butterflies,
+ * then norm and signs, as k_hadamard's inverse) */
+__device__ __forceinline__ void ad_unrotate4(float *v) {
+    const int lane = threadIdx.x & 31;
+    float a;
+    a = v[0]; v[0] = a + v[1]; v[1] = a - v[1];
+    a = v[2]; v[2] = a + v[3]; v[3] = a - v[3];
+    a = v[0]; v[0] = a + v[2]; v[2] = a - v[2];
+    a = v[1]; v[1] = a + v[3]; v[3] = a - v[3];
+#pragma unroll
+    for (int o = 1; o < 32; o *= 2) {
+        const bool upper = lane & o;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float other = __shfl_xor_sync(0xffffffffu, v[j], o);
+            v[j] = upper ? other - v[j] : v[j] + other;
+        }
+    }
+    const float norm = 1.0f / sqrtf((float)AD_HD);
+#pragma unroll
+    for (int j = 0; j < 4; j++) v[j] = v[j] * (norm * cuda_sign_at(4 * lane + j));
+}
 
 __host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int *cpc, int *nch) {
     int c = (n_cells + 63) / 64;
@@ -75,9 +114,20 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec(dec_p p) {
     if ((int)blockIdx.z >= nchb) return;             /* the whole block */
     for (int i = threadIdx.x; i < AD_G * AD_HD; i += blockDim.x) {
         const int h = i / AD_HD, d = i % AD_HD;
-        q[h][d] = h < p.nh ? p.q[((size_t)t * p.H + g * p.gs + p.h0 + h) * AD_HD + d] * p.scale : 0.0f;
+        const float x = h < p.nh ? p.q[((size_t)t * p.H + g * p.gs + p.h0 + h) * AD_HD + d] : 0.0f;
+        q[h][d] = p.rot_q ? x * cuda_sign_at(d) : x * p.scale;
     }
     __syncthreads();
+    if (p.rot_q) {
+        /* the rotation gpu_hadamard would have done to the query, then the scale */
+        ad_butterflies(q);
+        const float norm = 1.0f / sqrtf((float)AD_HD);
+        for (int i = threadIdx.x; i < AD_G * AD_HD; i += blockDim.x) {
+            float x = q[i / AD_HD][i % AD_HD] * norm;
+            q[i / AD_HD][i % AD_HD] = x * p.scale;
+        }
+        __syncthreads();
+    }
     int c0 = chunk * cpc, c1 = c0 + cpc;
     if (c1 > pos0 + t + 1) c1 = pos0 + t + 1;
     if (chunk >= nch) c1 = c0;   /* an idle warp of the last block */
@@ -190,7 +240,9 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec(dec_p p) {
         const int hh = g * p.gs + p.h0 + h;
         if (nchb == 1) {
             const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-            ((float4 *)(p.out + ((size_t)t * p.H + hh) * AD_HD))[lane] = make_float4(A.x * inv, A.y * inv, A.z * inv, A.w * inv);
+            float o[4] = { A.x * inv, A.y * inv, A.z * inv, A.w * inv };
+            if (p.rot_o) ad_unrotate4(o);
+            ((float4 *)(p.out + ((size_t)t * p.H + hh) * AD_HD))[lane] = make_float4(o[0], o[1], o[2], o[3]);
         } else {
             const size_t st = ((size_t)blockIdx.z * p.T + t) * p.H + hh;
             if (lane == 0) { p.pm[st] = mx; p.pl[st] = L; }
@@ -239,7 +291,26 @@ __global__ void __launch_bounds__(128) k_attn_dec_merge(dec_p p) {
         s3 += wsh[c + 3] * p.pacc[((c + 3) * cs + th) * AD_HD + i];
     }
     for (; c < nch; c++) s0 += wsh[c] * p.pacc[(c * cs + th) * AD_HD + i];
-    p.out[(size_t)th * AD_HD + i] = ((s0 + s1) + (s2 + s3)) * inv;
+    const float o = ((s0 + s1) + (s2 + s3)) * inv;
+    if (!p.rot_o) {
+        p.out[(size_t)th * AD_HD + i] = o;
+        return;
+    }
+    /* the head rotated back, as k_hadamard's inverse */
+    __shared__ float hv[AD_HD];
+    hv[i] = o;
+    __syncthreads();
+    for (int hs = 1; hs < AD_HD; hs *= 2) {
+        for (int k = threadIdx.x; k < AD_HD / 2; k += blockDim.x) {
+            const int j = (k / hs) * 2 * hs + (k % hs);
+            float a = hv[j], cc = hv[j + hs];
+            hv[j] = a + cc;
+            hv[j + hs] = a - cc;
+        }
+        __syncthreads();
+    }
+    const float norm = 1.0f / sqrtf((float)AD_HD);
+    p.out[(size_t)th * AD_HD + i] = hv[i] * (norm * cuda_sign_at(i));
 }
 
 static int ad_type_ok(int t) { return t == QT_F16 || t == QT_Q8_0 || t == QT_Q4_0; }
@@ -285,12 +356,13 @@ static cudaError_t ad_dispatch(int tk, int tv, const dec_p &p, dim3 grid, cudaSt
     }
 }
 
-int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells) {
+int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells, int rot_q, int rot_o) {
     const int H = a->n_head, G = a->n_head_kv, T = a->T;
     dec_p p;
     memset(&p, 0, sizeof p);
     p.q = a->q; p.k = a->k; p.v = a->v; p.kb = a->k_row_bytes; p.vb = a->v_row_bytes;
     p.T = T; p.H = H; p.gs = H / G; p.pos0 = a->pos0; p.dpos = dpos; p.scale = a->scale; p.out = a->out;
+    p.rot_q = rot_q; p.rot_o = rot_o;
     /* enough warps to fill the card: about 24 per multiprocessor */
     long want = 24L * g->sm_count / ((long)T * G);
     if (want > (long)AD_WPB * AD_MERGE_MAX) want = (long)AD_WPB * AD_MERGE_MAX;
@@ -319,3 +391,11 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
 }
 
 extern "C" int gpu_attn_pos_ok(const attn_args *a, int flash) { return flash && a->T < 32 && cuda_attn_dec_ok(a); }
+
+extern "C" int gpu_attn_rot(gpu_ctx *g, const attn_args *a, int flash, int rot_q, int rot_o) {
+    if (flash && !cuda_attn_gemm_ok(a) && cuda_attn_dec_ok(a))
+        return cuda_attn_dec(g, a, g->pos_on ? g->dpos : NULL, g->cap_cells, rot_q, rot_o);
+    if (rot_q && gpu_hadamard(g, (float *)a->q, a->T * a->n_head, a->head_dim, 0)) return -1;
+    if (gpu_attn(g, a, flash)) return -1;
+    return rot_o ? gpu_hadamard(g, a->out, a->T * a->n_head, a->head_dim, 1) : 0;
+}

@@ -9,6 +9,6 @@
 int cuda_attn_dec_ok(const attn_args *a);
 /* dpos: NULL, or the device int holding a->pos0 (a CUDA graph replays this launch at other
  * positions); then the grid and scratch are sized for cap_cells cells */
-int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells);
+int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells, int rot_q, int rot_o);
 
 #endif

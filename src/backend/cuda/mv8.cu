@@ -12,8 +12,11 @@
  * float kernel at ~1.5 TB/s. */
 #include "backend/cuda/mv8.cuh"
 
+#include <stdlib.h>
+
 #define MV8_WARPS 8
-#define MV8_U 4      /* 16-byte loads a lane has in flight */
+/* MV8_U: 16-byte loads a lane has in flight per step (HEARTH_MV8_U=8 picks 8, for measuring:
+ * one H200 run with 8 was slower, not compared in the same call) */
 
 /* one block per row: the row through shared memory, values first, then the scales */
 __global__ void k_q8_split(uint8_t *W, size_t rb, int ne0) {
@@ -87,7 +90,7 @@ __device__ __forceinline__ int dot16(int4 a, int4 b) {
 
 /* a warp per row (rows numbered through the set's matrices); lanes on 16-value pieces, so a
  * warp step reads 512 contiguous weight bytes, MV8_U steps in flight */
-template <int NT>
+template <int NT, int MV8_U>
 __global__ void __launch_bounds__(32 * MV8_WARPS) k_mv_q8s(mv_set ms, int ne0, const int8_t *__restrict__ xq, size_t xs, int nt) {
     const int lane = threadIdx.x & 31;
     int r = blockIdx.x * MV8_WARPS + (threadIdx.x >> 5), m = 0;
@@ -163,12 +166,15 @@ int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *
     g->xq_src = NULL;
     const size_t xs = cuda_act_stride(ne0);
     dim3 grid(cuda_blocks((size_t)n_rows, MV8_WARPS));
+    static int u8 = -1;
+    if (u8 < 0) { const char *e = getenv("HEARTH_MV8_U"); u8 = e && atoi(e) == 8; }
     for (int t0 = 0; t0 < T; t0 += 8) {
         int nt = T - t0 < 8 ? T - t0 : 8;
         mv_set m = *ms;
         for (int i = 0; i < 3; i++) if (m.y[i]) m.y[i] += (size_t)t0 * m.rows[i];
-        if (nt == 1) k_mv_q8s<1><<<grid, 32 * MV8_WARPS, 0, g->stream>>>(m, ne0, xq + (size_t)t0 * xs, xs, 1);
-        else k_mv_q8s<8><<<grid, 32 * MV8_WARPS, 0, g->stream>>>(m, ne0, xq + (size_t)t0 * xs, xs, nt);
+        if (nt == 1 && u8) k_mv_q8s<1, 8><<<grid, 32 * MV8_WARPS, 0, g->stream>>>(m, ne0, xq + (size_t)t0 * xs, xs, 1);
+        else if (nt == 1) k_mv_q8s<1, 4><<<grid, 32 * MV8_WARPS, 0, g->stream>>>(m, ne0, xq + (size_t)t0 * xs, xs, 1);
+        else k_mv_q8s<8, 4><<<grid, 32 * MV8_WARPS, 0, g->stream>>>(m, ne0, xq + (size_t)t0 * xs, xs, nt);
         CU_LAUNCHED(g);
     }
     return 0;

@@ -55,6 +55,7 @@ int gpu_graph_begin(gpu_ctx *g) { return -1; }
 int gpu_graph_end(gpu_ctx *g, int ok) { return -1; }
 int gpu_graph_launch(gpu_ctx *g) { return -1; }
 int gpu_attn_pos_ok(const attn_args *a, int flash) { return 0; }
+int gpu_attn_rot(gpu_ctx *g, const attn_args *a, int flash, int rot_q, int rot_o) { return -1; }
 int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, float *mu, int set_mu, int pos0, int T,
                const float *k, const float *v) { return -1; }
 int gpu_kv_shift(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, const float *mu, int n_cells, int n_keep,
