@@ -328,12 +328,14 @@ template <int TK, int TV> static size_t ad_smem() {
 }
 
 template <int TK, int TV> static cudaError_t ad_launch(const dec_p &p, dim3 grid, cudaStream_t s) {
-    static int attr_set;
+    /* the shared-memory limit is raised once per card (a function attribute is per device) */
+    static unsigned long long attr_set;
     const size_t sh = ad_smem<TK, TV>();
-    if (!attr_set && sh > 48 * 1024) {
+    int dev = 0;
+    if (sh > 48 * 1024 && cudaGetDevice(&dev) == cudaSuccess && (dev >= 64 || !(attr_set >> dev & 1))) {
         cudaError_t e = cudaFuncSetAttribute(k_attn_dec<TK, TV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh);
         if (e != cudaSuccess) return e;
-        attr_set = 1;
+        if (dev < 64) attr_set |= 1ull << dev;
     }
     k_attn_dec<TK, TV><<<grid, 32 * AD_WPB, sh, s>>>(p);
     return cudaGetLastError();
