@@ -56,6 +56,13 @@ int main(void) {
         TIME(label, bytes, gpu_matmul(g, &w, x, 1, y));
         snprintf(label, sizeof label, "matvec %s %dx%d T=8", quant_get(types[i])->name, N, K);
         TIME(label, bytes, gpu_matmul(g, &w, x, 8, y));
+        /* the layout the model loader gives the card's copy (q8_0: split rows, 8-bit x) */
+        if (gpu_weight_layout(0, &w, err, sizeof err) == 0 && w.layout != WL_GGUF) {
+            snprintf(label, sizeof label, "matvec %s %dx%d T=1 card layout", quant_get(types[i])->name, N, K);
+            TIME(label, bytes, gpu_matmul(g, &w, x, 1, y));
+            snprintf(label, sizeof label, "matvec %s %dx%d T=8 card layout", quant_get(types[i])->name, N, K);
+            TIME(label, bytes, gpu_matmul(g, &w, x, 8, y));
+        }
         free(h);
         gpu_free(0, d);
     }

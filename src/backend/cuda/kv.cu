@@ -105,9 +105,6 @@ static int dequant_rows(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int
     return 0;
 }
 
-/* The whole store of one row in one kernel (a block per row): pad, rotate in shared memory,
- * subtract mu, quantize (a warp per block). Decode writes one row per layer and side, so
- * this saves four to six launches a layer over the step-by-step path. */
 /* one side's store: what k_store_rows needs of it */
 struct store_job {
     const float *src;
@@ -117,7 +114,10 @@ struct store_job {
     int padded, vec, b, rot;
 };
 
-/* blockIdx.y picks the job: K and V of one type go in one launch */
+/* The whole store of one row in one kernel (a block per row): pad, rotate in shared memory,
+ * subtract mu, quantize (a warp per block). Decode writes one row per layer and side, so
+ * this saves four to six launches a layer over the step-by-step path. blockIdx.y picks the
+ * job: K and V of one type go in one launch. */
 template <int T>
 __global__ void __launch_bounds__(1024) k_store_rows(store_job j0, store_job j1, int row, const int *dpos) {
     const store_job &j = blockIdx.y ? j1 : j0;
@@ -219,8 +219,9 @@ static int store_fused(gpu_ctx *g, const gpu_kv_layout *L, const float *k, const
 extern "C" int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, float *mu, int set_mu,
                           int pos0, int T, const float *k, const float *v) {
     if (T <= 0) return 0;
-    /* rows of up to 8192 values fit shared memory: one kernel per side; setting mu needs all
-     * rows first, so that batch takes the step-by-step path below */
+    /* rows of up to 8192 values fit shared memory: one kernel for both sides (one per side
+     * when their types differ); setting mu needs all rows first, so that batch takes the
+     * step-by-step path below */
     if (g->pos_on) {
         /* a decode step being captured: the cell comes from the card */
         if (set_mu || L->row_k > 8192 || L->row_v > 8192) return cuda_fail_msg(g, "cache store in pos mode needs the fused path");
