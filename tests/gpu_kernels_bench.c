@@ -44,7 +44,7 @@ int main(void) {
     gpu_upload(0, x, hx, sizeof(float) * 8 * N, err, sizeof err);
     free(hx);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        wtensor w = { types[i], K, N, quant_row_bytes(types[i], K), NULL };
+        wtensor w = { types[i], K, N, quant_row_bytes(types[i], K), NULL, WL_GGUF };
         size_t bytes = w.row_bytes * N;
         void *d = gpu_malloc(0, bytes, "w", err, sizeof err);
         uint8_t *h = calloc(1, bytes);
@@ -56,6 +56,13 @@ int main(void) {
         TIME(label, bytes, gpu_matmul(g, &w, x, 1, y));
         snprintf(label, sizeof label, "matvec %s %dx%d T=8", quant_get(types[i])->name, N, K);
         TIME(label, bytes, gpu_matmul(g, &w, x, 8, y));
+        /* the layout the model loader gives the card's copy (q8_0: split rows, 8-bit x) */
+        if (gpu_weight_layout(0, &w, err, sizeof err) == 0 && w.layout != WL_GGUF) {
+            snprintf(label, sizeof label, "matvec %s %dx%d T=1 card layout", quant_get(types[i])->name, N, K);
+            TIME(label, bytes, gpu_matmul(g, &w, x, 1, y));
+            snprintf(label, sizeof label, "matvec %s %dx%d T=8 card layout", quant_get(types[i])->name, N, K);
+            TIME(label, bytes, gpu_matmul(g, &w, x, 8, y));
+        }
         free(h);
         gpu_free(0, d);
     }

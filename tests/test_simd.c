@@ -35,7 +35,7 @@ static void check_matmul(pool *p, int type, int64_t ne0, int64_t ne1, int T, int
         qt->from_float(wf + r * ne0, wq + r * rb, ne0);
         qt->to_float(wq + r * rb, wd + r * ne0, ne0);
     }
-    wtensor w = { type, ne0, ne1, rb, wq };
+    wtensor w = { type, ne0, ne1, rb, wq, WL_GGUF };
     cpu_simd_force(level);
     cpu_matmul(p, &w, x, T, y);
     cpu_simd_force(-1);

@@ -14,7 +14,9 @@ typedef struct wtensor {
     int64_t ne0, ne1;
     size_t row_bytes;
     const void *data;
+    int layout;         /* how a GPU copy's rows are arranged: WL_* (host copies: always 0) */
 } wtensor;
+enum { WL_GGUF = 0, WL_Q8_SPLIT = 1 /* q8_0: a row's int8 values, then its f16 scales */ };
 
 /* y[t][r] = dot(W row r, x[t]) for t < T, r < W.ne1. x is [T][ne0], y is [T][ne1]. */
 void cpu_matmul(pool *p, const wtensor *w, const float *x, int T, float *y);

@@ -57,6 +57,31 @@ int  gpu_copy(gpu_ctx *g, void *dst, const void *src, size_t bytes);      /* dev
 int  gpu_memset0(gpu_ctx *g, void *dst, size_t bytes);
 int  gpu_sync(gpu_ctx *g);
 
+/* Rearranges a weight matrix just uploaded to the card (w->data on dev) into the layout its
+ * decode kernel reads fastest and sets w->layout; leaves other types as they are. */
+int gpu_weight_layout(int dev, wtensor *w, char *err, size_t errlen);
+
+/* The next gpu_rmsnorm / gpu_add_rmsnorm / gpu_swiglu feeds w (T tokens): it also writes
+ * its output as the 8-bit activations w's decode kernel reads, saving a launch. The
+ * output must go straight into gpu_matmul(w) (any other product forgets it). */
+void gpu_quant_next(gpu_ctx *g, const wtensor *w, int T);
+
+/* ---- a decode step as a CUDA graph ----
+ * gpu_set_pos queues a write of the position to a device int; while pos mode is on, RoPE,
+ * gpu_kv_put and decode attention take pos0 from there (their pos0 arguments are ignored)
+ * and attention sizes its grid for cap_cells cells. Capture the step between
+ * gpu_graph_begin and gpu_graph_end (ok = 0 when queueing failed: the capture is thrown
+ * away), replay it with gpu_graph_launch while gpu_graph_ready. */
+int  gpu_set_pos(gpu_ctx *g, int pos);
+void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells);
+int  gpu_graph_ready(const gpu_ctx *g);
+void gpu_graph_drop(gpu_ctx *g);
+int  gpu_graph_begin(gpu_ctx *g);
+int  gpu_graph_end(gpu_ctx *g, int ok);
+int  gpu_graph_launch(gpu_ctx *g);
+/* 1 when a one-token decode with these arguments can run in pos mode (flash attention) */
+int  gpu_attn_pos_ok(const attn_args *a, int flash);
+
 /* ---- kernels (all operands in device memory) ---- */
 /* y[t] = W x[t] for t < T; w->data is the device copy of the weights. */
 int gpu_matmul(gpu_ctx *g, const wtensor *w, const float *x, int T, float *y);
@@ -78,6 +103,10 @@ int gpu_swiglu(gpu_ctx *g, float *gate, const float *up, size_t n);
 int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n);
 /* attn_args with device pointers; the same semantics as cpu_attn_flash/plain. */
 int gpu_attn(gpu_ctx *g, const attn_args *a, int flash);
+/* gpu_attn with each query head gpu_hadamard-rotated first (rot_q; a->q is changed or
+ * not) and each output head rotated back after (rot_o): the caches rotated per head. The
+ * decode kernel does both on the way, saving two launches. */
+int gpu_attn_rot(gpu_ctx *g, const attn_args *a, int flash, int rot_q, int rot_o);
 
 /* The part of a KV cache layout the GPU needs (see kv.h). */
 typedef struct gpu_kv_layout {

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* One layer on the GPU: the same steps as the CPU loop below, on device buffers. */
@@ -23,6 +24,8 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     /* the first layer normalizes the embeddings; later ones got their norm from the
      * previous layer's last residual add (gpu_add_rmsnorm) */
     const int first_on_card = il == 0 || m->card_of[il] != m->card_of[il - 1];
+    /* each norm and SwiGLU also writes the 8-bit activations of the product after it */
+    if (first_on_card) gpu_quant_next(g, &l->wq, T);
     if (first_on_card && gpu_rmsnorm(g, c->dxn, c->dx, l->attn_norm, T, E, hp->eps)) return -1;
     const wtensor *qkv[3] = { &l->wq, &l->wk, &l->wv };
     float *const qkv_out[3] = { c->dq, c->dk, c->dv };
@@ -30,7 +33,6 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
         gpu_rope_qk(g, c->dq, c->dk, T, hp->n_head, hp->n_head_kv, hd, hp->n_rot, (float)pos0, hp->rope_base,
                     hp->rope_freq_scale, m->cards[m->card_of[il]].rope_freqs))
         return -1;
-    if (kv->rot_k == KV_ROT_HEAD && gpu_hadamard(g, c->dq, T * hp->n_head, hd, 0)) return -1;
     if (kv_put_gpu(kv, g, il, pos0, T, c->dk, c->dv)) return -1;
     attn_args a = {
         .T = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hd,
@@ -39,26 +41,92 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
         .type_k = kv->type_k, .type_v = kv->type_v,
         .row = kv->row, .k_row_rot = kv->rot_k == KV_ROT_ROW, .v_row_rot = kv->rot_v == KV_ROT_ROW, .scale = 1.0f / sqrtf((float)hd), .out = c->datt,
     };
-    if (gpu_attn(g, &a, c->p.flash_attn)) return -1;
-    if (kv->rot_v == KV_ROT_HEAD && gpu_hadamard(g, c->datt, T * hp->n_head, hd, 1)) return -1;
+    /* a cache rotated per head: q rotated the same way, the output rotated back */
+    if (gpu_attn_rot(g, &a, c->p.flash_attn, kv->rot_k == KV_ROT_HEAD, kv->rot_v == KV_ROT_HEAD)) return -1;
     const wtensor *gu[2] = { &l->w_gate, &l->w_up };
     float *const gu_out[2] = { c->dgate, c->dup };
     /* the last residual add is fused with the next norm: the next layer's attention norm,
      * or the output norm (llama_forward), or none when the CPU or another card takes over */
     const float *next_norm =
         il + 1 < c->n_gpu && m->card_of[il + 1] == m->card_of[il] ? m->glayers[il + 1].attn_norm : NULL;
-    if (gpu_matmul(g, &l->wo, c->datt, T, c->dxn) ||
-        gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps) ||
-        gpu_matmul_n(g, gu, 2, c->dxn, T, gu_out) || gpu_swiglu(g, c->dgate, c->dup, (size_t)T * hp->n_ff) ||
-        gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn))
+    if (gpu_matmul(g, &l->wo, c->datt, T, c->dxn)) return -1;
+    gpu_quant_next(g, &l->w_gate, T);
+    if (gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps) ||
+        gpu_matmul_n(g, gu, 2, c->dxn, T, gu_out))
         return -1;
-    if (next_norm) return gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, next_norm, T, E, hp->eps);
+    gpu_quant_next(g, &l->w_down, T);
+    if (gpu_swiglu(g, c->dgate, c->dup, (size_t)T * hp->n_ff) || gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn))
+        return -1;
+    if (next_norm) {
+        gpu_quant_next(g, &m->glayers[il + 1].wq, T);
+        return gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, next_norm, T, E, hp->eps);
+    }
     return gpu_add(g, c->dx, c->dxn, TE);
 }
 
 static int gpu_failed(hearth_ctx *c) {
     snprintf(c->err, sizeof c->err, "%s", gpu_ctx_error(c->g));
     return -1;
+}
+
+/* the layers and the output norm and product of one micro-batch, all on card 0 */
+static int gpu_step(hearth_ctx *c, int T, int pos0, int want_from) {
+    const hparams *hp = &c->m->hp;
+    for (int il = 0; il < c->n_gpu; il++)
+        if (gpu_layer(c, il, T, pos0)) return -1;
+    const float *xo = c->dx + (size_t)want_from * hp->n_embd;
+    int n_out = T - want_from;
+    gpu_quant_next(c->g, &c->m->g_output, n_out);
+    return gpu_rmsnorm(c->g, c->dxn, xo, c->m->g_output_norm, n_out, hp->n_embd, hp->eps) ||
+           gpu_matmul(c->g, &c->m->g_output, c->dxn, n_out, c->dlogits);
+}
+
+/* Can this one-token step replay a captured graph? Everything on one card, the position
+ * the only thing that changes (the cache's K offsets are set by the first batch, pos 0). */
+static int graph_ok(hearth_ctx *c, int T, int pos0, int want_from) {
+    const hparams *hp = &c->m->hp;
+    if (c->graph_state < 0 || T != 1 || pos0 <= 0 || want_from != 0 || c->n_cards != 1 || !c->gpu_output ||
+        c->n_gpu != hp->n_layer)
+        return 0;
+    if (c->graph_state == 0 && getenv("HEARTH_NO_GRAPH")) { c->graph_state = -1; return 0; }
+    kv_cache *kv = &c->kv;
+    attn_args a = { .T = 1, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+                    .pos0 = pos0, .n_cells = pos0 + 1, .q = c->dq, .k = kv_dk(kv, 0), .v = kv_dv(kv, 0),
+                    .k_row_bytes = kv->kb, .v_row_bytes = kv->vb, .type_k = kv->type_k, .type_v = kv->type_v,
+                    .row = kv->row, .k_row_rot = kv->rot_k == KV_ROT_ROW, .v_row_rot = kv->rot_v == KV_ROT_ROW,
+                    .scale = 1.0f, .out = c->datt };
+    return gpu_attn_pos_ok(&a, c->p.flash_attn);
+}
+
+/* One decode step through a CUDA graph: the first step runs uncaptured (so every scratch
+ * buffer has its size), the second is captured, later ones replay it with the position
+ * written to the card first. A capture that fails turns graphs off for this context. */
+static int gpu_step_graph(hearth_ctx *c, int pos0) {
+    gpu_ctx *g = c->g;
+    if (gpu_set_pos(g, pos0)) return -1;
+    gpu_pos_mode(g, 1, c->kv.n_ctx);
+    int rc = 0;
+    if (gpu_graph_ready(g)) {
+        rc = gpu_graph_launch(g);
+    } else if (c->graph_state == 0) {
+        rc = gpu_step(c, 1, pos0, 0);
+        c->graph_state = 1;
+    } else {
+        rc = gpu_graph_begin(g);
+        if (!rc) {
+            int ok = gpu_step(c, 1, pos0, 0) == 0;
+            rc = gpu_graph_end(g, ok);
+            if (!rc) rc = gpu_graph_launch(g);
+        }
+        if (rc) {
+            /* run this step without a graph, and the next ones too */
+            c->graph_state = -1;
+            gpu_pos_mode(g, 0, 0);
+            return gpu_step(c, 1, pos0, 0);
+        }
+    }
+    gpu_pos_mode(g, 0, 0);
+    return rc;
 }
 
 int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, float *out) {
@@ -71,6 +139,17 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
     const size_t xbytes = sizeof(float) * (size_t)T * E;
 
     for (int t = 0; t < T; t++) cpu_get_row(&m->tok_embd, toks[t], c->x + (size_t)t * E);
+
+    /* one-token decode with everything on one card: a CUDA graph */
+    if (c->n_gpu > 0 && graph_ok(c, T, pos0, want_from)) {
+        if (ctx_use_card(c, 0)) return -1;
+        if (gpu_to_device(c->g, c->dx, c->x, xbytes) || gpu_step_graph(c, pos0) ||
+            gpu_to_host(c->g, out, c->dlogits, sizeof(float) * (size_t)hp->n_vocab))
+            return gpu_failed(c);
+        for (int t = 0; t < T; t++) kv->tokens[pos0 + t] = toks[t];
+        kv->n = pos0 + T;
+        return 0;
+    }
 
     /* layers 0..n_gpu-1 on the card; the activations come back once if the CPU goes on */
     if (c->n_gpu > 0) {
@@ -136,6 +215,7 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
     int n_out = T - want_from;
     if (c->gpu_output) {
         const float *xo = c->dx + (size_t)want_from * E;
+        gpu_quant_next(c->g, &m->g_output, n_out);
         if (gpu_rmsnorm(c->g, c->dxn, xo, m->g_output_norm, n_out, E, hp->eps) ||
             gpu_matmul(c->g, &m->g_output, c->dxn, n_out, c->dlogits) ||
             gpu_to_host(c->g, out, c->dlogits, sizeof(float) * (size_t)n_out * hp->n_vocab))

@@ -84,6 +84,9 @@ struct hearth_ctx {
     gpu_bufs cb[HEARTH_MAX_CARDS];
     gpu_ctx *g;
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dlogits;
+    /* one-token decode as a CUDA graph (llama.c): 0 not yet run, 1 ran once uncaptured
+     * (scratch sized), -1 off for this context */
+    int graph_state;
     char err[512];
 };
 

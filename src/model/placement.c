@@ -45,7 +45,9 @@ static int put(up_state *u, const void *src, size_t bytes, const void **dst) {
 
 static int put_w(up_state *u, const wtensor *w, wtensor *out) {
     *out = *w;
-    return put(u, w->data, w->row_bytes * (size_t)w->ne1, &out->data);
+    if (put(u, w->data, w->row_bytes * (size_t)w->ne1, &out->data)) return -1;
+    /* the card's copy in the layout its decode kernel reads fastest (q8_0: gpu.h) */
+    return gpu_weight_layout(u->dev, out, u->err, u->errlen);
 }
 
 static size_t layer_bytes(const hearth_model *m, int i) {

@@ -15,6 +15,7 @@
  * rows rotated back gives every head's output at once. So such a cache is attention over
  * vectors of `row` values instead of `head_dim`, with prepared queries and a final un-rotate. */
 #include "backend/cuda/dequant.cuh"
+#include "backend/cuda/attn_dec.cuh"
 
 #include <math.h>
 #include <string.h>
@@ -401,6 +402,8 @@ static int dispatch_weighted(int tv, const attn_p &p, dim3 grid, int threads, cu
 extern "C" int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) {
     /* a prompt batch: scores and sums on the tensor cores, for either path */
     if (cuda_attn_gemm_ok(a)) return cuda_attn_gemm(g, a);
+    /* decode with f16 / q8_0 / q4_0 caches: staged tiles (attn_dec.cu) */
+    if (flash && cuda_attn_dec_ok(a)) return cuda_attn_dec(g, a, g->pos_on ? g->dpos : NULL, g->cap_cells, 0, 0);
     const int H = a->n_head, G = a->n_head_kv, hd = a->head_dim, T = a->T;
     attn_p p;
     memset(&p, 0, sizeof p);

@@ -13,7 +13,7 @@
 #include "backend/gpu.h"
 
 /* Scratch slots: each is a buffer that grows on demand and lives as long as the context. */
-enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_COUNT };
+enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_COUNT };
 
 struct gpu_ctx {
     int dev;                /* the engine's device slot (messages) */
@@ -24,6 +24,18 @@ struct gpu_ctx {
     int sm_count;
     void *scr[SCR_COUNT];
     size_t scr_size[SCR_COUNT];
+    unsigned scr_gen;       /* counts scratch reallocations (a captured graph holds the old pointers) */
+    /* decode steps as CUDA graphs (device.cu): while pos_on, kernels that take a position
+     * read it from *dpos, and attention sizes its grid for cap_cells cells */
+    int *dpos;
+    int pos_on, cap_cells;
+    cudaGraphExec_t graph;
+    unsigned graph_gen;
+    /* 8-bit activations made by the kernel that wrote x (mv8.cu): q_next asks the next
+     * norm / SwiGLU to quantize its output into SCR_XQ too; xq_src is the float buffer
+     * that SCR_XQ now holds (xq_T tokens of it), valid until the next matrix product */
+    int q_next, q_rows, xq_T;
+    const float *xq_src;
     char err[512];
 };
 

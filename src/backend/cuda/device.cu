@@ -142,6 +142,8 @@ extern "C" void gpu_ctx_free(gpu_ctx *g) {
     cudaSetDevice(g->phys);
     cudaStreamSynchronize(g->stream);
     for (int i = 0; i < SCR_COUNT; i++) cudaFree(g->scr[i]);
+    if (g->graph) cudaGraphExecDestroy(g->graph);
+    cudaFree(g->dpos);
     cublasDestroy(g->blas);
     cudaEventDestroy(g->done);
     cudaStreamDestroy(g->stream);
@@ -228,6 +230,7 @@ void *cuda_scratch(gpu_ctx *g, int slot, size_t bytes) {
     }
     g->scr[slot] = p;
     g->scr_size[slot] = want;
+    g->scr_gen++;
     return p;
 }
 

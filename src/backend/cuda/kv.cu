@@ -105,14 +105,31 @@ static int dequant_rows(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int
     return 0;
 }
 
+/* one side's store: what k_store_rows needs of it */
+struct store_job {
+    const float *src;
+    const float *mu;
+    uint8_t *dst;
+    size_t rb;
+    int padded, vec, b, rot;
+};
+
 /* The whole store of one row in one kernel (a block per row): pad, rotate in shared memory,
  * subtract mu, quantize (a warp per block). Decode writes one row per layer and side, so
- * this saves four to six launches a layer over the step-by-step path. */
+ * this saves four to six launches a layer over the step-by-step path. blockIdx.y picks the
+ * job: K and V of one type go in one launch. */
 template <int T>
-__global__ void __launch_bounds__(1024) k_store_rows(const float *__restrict__ src, int row, int padded, int vec, int b, int rot,
-                             const float *__restrict__ mu, uint8_t *__restrict__ dst, size_t rb) {
+__global__ void __launch_bounds__(1024) k_store_rows(store_job j0, store_job j1, int row, const int *dpos) {
+    const store_job &j = blockIdx.y ? j1 : j0;
+    const float *__restrict__ src = j.src;
+    const float *__restrict__ mu = j.mu;
+    uint8_t *__restrict__ dst = j.dst;
+    const size_t rb = j.rb;
+    const int padded = j.padded, vec = j.vec, b = j.b, rot = j.rot;
+    (void)vec;
     extern __shared__ float xs[];
     const int r = blockIdx.x;
+    if (dpos) dst += (size_t)*dpos * rb;   /* a graph replay: dst is the first cell */
     for (int i = threadIdx.x; i < padded; i += blockDim.x) {
         float v = i < row ? src[(size_t)r * row + i] : 0.0f;
         if (rot && i < row) v *= cuda_sign_at(i % b);
@@ -161,32 +178,57 @@ static int rotate_rows(gpu_ctx *g, const gpu_kv_layout *L, int mode, float *x, i
     return 0;
 }
 
-static int store_fused(gpu_ctx *g, const gpu_kv_layout *L, int side, const float *src, int T, const float *mu, uint8_t *dst) {
-    int type = side ? L->type_v : L->type_k, padded = side ? L->row_v : L->row_k, rot = side ? L->rot_v : L->rot_k;
-    int vec = rot == KV_ROT_ROW ? L->row : L->head_dim, b = rot ? cuda_hadamard_block(vec) : 1;
-    size_t rb = side ? L->vb : L->kb, sh = sizeof(float) * (size_t)padded;
-    /* a warp per 32-value block, so the blocks of a row are quantized side by side */
-    int th = padded / 32 * 32;
-    if (th < 256) th = 256;
-    if (th > 1024) th = 1024;
-    switch (type) {
-#define X(t) case t: k_store_rows<t><<<T, th, sh, g->stream>>>(src, L->row, padded, vec, b, rot != 0, mu, dst, rb); break;
-        CUDA_CACHE_TYPES(X)
+static store_job job_of(const gpu_kv_layout *L, int side, const float *src, const float *mu, uint8_t *dst) {
+    store_job j;
+    j.src = src; j.mu = mu; j.dst = dst;
+    j.rb = side ? L->vb : L->kb;
+    j.padded = side ? L->row_v : L->row_k;
+    int rot = side ? L->rot_v : L->rot_k;
+    j.vec = rot == KV_ROT_ROW ? L->row : L->head_dim;
+    j.b = rot ? cuda_hadamard_block(j.vec) : 1;
+    j.rot = rot != 0;
+    return j;
+}
+
+/* K and V rows (a block per row; one launch when both sides have one type) */
+static int store_fused(gpu_ctx *g, const gpu_kv_layout *L, const float *k, const float *v, int T, const float *mu,
+                       uint8_t *dk, uint8_t *dv, const int *dpos) {
+    store_job jk = job_of(L, 0, k, is_quantized(L->type_k) ? mu : NULL, dk), jv = job_of(L, 1, v, NULL, dv);
+    const bool one = L->type_k == L->type_v;
+    for (int side = 0; side < (one ? 1 : 2); side++) {
+        int type = side ? L->type_v : L->type_k;
+        int padded = one ? (jk.padded > jv.padded ? jk.padded : jv.padded) : side ? jv.padded : jk.padded;
+        size_t sh = sizeof(float) * (size_t)padded;
+        /* a warp per 32-value block, so the blocks of a row are quantized side by side */
+        int th = padded / 32 * 32;
+        if (th < 256) th = 256;
+        if (th > 1024) th = 1024;
+        dim3 grid(T, one ? 2 : 1);
+        const store_job &a = side ? jv : jk;
+        switch (type) {
+#define X(t) case t: k_store_rows<t><<<grid, th, sh, g->stream>>>(a, jv, L->row, dpos); break;
+            CUDA_CACHE_TYPES(X)
 #undef X
-    default: return cuda_fail_msg(g, "CUDA cannot store a %s cache", quant_get(type)->name);
+        default: return cuda_fail_msg(g, "CUDA cannot store a %s cache", quant_get(type)->name);
+        }
+        CU_LAUNCHED(g);
     }
-    CU_LAUNCHED(g);
     return 0;
 }
 
 extern "C" int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, float *mu, int set_mu,
                           int pos0, int T, const float *k, const float *v) {
     if (T <= 0) return 0;
-    /* rows of up to 8192 values fit shared memory: one kernel per side; setting mu needs all
-     * rows first, so that batch takes the step-by-step path below */
+    /* rows of up to 8192 values fit shared memory: one kernel for both sides (one per side
+     * when their types differ); setting mu needs all rows first, so that batch takes the
+     * step-by-step path below */
+    if (g->pos_on) {
+        /* a decode step being captured: the cell comes from the card */
+        if (set_mu || L->row_k > 8192 || L->row_v > 8192) return cuda_fail_msg(g, "cache store in pos mode needs the fused path");
+        return store_fused(g, L, k, v, T, mu, dk, dv, g->dpos);
+    }
     if (!set_mu && L->row_k <= 8192 && L->row_v <= 8192) {
-        if (store_fused(g, L, 0, k, T, is_quantized(L->type_k) ? mu : NULL, dk + (size_t)pos0 * L->kb)) return -1;
-        return store_fused(g, L, 1, v, T, NULL, dv + (size_t)pos0 * L->vb);
+        return store_fused(g, L, k, v, T, mu, dk + (size_t)pos0 * L->kb, dv + (size_t)pos0 * L->vb, NULL);
     }
     for (int side = 0; side < 2; side++) {
         int type = side ? L->type_v : L->type_k, padded = side ? L->row_v : L->row_k, rot = side ? L->rot_v : L->rot_k;

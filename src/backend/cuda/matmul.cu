@@ -6,6 +6,7 @@
  * expanded to f16 in a scratch buffer and cuBLAS multiplies on the tensor cores (f32 and f16
  * weights go to cuBLAS as they are). */
 #include "backend/cuda/dequant.cuh"
+#include "backend/cuda/mv8.cuh"
 
 #define MV_WARPS 4
 #define MV_MAXT 8
@@ -121,13 +122,6 @@ template <int T> struct stage {
            BYTES = (4096 / L) * L, VALUES = BYTES / qinfo<T>::BYTES * qinfo<T>::B };
 };
 
-/* up to three matrices of one type and width on one x, rows numbered through all of them */
-struct mv_set {
-    const uint8_t *w[3];
-    float *y[3];
-    int rows[3];
-};
-
 template <int T, int NT>
 __global__ void __launch_bounds__(32 * MV_WARPS) k_matvec_st(mv_set ms, size_t rb, int ne0, const float *__restrict__ x, int nt) {
     __shared__ uint4 sh[MV_WARPS][stage<T>::BYTES / 16];
@@ -212,7 +206,7 @@ struct launch_mv {
             const float *xt = x + (size_t)t0 * w->ne0;
             float *yt = y + (size_t)t0 * w->ne1;
             const bool staged = qinfo<T>::B > 1 && w->row_bytes % 16 == 0;
-            mv_set ms = { { (const uint8_t *)w->data, NULL, NULL }, { yt, NULL, NULL }, { (int)w->ne1, 0, 0 } };
+            mv_set ms = { { (const uint8_t *)w->data, NULL, NULL }, { yt, NULL, NULL }, { (int)w->ne1, 0, 0 }, w->row_bytes };
             if (staged && nt == 1)
                 k_matvec_st<T, 1><<<grid, 32 * MV_WARPS, 0, s>>>(ms, w->row_bytes, (int)w->ne0, xt, 1);
             else if (staged)
@@ -236,7 +230,7 @@ struct launch_mv {
 struct launch_mv_n {
     template <int T>
     static void run(const wtensor *const *w, int n, const float *x, int T_, float *const *y, cudaStream_t s) {
-        mv_set ms = { { NULL, NULL, NULL }, { NULL, NULL, NULL }, { 0, 0, 0 } };
+        mv_set ms = { { NULL, NULL, NULL }, { NULL, NULL, NULL }, { 0, 0, 0 }, w[0]->row_bytes };
         int total = 0;
         for (int i = 0; i < n; i++) { ms.w[i] = (const uint8_t *)w[i]->data; ms.y[i] = y[i]; ms.rows[i] = (int)w[i]->ne1; total += ms.rows[i]; }
         dim3 grid(cuda_blocks((size_t)total, MV_WARPS));
@@ -284,6 +278,14 @@ static const char *blas_name(cublasStatus_t st) {
 }
 
 extern "C" int gpu_matmul_n(gpu_ctx *g, const wtensor *const *w, int n, const float *x, int T, float *const *y) {
+    bool split = n >= 1 && n <= 3 && T >= 1 && T <= MV_MAXT;
+    for (int i = 0; i < n && split; i++) split = w[i]->layout == WL_Q8_SPLIT && w[i]->ne0 == w[0]->ne0;
+    if (split) {
+        mv_set ms = { { NULL, NULL, NULL }, { NULL, NULL, NULL }, { 0, 0, 0 }, w[0]->row_bytes };
+        int total = 0;
+        for (int i = 0; i < n; i++) { ms.w[i] = (const uint8_t *)w[i]->data; ms.y[i] = y[i]; ms.rows[i] = (int)w[i]->ne1; total += ms.rows[i]; }
+        return cuda_mv_q8s(g, &ms, total, (int)w[0]->ne0, x, T);
+    }
     bool one = n >= 1 && n <= 3 && T >= 1 && T <= MV_MAXT && quant_get(w[0]->type) && quant_get(w[0]->type)->block > 1 &&
                w[0]->row_bytes % 16 == 0;
     for (int i = 1; i < n && one; i++) one = w[i]->type == w[0]->type && w[i]->ne0 == w[0]->ne0;
@@ -306,6 +308,11 @@ extern "C" int gpu_matmul(gpu_ctx *g, const wtensor *w, const float *x, int T, f
     char nb[32];
     if (T <= 0) return 0;
     if (w->ne0 > INT32_MAX || w->ne1 > INT32_MAX) return cuda_fail_msg(g, "matrix too large for the CUDA kernels");
+    if (T <= MV_MAXT && w->layout == WL_Q8_SPLIT) {
+        mv_set ms = { { (const uint8_t *)w->data, NULL, NULL }, { y, NULL, NULL }, { (int)w->ne1, 0, 0 }, w->row_bytes };
+        return cuda_mv_q8s(g, &ms, (int)w->ne1, (int)w->ne0, x, T);
+    }
+    g->xq_src = NULL;
     if (T <= MV_MAXT) {
         if (dispatch_mv(w, x, T, y, g->stream))
             return cuda_fail_msg(g, "CUDA has no kernel for %s weights", quant_name(w->type, nb, sizeof nb));
@@ -328,6 +335,8 @@ extern "C" int gpu_matmul(gpu_ctx *g, const wtensor *w, const float *x, int T, f
                 size_t n = (size_t)m * k;
                 if (w->row_bytes != 2 * (size_t)k) return cuda_fail_msg(g, "bf16 rows with padding");
                 k_bf16_to_f16<<<cuda_blocks(n, 256), 256, 0, g->stream>>>((const __nv_bfloat16 *)w->data, n, buf);
+            } else if (w->layout == WL_Q8_SPLIT) {
+                if (cuda_q8s_to_f16(g, w, buf)) return -1;
             } else if (dispatch_f16(w, buf, g->stream)) {
                 return cuda_fail_msg(g, "CUDA has no kernel for %s weights", quant_name(w->type, nb, sizeof nb));
             }

@@ -1,8 +1,10 @@
 /* Small per-row ops on the GPU: RMSNorm, RoPE, the Hadamard rotation, SwiGLU, residual add.
  * Each follows its CPU twin in ops.c (RoPE angles in double as there). */
-#include "backend/cuda/common.cuh"
+#include "backend/cuda/mv8.cuh"
 
-__global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, const float *__restrict__ w, int n, float eps) {
+/* xq: also the output as 8-bit activations (rows of xs bytes; n % 32 == 0, blockDim % 32 == 0) */
+__global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, const float *__restrict__ w, int n, float eps,
+                          int8_t *xq, size_t xs) {
     const float *xr = x + (size_t)blockIdx.x * n;
     float *o = out + (size_t)blockIdx.x * n;
     float ss = 0.0f;
@@ -18,12 +20,21 @@ __global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, 
     }
     __syncthreads();
     float scale = (float)(1.0 / sqrt((double)part[0] / n + eps));
+    if (xq) {
+        int8_t *qr = xq + (size_t)blockIdx.x * xs;
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            float v = xr[i] * scale * w[i];
+            o[i] = v;
+            q8_store32(v, qr, n, i & ~31);
+        }
+        return;
+    }
     for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
 }
 
 /* x += y, then out = rmsnorm(x): the residual add of one step and the norm of the next */
 __global__ void k_add_rmsnorm(float *out, float *__restrict__ x, const float *y,
-                              const float *__restrict__ w, int n, float eps) {
+                              const float *__restrict__ w, int n, float eps, int8_t *xq, size_t xs) {
     float *xr = x + (size_t)blockIdx.x * n;
     const float *yr = y + (size_t)blockIdx.x * n;
     float *o = out + (size_t)blockIdx.x * n;
@@ -40,20 +51,35 @@ __global__ void k_add_rmsnorm(float *out, float *__restrict__ x, const float *y,
     }
     __syncthreads();
     float scale = (float)(1.0 / sqrt((double)part[0] / n + eps));
+    if (xq) {
+        int8_t *qr = xq + (size_t)blockIdx.x * xs;
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            float v = xr[i] * scale * w[i];
+            o[i] = v;
+            q8_store32(v, qr, n, i & ~31);
+        }
+        return;
+    }
     for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
 }
 
 extern "C" int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps) {
     if (T <= 0) return 0;
-    k_add_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, y, w, n, eps);
+    size_t xs = 0;
+    int8_t *xq = cuda_q_take(g, n, T, &xs);
+    k_add_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, y, w, n, eps, xq, xs);
     CU_LAUNCHED(g);
+    if (xq) cuda_q_made(g, out, T);
     return 0;
 }
 
 extern "C" int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *w, int T, int n, float eps) {
     if (T <= 0) return 0;
-    k_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, w, n, eps);
+    size_t xs = 0;
+    int8_t *xq = cuda_q_take(g, n, T, &xs);
+    k_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, w, n, eps, xq, xs);
     CU_LAUNCHED(g);
+    if (xq) cuda_q_made(g, out, T);
     return 0;
 }
 
@@ -85,16 +111,17 @@ int cuda_rope_strided(gpu_ctx *g, float *x, int T, size_t stride, int n_heads, i
     return 0;
 }
 
-/* RoPE of q ([T][nq heads]) and k ([T][nk heads]) at the same positions in one launch */
-__global__ void k_rope2(float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, float base,
-                        float freq_scale, const float *ff) {
+/* RoPE of q ([T][nq heads]) and k ([T][nk heads]) at the same positions in one launch;
+ * pos0 from *dpos when given (graph replays) */
+__global__ void k_rope2(float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, const int *dpos,
+                        float base, float freq_scale, const float *ff) {
     int np = n_rot / 2, nh = nq + nk;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)T * nh * np) return;
     int p = (int)(i % np);
     int h = (int)((i / np) % nh);
     int t = (int)(i / ((size_t)np * nh));
-    float pos = pos0 + (float)t;
+    float pos = (dpos ? (float)*dpos : pos0) + (float)t;
     double theta = pos * freq_scale * pow((double)base, -(double)(2 * p) / n_rot);
     if (ff) theta /= ff[p];
     float c = (float)cos(theta), sn = (float)sin(theta);
@@ -108,7 +135,8 @@ extern "C" int gpu_rope_qk(gpu_ctx *g, float *q, float *k, int T, int nq, int nk
                            float base, float freq_scale, const float *ff) {
     size_t n = (size_t)T * (nq + nk) * (n_rot / 2);
     if (n == 0) return 0;
-    k_rope2<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(q, k, T, nq, nk, hd, n_rot, pos0, base, freq_scale, ff);
+    k_rope2<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(q, k, T, nq, nk, hd, n_rot, pos0, g->pos_on ? g->dpos : NULL,
+                                                      base, freq_scale, ff);
     CU_LAUNCHED(g);
     return 0;
 }
@@ -163,8 +191,29 @@ __global__ void k_swiglu(float *gate, const float *up, size_t n) {
     if (i < n) { float v = gate[i]; gate[i] = v / (1.0f + expf(-v)) * up[i]; }
 }
 
+/* the same, rows of row values also stored as 8-bit activations (row % 32 == 0) */
+__global__ void k_swiglu_q(float *gate, const float *up, size_t n, int row, int8_t *xq, size_t xs) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;   /* whole warps: n % 32 == 0 */
+    float v = gate[i];
+    v = v / (1.0f + expf(-v)) * up[i];
+    gate[i] = v;
+    const size_t t = i / row;
+    const int j = (int)(i % row);
+    q8_store32(v, xq + t * xs, row, j & ~31);
+}
+
 extern "C" int gpu_swiglu(gpu_ctx *g, float *gate, const float *up, size_t n) {
     if (!n) return 0;
+    size_t xs = 0;
+    int8_t *xq = g->q_next && g->q_rows > 0 && n % (size_t)g->q_rows == 0
+                     ? cuda_q_take(g, g->q_rows, (int)(n / (size_t)g->q_rows), &xs) : cuda_q_take(g, 0, 0, &xs);
+    if (xq) {
+        k_swiglu_q<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(gate, up, n, g->q_rows, xq, xs);
+        CU_LAUNCHED(g);
+        cuda_q_made(g, gate, (int)(n / (size_t)g->q_rows));
+        return 0;
+    }
     k_swiglu<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(gate, up, n);
     CU_LAUNCHED(g);
     return 0;

@@ -45,6 +45,17 @@ int gpu_hadamard(gpu_ctx *g, float *x, int n_vec, int n, int inverse) { return -
 int gpu_swiglu(gpu_ctx *g, float *gate, const float *up, size_t n) { return -1; }
 int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n) { return -1; }
 int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) { return -1; }
+int gpu_weight_layout(int dev, wtensor *w, char *err, size_t errlen) { return 0; }
+void gpu_quant_next(gpu_ctx *g, const wtensor *w, int T) { (void)g; }
+int gpu_set_pos(gpu_ctx *g, int pos) { return -1; }
+void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells) { (void)g; }
+int gpu_graph_ready(const gpu_ctx *g) { return 0; }
+void gpu_graph_drop(gpu_ctx *g) { (void)g; }
+int gpu_graph_begin(gpu_ctx *g) { return -1; }
+int gpu_graph_end(gpu_ctx *g, int ok) { return -1; }
+int gpu_graph_launch(gpu_ctx *g) { return -1; }
+int gpu_attn_pos_ok(const attn_args *a, int flash) { return 0; }
+int gpu_attn_rot(gpu_ctx *g, const attn_args *a, int flash, int rot_q, int rot_o) { return -1; }
 int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, float *mu, int set_mu, int pos0, int T,
                const float *k, const float *v) { return -1; }
 int gpu_kv_shift(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, const float *mu, int n_cells, int n_keep,

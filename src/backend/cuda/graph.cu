@@ -1,0 +1,52 @@
+/* A decode step as a CUDA graph: the ~450 launches of a token are captured once and
+ * replayed with one launch. What changes from token to token is the position, so while
+ * pos mode is on the kernels that need it (RoPE, the cache store, decode attention) read
+ * it from a device int that gpu_set_pos writes before each replay. A graph holds raw
+ * pointers: one captured before a scratch buffer was reallocated is dropped. */
+#include "backend/cuda/common.cuh"
+
+__global__ void k_set_int(int *p, int v) { *p = v; }
+
+extern "C" int gpu_set_pos(gpu_ctx *g, int pos) {
+    if (!g->dpos) CU(g, cudaMalloc(&g->dpos, sizeof(int)));
+    k_set_int<<<1, 1, 0, g->stream>>>(g->dpos, pos);
+    CU_LAUNCHED(g);
+    return 0;
+}
+
+extern "C" void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells) {
+    g->pos_on = on && g->dpos;
+    g->cap_cells = cap_cells;
+}
+
+extern "C" int gpu_graph_ready(const gpu_ctx *g) { return g->graph && g->graph_gen == g->scr_gen; }
+
+extern "C" void gpu_graph_drop(gpu_ctx *g) {
+    if (g->graph) cudaGraphExecDestroy(g->graph);
+    g->graph = NULL;
+}
+
+extern "C" int gpu_graph_begin(gpu_ctx *g) {
+    gpu_graph_drop(g);
+    CU(g, cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal));
+    return 0;
+}
+
+extern "C" int gpu_graph_end(gpu_ctx *g, int ok) {
+    cudaGraph_t gr = NULL;
+    cudaError_t e = cudaStreamEndCapture(g->stream, &gr);
+    if (ok && e == cudaSuccess) e = cudaGraphInstantiate(&g->graph, gr, 0);
+    if (gr) cudaGraphDestroy(gr);
+    if (!ok || e != cudaSuccess) {
+        cudaGetLastError();
+        g->graph = NULL;
+        return ok ? cuda_fail(g, "capturing a decode step", e) : -1;
+    }
+    g->graph_gen = g->scr_gen;
+    return 0;
+}
+
+extern "C" int gpu_graph_launch(gpu_ctx *g) {
+    CU(g, cudaGraphLaunch(g->graph, g->stream));
+    return 0;
+}
