@@ -1,6 +1,6 @@
-/* AVX-512 versions of the double-precision attention helpers (see attn_x86.c for the
- * AVX2 ones and the reasons for double): eight lanes of double halve the weighted sum,
- * the bulk of decode attention. Compiled with -mavx512f on top of the AVX2 flags. */
+/* AVX-512 versions of the attention helpers (see attn_x86.c for the AVX2 ones): sixteen
+ * float lanes for the scores, the exp and the weighted sum. Compiled with -mavx512f on top
+ * of the AVX2 flags. */
 #if defined(__x86_64__)
 
 #include "backend/cpu/simd.h"
@@ -8,67 +8,112 @@
 
 #include <math.h>
 
-/* exp(x) for x <= 0 as in attn_x86.c, eight lanes */
-INLINE __m512d exp8d(__m512d x) {
-    static const double inv_fact[14] = { 1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
-                                         1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800,
-                                         1.0 / 479001600, 1.0 / 6227020800.0 };
-    const __m512d lo = _mm512_set1_pd(-700.0);
-    __mmask8 ok = _mm512_cmp_pd_mask(x, lo, _CMP_GE_OQ);
-    x = _mm512_max_pd(x, lo);
-    __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01), x);
-    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10), r);
-    __m512d p = _mm512_set1_pd(inv_fact[13]);
-    for (int i = 12; i >= 0; i--) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(inv_fact[i]));
-    __m512i e = _mm512_slli_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_cvtpd_epi32(k)), _mm512_set1_epi64(1023)), 52);
-    return _mm512_maskz_mul_pd(ok, p, _mm512_castsi512_pd(e));
+/* exp(x) for x <= 0 as in attn_x86.c, sixteen lanes */
+INLINE __m512 exp16f(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.0f);
+    __mmask16 ok = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
+    x = _mm512_max_ps(x, lo);
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
+    return _mm512_maskz_mul_ps(ok, p, _mm512_castsi512_ps(e));
 }
 
-static double exp_sum(const float *s, int n, double m, double *p) {
-    __m512d mv = _mm512_set1_pd(m), acc = _mm512_setzero_pd();
-    for (int i = 0; i < n; i += 8) {
-        int left = n - i < 8 ? n - i : 8;
-        __mmask8 mk = (__mmask8)((1u << left) - 1);
-        __m512d v = exp8d(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(mk, s + i)), mv));
-        v = _mm512_maskz_mov_pd(mk, v);
-        _mm512_mask_storeu_pd(p + i, mk, v);
-        acc = _mm512_add_pd(acc, v);
+static float exp_sum(const float *s, int n, float m, float *p) {
+    __m512 mv = _mm512_set1_ps(m), acc = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        int left = n - i < 16 ? n - i : 16;
+        __mmask16 mk = (__mmask16)((1u << left) - 1);
+        __m512 v = _mm512_maskz_mov_ps(mk, exp16f(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + i), mv)));
+        _mm512_mask_storeu_ps(p + i, mk, v);
+        acc = _mm512_add_ps(acc, v);
     }
-    return _mm512_reduce_add_pd(acc);
+    return _mm512_reduce_add_ps(acc);
 }
 
-/* 64 doubles of the accumulator in registers across the block's cells: eight independent
- * FMA chains with their V operand straight from L1 */
-static void wsum(double *acc, const double *p, const double *v, int n, int hd) {
+/* 64 floats of the accumulator in registers across the block's cells, in two sets (even
+ * and odd cells): eight independent FMA chains with their V operand straight from L1 */
+static void wsum(float *acc, const float *p, const float *v, int n, int hd) {
     int i = 0;
     for (; i + 64 <= hd; i += 64) {
-        __m512d a[8];
-        for (int k = 0; k < 8; k++) a[k] = _mm512_loadu_pd(acc + i + 8 * k);
-        for (int c = 0; c < n; c++) {
-            const double *vc = v + (size_t)c * hd + i;
-            __m512d w = _mm512_set1_pd(p[c]);
-            for (int k = 0; k < 8; k++) a[k] = _mm512_fmadd_pd(w, _mm512_loadu_pd(vc + 8 * k), a[k]);
+        __m512 a[4], b[4];
+        for (int k = 0; k < 4; k++) { a[k] = _mm512_loadu_ps(acc + i + 16 * k); b[k] = _mm512_setzero_ps(); }
+        int c = 0;
+        for (; c + 2 <= n; c += 2) {
+            const float *v0 = v + (size_t)c * hd + i, *v1 = v0 + hd;
+            __m512 w0 = _mm512_set1_ps(p[c]), w1 = _mm512_set1_ps(p[c + 1]);
+            for (int k = 0; k < 4; k++) {
+                a[k] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(v0 + 16 * k), a[k]);
+                b[k] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(v1 + 16 * k), b[k]);
+            }
         }
-        for (int k = 0; k < 8; k++) _mm512_storeu_pd(acc + i + 8 * k, a[k]);
+        if (c < n) {
+            const float *v0 = v + (size_t)c * hd + i;
+            __m512 w0 = _mm512_set1_ps(p[c]);
+            for (int k = 0; k < 4; k++) a[k] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(v0 + 16 * k), a[k]);
+        }
+        for (int k = 0; k < 4; k++) _mm512_storeu_ps(acc + i + 16 * k, _mm512_add_ps(a[k], b[k]));
     }
-    for (; i + 8 <= hd; i += 8) {
-        __m512d a = _mm512_loadu_pd(acc + i);
-        for (int c = 0; c < n; c++) a = _mm512_fmadd_pd(_mm512_set1_pd(p[c]), _mm512_loadu_pd(v + (size_t)c * hd + i), a);
-        _mm512_storeu_pd(acc + i, a);
+    for (; i + 16 <= hd; i += 16) {
+        __m512 a = _mm512_loadu_ps(acc + i), b = _mm512_setzero_ps();
+        int c = 0;
+        for (; c + 2 <= n; c += 2) {
+            a = _mm512_fmadd_ps(_mm512_set1_ps(p[c]), _mm512_loadu_ps(v + (size_t)c * hd + i), a);
+            b = _mm512_fmadd_ps(_mm512_set1_ps(p[c + 1]), _mm512_loadu_ps(v + (size_t)(c + 1) * hd + i), b);
+        }
+        if (c < n) a = _mm512_fmadd_ps(_mm512_set1_ps(p[c]), _mm512_loadu_ps(v + (size_t)c * hd + i), a);
+        _mm512_storeu_ps(acc + i, _mm512_add_ps(a, b));
     }
     for (; i < hd; i++)
         for (int c = 0; c < n; c++) acc[i] += p[c] * v[(size_t)c * hd + i];
 }
 
-static void widen(const float *in, double *out, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm512_storeu_pd(out + i, _mm512_cvtps_pd(_mm256_loadu_ps(in + i)));
-    for (; i < n; i++) out[i] = in[i];
+/* Four rows at a time as in attn_x86.c, sixteen lanes; a row outside a group of four goes
+ * through the same arithmetic with copies of itself, so its score never depends on the
+ * grouping. Head sizes that are not a multiple of 16 take the AVX2 code. */
+INLINE __m128 dot4x16(const float *q, const float *k0, const float *k1, const float *k2, const float *k3, int hd) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    for (int i = 0; i < hd; i += 16) {
+        __m512 qv = _mm512_loadu_ps(q + i);
+        a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + i), a0);
+        a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k1 + i), a1);
+        a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k2 + i), a2);
+        a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k3 + i), a3);
+    }
+    /* 512 -> 256: add halves, then the AVX2 transpose-and-add */
+    __m256 b0 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a0), 1)));
+    __m256 b1 = _mm256_add_ps(_mm512_castps512_ps256(a1), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a1), 1)));
+    __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(a2), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a2), 1)));
+    __m256 b3 = _mm256_add_ps(_mm512_castps512_ps256(a3), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a3), 1)));
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(b0, b1), _mm256_hadd_ps(b2, b3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-/* the decoders and the float scores are the AVX2 ones */
-static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, wsum, widen };
+static void dots(const float *q, const float *k, int n, int hd, float scale, float *out) {
+    if (hd % 16 != 0) { attnx_avx2_dots(q, k, n, hd, scale, out); return; }
+    const __m128 sv = _mm_set1_ps(scale);
+    int c = 0;
+    for (; c + 4 <= n; c += 4) {
+        const float *k0 = k + (size_t)c * hd;
+        _mm_storeu_ps(out + c, _mm_mul_ps(dot4x16(q, k0, k0 + hd, k0 + 2 * hd, k0 + 3 * hd, hd), sv));
+    }
+    for (; c < n; c++) {
+        const float *kc = k + (size_t)c * hd;
+        out[c] = _mm_cvtss_f32(_mm_mul_ps(dot4x16(q, kc, kc, kc, kc, hd), sv));
+    }
+}
+
+/* the decoders are the AVX2 ones */
+static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, dots, exp_sum, wsum };
 const attn_simd *attnx_avx512(void) { return &table; }
 
 #else

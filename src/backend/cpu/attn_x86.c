@@ -1,6 +1,6 @@
 /* AVX2 helpers for attention (compiled with -mavx2 -mfma -mf16c; simd.c checks the CPU):
  * decoding a KV head segment of a cache row to floats in registers, dot products, weighted
- * sums and a vector exp. attn.c holds the algorithm and calls these through attn_simd. */
+ * sums and a float vector exp. attn.c holds the algorithm and calls these through attn_simd. */
 #if defined(__x86_64__)
 
 #include "backend/cpu/simd.h"
@@ -105,74 +105,83 @@ void attnx_avx2_dots(const float *q, const float *k, int n, int hd, float scale,
     }
 }
 
-/* exp(x) in double for x <= 0: x = k ln2 + r, |r| <= ln2 / 2, e^r by its Taylor series to
- * r^13 (truncation < 1e-17 relative), 2^k through the exponent field; below -700 the
- * result is 0 (the weight of such a score is below 1e-304 anyway). */
-INLINE __m256d exp4d(__m256d x) {
-    static const double inv_fact[14] = { 1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
-                                         1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800,
-                                         1.0 / 479001600, 1.0 / 6227020800.0 };
-    const __m256d lo = _mm256_set1_pd(-700.0);
-    __m256d under = _mm256_cmp_pd(x, lo, _CMP_LT_OQ);
-    x = _mm256_max_pd(x, lo);
-    __m256d k = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01), x);
-    r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10), r);
-    __m256d p = _mm256_set1_pd(inv_fact[13]);
-    for (int i = 12; i >= 0; i--) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inv_fact[i]));
-    __m256i e = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(k)), _mm256_set1_epi64x(1023)), 52);
-    return _mm256_andnot_pd(under, _mm256_mul_pd(p, _mm256_castsi256_pd(e)));
+/* exp(x) in float for x <= 0: x = k ln2 + r with |r| <= ln2 / 2, e^r by its Taylor
+ * series to r^7 (truncation < 1e-8 relative, under an ulp), 2^k through the exponent
+ * field. Below -87 the result is 0: such a weight is under 1e-38 of the row's largest. */
+INLINE __m256 exp8f(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.0f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.42860677e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
-static double exp_sum(const float *s, int n, double m, double *p) {
-    __m256d mv = _mm256_set1_pd(m), acc = _mm256_setzero_pd();
+static float exp_sum(const float *s, int n, float m, float *p) {
+    __m256 mv = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
     int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m256d v = exp4d(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(s + i)), mv));
-        _mm256_storeu_pd(p + i, v);
-        acc = _mm256_add_pd(acc, v);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = exp8f(_mm256_sub_ps(_mm256_loadu_ps(s + i), mv));
+        _mm256_storeu_ps(p + i, v);
+        acc = _mm256_add_ps(acc, v);
     }
-    double t[4];
-    _mm256_storeu_pd(t, acc);
-    double sum = (t[0] + t[1]) + (t[2] + t[3]);
     if (i < n) {
-        double in[4], out[4];
+        float in[8], out[8];
         int left = n - i;
-        for (int j = 0; j < 4; j++) in[j] = j < left ? (double)s[i + j] - m : -INFINITY;
-        _mm256_storeu_pd(out, exp4d(_mm256_loadu_pd(in)));
-        for (int j = 0; j < left; j++) { p[i + j] = out[j]; sum += out[j]; }
+        for (int j = 0; j < 8; j++) in[j] = j < left ? s[i + j] - m : -INFINITY;
+        __m256 v = exp8f(_mm256_loadu_ps(in));
+        _mm256_storeu_ps(out, v);
+        acc = _mm256_add_ps(acc, v);
+        for (int j = 0; j < left; j++) p[i + j] = out[j];
     }
-    return sum;
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
 
-/* 16 doubles of the accumulator stay in registers across the block's cells. */
-static void wsum(double *acc, const double *p, const double *v, int n, int hd) {
+/* 32 floats of the accumulator stay in registers across the block's cells, in two sets
+ * (even and odd cells) so eight FMA chains are in flight. */
+static void wsum(float *acc, const float *p, const float *v, int n, int hd) {
     int i = 0;
-    for (; i + 16 <= hd; i += 16) {
-        __m256d a0 = _mm256_loadu_pd(acc + i), a1 = _mm256_loadu_pd(acc + i + 4);
-        __m256d a2 = _mm256_loadu_pd(acc + i + 8), a3 = _mm256_loadu_pd(acc + i + 12);
-        for (int c = 0; c < n; c++) {
-            const double *vc = v + (size_t)c * hd + i;
-            __m256d w = _mm256_broadcast_sd(p + c);
-            a0 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc), a0);
-            a1 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc + 4), a1);
-            a2 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc + 8), a2);
-            a3 = _mm256_fmadd_pd(w, _mm256_loadu_pd(vc + 12), a3);
+    for (; i + 32 <= hd; i += 32) {
+        __m256 a[4], b[4];
+        for (int k = 0; k < 4; k++) { a[k] = _mm256_loadu_ps(acc + i + 8 * k); b[k] = _mm256_setzero_ps(); }
+        int c = 0;
+        for (; c + 2 <= n; c += 2) {
+            const float *v0 = v + (size_t)c * hd + i, *v1 = v0 + hd;
+            __m256 w0 = _mm256_broadcast_ss(p + c), w1 = _mm256_broadcast_ss(p + c + 1);
+            for (int k = 0; k < 4; k++) {
+                a[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(v0 + 8 * k), a[k]);
+                b[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(v1 + 8 * k), b[k]);
+            }
         }
-        _mm256_storeu_pd(acc + i, a0); _mm256_storeu_pd(acc + i + 4, a1);
-        _mm256_storeu_pd(acc + i + 8, a2); _mm256_storeu_pd(acc + i + 12, a3);
+        if (c < n) {
+            const float *v0 = v + (size_t)c * hd + i;
+            __m256 w0 = _mm256_broadcast_ss(p + c);
+            for (int k = 0; k < 4; k++) a[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(v0 + 8 * k), a[k]);
+        }
+        for (int k = 0; k < 4; k++) _mm256_storeu_ps(acc + i + 8 * k, _mm256_add_ps(a[k], b[k]));
+    }
+    for (; i + 8 <= hd; i += 8) {
+        __m256 a = _mm256_loadu_ps(acc + i);
+        for (int c = 0; c < n; c++) a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + c), _mm256_loadu_ps(v + (size_t)c * hd + i), a);
+        _mm256_storeu_ps(acc + i, a);
     }
     for (; i < hd; i++)
         for (int c = 0; c < n; c++) acc[i] += p[c] * v[(size_t)c * hd + i];
 }
 
-static void widen(const float *in, double *out, int n) {
-    int i = 0;
-    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(out + i, _mm256_cvtps_pd(_mm_loadu_ps(in + i)));
-    for (; i < n; i++) out[i] = in[i];
-}
-
-static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, wsum, widen };
+static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, wsum };
 const attn_simd *attnx_avx2(void) { return &table; }
 
 #else

@@ -181,7 +181,7 @@ static int matmul_vec(pool *p, const wtensor *w, const float *x, int T, float *y
     size_t need = j.stride * (size_t)T;
     j.xa = need <= sizeof stackbuf ? stackbuf : (heap = aligned_alloc(64, (need + 63) & ~(size_t)63));
     if (!j.xa) return -1;
-    for (int t = 0; t < T; t++) panel_quant_task(&j, t, 0);
+    for (int t = 0; t < T; t++) pk->vec_quant(x + (size_t)t * w->ne0, w->ne0, j.xa + (size_t)t * j.stride);
     int64_t groups = (w->ne1 + 3) / 4, tasks = (int64_t)nt * 8;
     if (tasks > groups) tasks = groups;
     j.rows_per_task = (groups + tasks - 1) / tasks * 4;

@@ -68,11 +68,26 @@ INLINE void k_pairs(int type, const uint8_t *p, float a[16], float c[16]) {
     }
 }
 
+/* The k-quant panel interleaves each super-block so that a lane always meets the same 16
+ * values: step k (0..3) of the super-block, lane L (0..15), byte j (0..3) holds value
+ * 16 L + 4 k + j. A lane then stays inside one scale group (16 values for q2_k q3_k q6_k,
+ * 32 for q4_k q5_k) for the whole super-block, so the tile adds four vpdpbusd into one
+ * int32 accumulator and converts and scales it once per 256 values instead of once per
+ * 64; the activations are permuted the same way (quant_p256i). A 256-byte block as 64
+ * words of four values: word 4 L + k moves to 16 k + L. */
+INLINE void interleave256(const uint8_t *in, uint8_t *out) {
+    uint32_t w[64];
+    memcpy(w, in, 256);
+    for (int L = 0; L < 16; L++)
+        for (int k = 0; k < 4; k++) memcpy(out + 4 * (16 * k + L), &w[4 * L + k], 4);
+}
+
 INLINE void convert_k(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
     const mm_panel_layout L = mm_panel_layout_of(n);
     const size_t bb = k_bytes(type);
     uint8_t *q = dst + L.q;
     float *sc = (float *)(void *)(dst + L.sc), *cc = (float *)(void *)(dst + L.c);
+    uint8_t lv8[256];
     for (int64_t b = 0; b < n / 256; b++) {
         const uint8_t *p = row + (size_t)b * bb;
         float a[16], c[16];
@@ -81,9 +96,11 @@ INLINE void convert_k(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
         for (int j = 0; j < 8; j++) {
             __m256i lv = unpack_k(type, p, j);
             if (k_signed(type)) lv = _mm256_xor_si256(lv, _mm256_set1_epi8((char)0x80));
-            _mm256_storeu_si256((__m256i *)(q + 256 * b + 32 * j), lv);
-            put_lanes(sc + 64 * b + 8 * j, a[2 * j], a[2 * j + 1]);
+            _mm256_storeu_si256((__m256i *)(lv8 + 32 * j), lv);
         }
+        interleave256(lv8, q + 256 * b);
+        /* one scale per lane (= per 16 values) for the super-block */
+        for (int s = 0; s < 16; s++) sc[16 * b + s] = a[s];
         for (int s = 0; s < 16; s++) cc[16 * b + s] = k_signed(type) ? c[s] - 128.0f * a[s] : c[s];
     }
 }
@@ -127,6 +144,16 @@ INLINE void quant_pg(int G, const float *x, int64_t n, uint8_t *dst) {
 }
 static void quant_p32(const float *x, int64_t n, uint8_t *dst) { quant_pg(32, x, n, dst); }
 static void quant_p256(const float *x, int64_t n, uint8_t *dst) { quant_pg(256, x, n, dst); }
+/* for the k-quant tile: as quant_p256, the values of each super-block interleaved as the
+ * weight panel's (the per-16 sums stay in value order: lane L's 16 values are group L) */
+static void quant_p256i(const float *x, int64_t n, uint8_t *dst) {
+    quant_pg(256, x, n, dst);
+    uint8_t tmp[256];
+    for (int64_t b = 0; b < n / 256; b++) {
+        memcpy(tmp, dst + 256 * b, 256);
+        interleave256(tmp, dst + 256 * b);
+    }
+}
 
 /* ---- the kernel: R rows x C tokens, 64 values a step ---- */
 
@@ -166,6 +193,61 @@ INLINE void ptile(int R, int C, const uint8_t *w, const uint8_t *x, size_t strid
             }
             y[(size_t)t * ldy + r] = _mm512_reduce_add_ps(b);
         }
+}
+
+/* k-quant tile over interleaved panels: per super-block and (row, token) four vpdpbusd
+ * into one int32 accumulator, then one conversion and one FMA with the row's per-lane
+ * scales times the token's super-block scale. Sixteen float accumulators, the row's four
+ * steps and its scales stay in registers; the activations come from L1 as memory operands.
+ * A lane sums 16 products of at most 255 * 127: no int32 overflow. */
+INLINE void ktile(int R, int C, const uint8_t *w, const uint8_t *x, size_t stride, int64_t n, float *y, size_t ldy) {
+    const mm_panel_layout L = mm_panel_layout_of(n);
+    __m512 acc[MM_PANEL_R][MM_PANEL_C];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < C; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wr = w + (size_t)r * stride + L.q + 256 * b;
+            __m512i w0 = _mm512_loadu_si512(wr), w1 = _mm512_loadu_si512(wr + 64);
+            __m512i w2 = _mm512_loadu_si512(wr + 128), w3 = _mm512_loadu_si512(wr + 192);
+            __m512 ws = _mm512_loadu_ps((const float *)(const void *)(w + (size_t)r * stride + L.sc) + 16 * b);
+            for (int t = 0; t < C; t++) {
+                const uint8_t *xt = x + (size_t)t * stride;
+                const uint8_t *xq = xt + L.q + 256 * b;
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(xq));
+                p = _mm512_dpbusd_epi32(p, w1, _mm512_loadu_si512(xq + 64));
+                p = _mm512_dpbusd_epi32(p, w2, _mm512_loadu_si512(xq + 128));
+                p = _mm512_dpbusd_epi32(p, w3, _mm512_loadu_si512(xq + 192));
+                const float xs = ((const float *)(const void *)(xt + L.sc))[64 * b];
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws, _mm512_set1_ps(xs)), acc[r][t]);
+            }
+        }
+    }
+    const int64_t n16 = n / 16;
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < C; t++) {
+            const float *c = (const float *)(const void *)(w + (size_t)r * stride + L.c);
+            const float *s = (const float *)(const void *)(x + (size_t)t * stride + L.c);
+            __m512 b = acc[r][t];
+            for (int64_t i = 0; i < n16; i += 16) b = _mm512_fmadd_ps(_mm512_loadu_ps(c + i), _mm512_loadu_ps(s + i), b);
+            y[(size_t)t * ldy + r] = _mm512_reduce_add_ps(b);
+        }
+}
+static void ktile_4x4(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ktile(4, 4, w, x, st, n, y, ldy); }
+static void ktile_4x1(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ktile(4, 1, w, x, st, n, y, ldy); }
+static void ktile_1x4(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ktile(1, 4, w, x, st, n, y, ldy); }
+static void ktile_1x1(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ktile(1, 1, w, x, st, n, y, ldy); }
+
+static void tile_k(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stride, int64_t n, float *y, size_t ldy) {
+    if (nr == 4 && nc == 4) { ktile_4x4(w, x, stride, n, y, ldy); return; }
+    if (nr == 4) {
+        for (int t = 0; t < nc; t++) ktile_4x1(w, x + (size_t)t * stride, stride, n, y + (size_t)t * ldy, ldy);
+        return;
+    }
+    for (int r = 0; r < nr; r++) {
+        if (nc == 4) ktile_1x4(w + (size_t)r * stride, x, stride, n, y + r, ldy);
+        else for (int t = 0; t < nc; t++) ktile_1x1(w + (size_t)r * stride, x + (size_t)t * stride, stride, n, y + (size_t)t * ldy + r, ldy);
+    }
 }
 
 static void ptile_4x4(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ptile(4, 4, w, x, st, n, y, ldy); }
@@ -334,12 +416,13 @@ CONV(c_q4_k, convert_k, QT_Q4_K)
 CONV(c_q5_k, convert_k, QT_Q5_K)
 CONV(c_q6_k, convert_k, QT_Q6_K)
 
-static const mm_panel p_q8_0 = { c_q8_0, quant_p32, tile, v_q8_0 }, p_q4_0 = { c_q4_0, quant_p32, tile, NULL },
-                      p_q4_1 = { c_q4_1, quant_p32, tile, NULL }, p_q5_0 = { c_q5_0, quant_p32, tile, NULL },
-                      p_q5_1 = { c_q5_1, quant_p32, tile, NULL }, p_iq4_nl = { c_iq4_nl, quant_p32, tile, NULL },
-                      p_q2_k = { c_q2_k, quant_p256, tile, NULL }, p_q3_k = { c_q3_k, quant_p256, tile, NULL },
-                      p_q4_k = { c_q4_k, quant_p256, tile, v_q4_k }, p_q5_k = { c_q5_k, quant_p256, tile, v_q5_k },
-                      p_q6_k = { c_q6_k, quant_p256, tile, v_q6_k };
+static const mm_panel p_q8_0 = { c_q8_0, quant_p32, tile, v_q8_0, quant_p32 }, p_q4_0 = { c_q4_0, quant_p32, tile, NULL, NULL },
+                      p_q4_1 = { c_q4_1, quant_p32, tile, NULL, NULL }, p_q5_0 = { c_q5_0, quant_p32, tile, NULL, NULL },
+                      p_q5_1 = { c_q5_1, quant_p32, tile, NULL, NULL }, p_iq4_nl = { c_iq4_nl, quant_p32, tile, NULL, NULL },
+                      p_q2_k = { c_q2_k, quant_p256i, tile_k, NULL, NULL }, p_q3_k = { c_q3_k, quant_p256i, tile_k, NULL, NULL },
+                      p_q4_k = { c_q4_k, quant_p256i, tile_k, v_q4_k, quant_p256 },
+                      p_q5_k = { c_q5_k, quant_p256i, tile_k, v_q5_k, quant_p256 },
+                      p_q6_k = { c_q6_k, quant_p256i, tile_k, v_q6_k, quant_p256 };
 
 const mm_panel *mmx_avx512_panel(int type) {
     switch (type) {

@@ -8,7 +8,7 @@
  *   matmul, batches of >= 4 tokens: every quantized type -> AVX-512 VNNI panels (level 2);
  *     f32 f16 bf16, and everything at level 1 -> the AVX2 tiles
  *   attention: SIMD decoders for f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl, SIMD scores,
- *     double-precision exp and weighted sums (AVX-512 for the latter at level 2)
+ *     float exp and weighted sums (AVX-512 for the latter at level 2)
  *
  * The drivers ask cpu_simd_level() once per call and take a SIMD path only when the CPU
  * has the features (checked at run time, so the binary runs on any x86-64) and nobody
@@ -107,6 +107,9 @@ typedef struct mm_panel {
     /* one token (quantized by quant) against nr <= 4 rows in their own format, y[r]; NULL
      * where the AVX2 kernel serves decode well enough */
     void (*vec)(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *x, int64_t n, float *y);
+    /* one token to the form vec reads (the k-quant panels interleave their values, the
+     * decode kernels read them in order); NULL where vec is */
+    void (*vec_quant)(const float *x, int64_t n, uint8_t *dst);
 } mm_panel;
 const mm_panel *cpu_mm_panel(int type);
 const mm_panel *mmx_avx512_panel(int type);
@@ -121,12 +124,11 @@ typedef struct attn_simd {
      * row depends only on q and that row (and on n - c only through whether the row is
      * in a group of four), so both attention paths get bit-identical scores. */
     void (*dots)(const float *q, const float *k, int n, int hd, float scale, float *out);
-    /* p[c] = exp(s[c] - m) in double (~1 ulp); returns their sum */
-    double (*exp_sum)(const float *s, int n, double m, double *p);
-    /* acc[i] += sum over c < n of p[c] * v[c * hd + i], in double; v is a block of V rows
-     * widened to double once (widen) and shared by every query head of the group */
-    void (*wsum)(double *acc, const double *p, const double *v, int n, int hd);
-    void (*widen)(const float *in, double *out, int n);
+    /* p[c] = exp(s[c] - m) for s[c] <= m (a few ulp); returns their sum */
+    float (*exp_sum)(const float *s, int n, float m, float *p);
+    /* acc[i] += sum over c < n of p[c] * v[c * hd + i]; v is a block of V rows decoded
+     * once and shared by every query head of the group */
+    void (*wsum)(float *acc, const float *p, const float *v, int n, int hd);
 } attn_simd;
 const attn_simd *cpu_attn_simd(void);
 const attn_simd *attnx_avx2(void);
