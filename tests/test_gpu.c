@@ -215,8 +215,9 @@ static void compare_model(const char *path, int all_pairs) {
 /* Several cards: layers split by --tensor_split against the same model on one card. With
  * one card, --tensor_split 1 must be the same placement as none, so bitwise equal logits.
  * With two or more device slots (real cards, or HEARTH_GPU_VIRTUAL=2: two slots on card
- * 0), 1:1 and 1:3 splits, full and partial offload, f16 and q8_0 caches, prompt, decode
- * and a context shift across the cards: mean KL <= 1e-4 against one card. */
+ * 0), 1:1 and 1:3 splits (and with three or more cards an even split over all of them),
+ * full and partial offload, f16 and q8_0 caches, prompt, decode and a context shift across
+ * the cards: mean KL <= 1e-4 against one card. */
 static hearth_model *load_split(const char *path, int ngl, const float *ts, int nts) {
     hearth_model_params mp = hearth_model_default_params();
     mp.n_gpu_layers = ngl;
@@ -256,28 +257,39 @@ static void split_checks(const char *path) {
         hearth_model_free(one);
         return;
     }
-    static const float splits[2][2] = { { 1, 1 }, { 1, 3 } };
-    for (int si = 0; si < 2; si++)
+    /* 1:1 and 1:3 over two slots; with three or more cards also an even split over all */
+    struct { int n; float r[16]; } splits[3] = { { 2, { 1, 1 } }, { 2, { 1, 3 } }, { 0, { 0 } } };
+    int nsplit = 2, nd = gpu_device_count();
+    if (nd > 16) nd = 16; /* hearth_model_params.tensor_split holds 16 */
+    if (nd >= 3) {
+        splits[2].n = nd;
+        for (int i = 0; i < nd; i++) splits[2].r[i] = 1;
+        nsplit = 3;
+    }
+    for (int si = 0; si < nsplit; si++)
         for (int part = 0; part < 2 && L >= 2; part++) {
-            int ngl = part ? L - 1 : -1;
+            int ngl = part ? L - 1 : -1, ns = splits[si].n;
+            char name[64];
+            int o = 0;
+            for (int i = 0; i < ns && o < (int)sizeof name - 8; i++) o += snprintf(name + o, sizeof name - o, "%s%g", i ? ":" : "", splits[si].r[i]);
             hearth_model *ref = part ? load_split(path, ngl, (const float[]){ 1 }, 1) : one;
-            hearth_model *two = load_split(path, ngl, splits[si], 2);
+            hearth_model *two = load_split(path, ngl, splits[si].r, ns);
             if (ref && two) {
-                int want = part ? L - 1 : L, cards = want < 2 ? want : 2; /* one layer cannot be split */
-                CHECK(two->n_gpu == want && two->n_cards == cards && (cards < 2 || two->cards[1].dev == 1) &&
+                int want = part ? L - 1 : L, cards = want < ns ? want : ns; /* a layer cannot be split */
+                CHECK(two->n_gpu == want && two->n_cards == cards && two->cards[two->n_cards - 1].dev == cards - 1 &&
                           two->gpu_output == !part,
-                      "%s: split %g:%g placed %d layers on %d cards", base, splits[si][0], splits[si][1], two->n_gpu, two->n_cards);
+                      "%s: split %s placed %d layers on %d cards", base, name, two->n_gpu, two->n_cards);
                 for (int c = 0; c < 2; c++)
                     for (int fa = 1; fa >= 0; fa--) {
                         int t = c ? q8 : f16, ra, rb;
                         float *a = run(ref, toks, n, n - 8, t, t, fa, 1, &ra), *b = run(two, toks, n, n - 8, t, t, fa, 1, &rb);
                         if (a && b) {
                             double top1, kl = test_mean_kl(a, b, ra < rb ? ra : rb, V, &top1);
-                            CHECK(ra == rb && kl <= 1e-4, "%s split %g:%g %s %s %s: mean KL %.3e", base, splits[si][0],
-                                  splits[si][1], part ? "partial" : "full", c ? "q8_0" : "f16", fa ? "flash" : "plain", kl);
+                            CHECK(ra == rb && kl <= 1e-4, "%s split %s %s %s %s: mean KL %.3e", base, name,
+                                  part ? "partial" : "full", c ? "q8_0" : "f16", fa ? "flash" : "plain", kl);
                             const gpu_card *k1 = &two->cards[two->n_cards - 1];
-                            printf("%s split %g:%g (%d cards: layers %d-%d | %d-%d), %s, %s cache, %s: mean KL %.2e vs one card, top-1 %.1f%%\n",
-                                   base, splits[si][0], splits[si][1], two->n_cards, two->cards[0].first,
+                            printf("%s split %s (%d cards: layers %d-%d | .. | %d-%d), %s, %s cache, %s: mean KL %.2e vs one card, top-1 %.1f%%\n",
+                                   base, name, two->n_cards, two->cards[0].first,
                                    two->cards[0].first + two->cards[0].n - 1, k1->first, k1->first + k1->n - 1,
                                    part ? "partial" : "full", c ? "q8_0" : "f16",
                                    fa ? "flash" : "plain", kl, 100 * top1);
