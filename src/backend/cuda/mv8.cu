@@ -6,8 +6,8 @@
  * row's int8 values first (ne0 bytes, 16-byte aligned), then its ne0/32 f16 scales. The row
  * keeps its size, so row addressing does not change (wtensor.layout = WL_Q8_SPLIT).
  *
- * The activation is quantized as the CPU's integer kernels do (per 32 values: d = amax/127,
- * q = round(x / d)), and each lane multiplies 16 weight bytes by 16 activation bytes with
+ * The activation is quantized as the CPU's integer kernels do (per 32 values: d = amax/127
+ * rounded to f16, q = round(x * 127 / amax)), and each lane multiplies 16 weight bytes by 16 activation bytes with
  * four dp4a per 16-byte load: no int-to-float conversion per weight, which is what held the
  * float kernel at ~1.5 TB/s. */
 #include "backend/cuda/mv8.cuh"
@@ -65,7 +65,7 @@ __global__ void k_quant_act(const float *__restrict__ x, int ne0, int T, int8_t 
     float id = amax > 0.0f ? 127.0f / amax : 0.0f;
     int8_t *q = xq + (size_t)t * xs;
     q[32 * b + lane] = (int8_t)__float2int_rn(v * id);
-    if (lane == 0) ((float *)(q + ne0))[b] = amax / 127.0f;
+    if (lane == 0) ((float *)(q + ne0))[b] = __half2float(__float2half_rn(amax / 127.0f)); /* f16, as the CPU's */
 }
 
 size_t cuda_act_stride(int ne0) { return ((size_t)ne0 + 4 * (size_t)(ne0 / 32) + 15) & ~(size_t)15; }

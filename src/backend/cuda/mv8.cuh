@@ -40,7 +40,7 @@ __device__ __forceinline__ void q8_store32(float v, int8_t *row, int ne0, int j0
     float amax = warp_max(fabsf(v));
     float id = amax > 0.0f ? 127.0f / amax : 0.0f;
     row[j0 + lane] = (int8_t)__float2int_rn(v * id);
-    if (lane == 0) ((float *)(row + ne0))[j0 >> 5] = amax / 127.0f;
+    if (lane == 0) ((float *)(row + ne0))[j0 >> 5] = __half2float(__float2half_rn(amax / 127.0f));
 }
 
 #endif
