@@ -95,6 +95,8 @@ const attn_simd *cpu_attn_simd(void) {
     int lvl = cpu_simd_level();
     if (lvl >= CPU_SIMD_AVX512) return attnx_avx512();
     if (lvl >= CPU_SIMD_AVX2) return attnx_avx2();
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+    if (cpu_simd_level() >= CPU_SIMD_NEON) return attnn_neon();
 #endif
     return NULL;
 }

@@ -14,7 +14,8 @@
  * has the features (checked at run time, so the binary runs on any x86-64) and nobody
  * forced the scalar reference (HEARTH_SIMD=scalar or cpu_simd_force). On AArch64 level 1
  * is NEON: the matmul tiles of mm_neon.c (an SDOT copy in mm_neon_dot.c when the CPU has
- * the dot-product extension); attention and batch panels stay scalar there. On other
+ * the dot-product extension) and the attention helpers of attn_neon.c; the batch panels
+ * are x86-only (batches use the tiles). On other
  * architectures every getter returns NULL and the scalar code runs. */
 #ifndef HEARTH_CPU_SIMD_H
 #define HEARTH_CPU_SIMD_H
@@ -133,6 +134,7 @@ typedef struct attn_simd {
 const attn_simd *cpu_attn_simd(void);
 const attn_simd *attnx_avx2(void);
 const attn_simd *attnx_avx512(void);
+const attn_simd *attnn_neon(void);   /* attn_neon.c, AArch64 */
 void attnx_avx2_segment(int type, const void *row, int start, int len, float *out);
 int  attnx_avx2_has_segment(int type);
 void attnx_avx2_dots(const float *q, const float *k, int n, int hd, float scale, float *out);
