@@ -68,6 +68,20 @@ INLINE void k_pairs(int type, const uint8_t *p, float a[16], float c[16]) {
     }
 }
 
+/* q4_k / q5_k 6-bit scales and minimums: the 12 bytes as three words, the eight scales to
+ * bytes of one 64-bit value and the eight minimums to another */
+INLINE void k4_scales8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4); memcpy(&u1, s + 4, 4); memcpy(&u2, s + 8, 4);
+    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+    *sc = (uint64_t)sc_lo | (uint64_t)sc_hi << 32;
+    *mn = (uint64_t)mn_lo | (uint64_t)mn_hi << 32;
+}
+
+INLINE __m256 bytes8_to_ps(uint64_t v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)v))); }
+
 /* The k-quant panel interleaves each super-block so that a lane always meets the same 16
  * values: step k (0..3) of the super-block, lane L (0..15), byte j (0..3) holds value
  * 16 L + 4 k + j. A lane then stays inside one scale group (16 values for q2_k q3_k q6_k,
@@ -75,11 +89,17 @@ INLINE void k_pairs(int type, const uint8_t *p, float a[16], float c[16]) {
  * int32 accumulator and converts and scales it once per 256 values instead of once per
  * 64; the activations are permuted the same way (quant_p256i). A 256-byte block as 64
  * words of four values: word 4 L + k moves to 16 k + L. */
+INLINE void interleave4(__m512i z0, __m512i z1, __m512i z2, __m512i z3, uint8_t *out) {
+    for (int k = 0; k < 4; k++) {
+        /* words 4 L + k for L < 8 from (z0, z1), for L >= 8 from (z2, z3) */
+        const __m512i idx = _mm512_add_epi32(_mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28),
+                                             _mm512_set1_epi32(k));
+        __m512i lo = _mm512_permutex2var_epi32(z0, idx, z1), hi = _mm512_permutex2var_epi32(z2, idx, z3);
+        _mm512_storeu_si512(out + 64 * k, _mm512_shuffle_i64x2(lo, hi, 0x44));
+    }
+}
 INLINE void interleave256(const uint8_t *in, uint8_t *out) {
-    uint32_t w[64];
-    memcpy(w, in, 256);
-    for (int L = 0; L < 16; L++)
-        for (int k = 0; k < 4; k++) memcpy(out + 4 * (16 * k + L), &w[4 * L + k], 4);
+    interleave4(_mm512_loadu_si512(in), _mm512_loadu_si512(in + 64), _mm512_loadu_si512(in + 128), _mm512_loadu_si512(in + 192), out);
 }
 
 INLINE void convert_k(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
@@ -87,19 +107,35 @@ INLINE void convert_k(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
     const size_t bb = k_bytes(type);
     uint8_t *q = dst + L.q;
     float *sc = (float *)(void *)(dst + L.sc), *cc = (float *)(void *)(dst + L.c);
-    uint8_t lv8[256];
     for (int64_t b = 0; b < n / 256; b++) {
         const uint8_t *p = row + (size_t)b * bb;
+        __m512i z[4];
+        UNROLL
+        for (int j = 0; j < 4; j++) {
+            __m256i l0 = unpack_k(type, p, 2 * j), l1 = unpack_k(type, p, 2 * j + 1);
+            z[j] = _mm512_inserti64x4(_mm512_castsi256_si512(l0), l1, 1);
+            if (k_signed(type)) z[j] = _mm512_xor_si512(z[j], _mm512_set1_epi8((char)0x80));
+        }
+        interleave4(z[0], z[1], z[2], z[3], q + 256 * b);
+        /* one scale per lane (= per 16 values) for the super-block */
+        if (type == QT_Q4_K || type == QT_Q5_K) {
+            const __m512i pair16 = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+            uint64_t sc8, mn8;
+            k4_scales8(p + 4, &sc8, &mn8);
+            __m256 a8 = _mm256_mul_ps(_mm256_set1_ps(ldh(p)), bytes8_to_ps(sc8));
+            __m256 c8 = _mm256_mul_ps(_mm256_set1_ps(-ldh(p + 2)), bytes8_to_ps(mn8));
+            _mm512_storeu_ps(sc + 16 * b, _mm512_permutexvar_ps(pair16, _mm512_castps256_ps512(a8)));
+            _mm512_storeu_ps(cc + 16 * b, _mm512_permutexvar_ps(pair16, _mm512_castps256_ps512(c8)));
+            continue;
+        }
+        if (type == QT_Q6_K) { /* signed: the bias is the -128 offset alone */
+            __m512 a16 = _mm512_mul_ps(_mm512_set1_ps(ldh(p + 208)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(ld128(p + 192))));
+            _mm512_storeu_ps(sc + 16 * b, a16);
+            _mm512_storeu_ps(cc + 16 * b, _mm512_mul_ps(a16, _mm512_set1_ps(-128.0f)));
+            continue;
+        }
         float a[16], c[16];
         k_pairs(type, p, a, c);
-        UNROLL
-        for (int j = 0; j < 8; j++) {
-            __m256i lv = unpack_k(type, p, j);
-            if (k_signed(type)) lv = _mm256_xor_si256(lv, _mm256_set1_epi8((char)0x80));
-            _mm256_storeu_si256((__m256i *)(lv8 + 32 * j), lv);
-        }
-        interleave256(lv8, q + 256 * b);
-        /* one scale per lane (= per 16 values) for the super-block */
         for (int s = 0; s < 16; s++) sc[16 * b + s] = a[s];
         for (int s = 0; s < 16; s++) cc[16 * b + s] = k_signed(type) ? c[s] - 128.0f * a[s] : c[s];
     }
@@ -148,11 +184,7 @@ static void quant_p256(const float *x, int64_t n, uint8_t *dst) { quant_pg(256, 
  * weight panel's (the per-16 sums stay in value order: lane L's 16 values are group L) */
 static void quant_p256i(const float *x, int64_t n, uint8_t *dst) {
     quant_pg(256, x, n, dst);
-    uint8_t tmp[256];
-    for (int64_t b = 0; b < n / 256; b++) {
-        memcpy(tmp, dst + 256 * b, 256);
-        interleave256(tmp, dst + 256 * b);
-    }
+    for (int64_t b = 0; b < n / 256; b++) interleave256(dst + 256 * b, dst + 256 * b); /* loads before stores */
 }
 
 /* ---- the kernel: R rows x C tokens, 64 values a step ---- */
@@ -275,20 +307,6 @@ static void tile(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stri
  * enough cache lines in flight to approach the read bandwidth. */
 
 #define PF_AHEAD 2 /* super-blocks */
-
-/* q4_k / q5_k 6-bit scales and minimums: the 12 bytes as three words, the eight scales to
- * bytes of one 64-bit value and the eight minimums to another */
-INLINE void k4_scales8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, s, 4); memcpy(&u1, s + 4, 4); memcpy(&u2, s + 8, 4);
-    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
-    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
-    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
-    *sc = (uint64_t)sc_lo | (uint64_t)sc_hi << 32;
-    *mn = (uint64_t)mn_lo | (uint64_t)mn_hi << 32;
-}
-
-INLINE __m256 bytes8_to_ps(uint64_t v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)v))); }
 
 INLINE void vec_k(int type, int R, const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) {
     const mm_panel_layout L = mm_panel_layout_of(n);
