@@ -27,7 +27,7 @@
 
 #define SEG_TMP(n) ((n) + 2 * 256)
 #define ATT_CB 32       /* cells per block: the K and V blocks of a 128-wide head fit in L1 */
-#define ATT_CHUNK 256   /* cells per chunk when decode splits the cells (a multiple of ATT_CB) */
+#define ATT_CHUNK 128   /* cells per chunk when decode splits the cells (a multiple of ATT_CB) */
 
 /* ---- scalar helpers (the reference, and the path when SIMD is off) ---- */
 
@@ -46,12 +46,20 @@ static float s_exp_sum(const float *s, int n, float m, float *p) {
     for (int i = 0; i < n; i++) { p[i] = expf(s[i] - m); sum += p[i]; }
     return sum;
 }
-static void s_wsum(float *acc, const float *p, const float *v, int n, int hd) {
+static float s_online(const float *s, int n, float *m, float *l, float *p) {
+    float bm = -INFINITY, r = 1.0f;
+    for (int i = 0; i < n; i++) bm = s[i] > bm ? s[i] : bm;
+    if (bm > *m) { r = expf(*m - bm); *l *= r; *m = bm; } /* expf(-inf) = 0 on the first block */
+    *l += s_exp_sum(s, n, *m, p);
+    return r;
+}
+static void s_wsum(float *acc, float r, const float *p, const float *v, int n, int hd) {
+    for (int i = 0; i < hd; i++) acc[i] *= r;
     for (int c = 0; c < n; c++)
         for (int i = 0; i < hd; i++) acc[i] += p[c] * v[(size_t)c * hd + i];
 }
 static int s_has_segment(int type) { (void)type; return 0; }
-static const attn_simd scalar_ops = { NULL, s_has_segment, s_dots, s_exp_sum, s_wsum };
+static const attn_simd scalar_ops = { NULL, s_has_segment, s_dots, s_exp_sum, s_online, s_wsum };
 
 static const attn_simd *ops_now(void) {
     const attn_simd *s = cpu_attn_simd();
@@ -75,7 +83,6 @@ static kv_reader reader(const attn_simd *ops, int type, int rot, int n_row, int 
 /* One KV head's values of a cell's row; a row stored rotated as a whole is expanded and
  * rotated back first (rowbuf holds a row). */
 static void head_values(const kv_reader *r, const uint8_t *row, int g, int hd, float *out, float *tmp, float *rowbuf) {
-    if (r->fast) { r->ops->segment(r->type, row, g * hd, hd, out); return; }
     if (!r->rot) { cpu_row_segment(r->type, row, g * hd, hd, out, tmp); return; }
     cpu_row_segment(r->type, row, 0, r->n_row, rowbuf, tmp);
     cpu_hadamard(rowbuf, r->n_row, 1);
@@ -85,6 +92,7 @@ static void head_values(const kv_reader *r, const uint8_t *row, int g, int hd, f
 /* cells [c, c + n) of KV head g, decoded to n contiguous head rows */
 static void decode_block(const kv_reader *r, const uint8_t *base, size_t row_bytes, int c, int n, int g, int hd,
                          float *out, float *tmp, float *rowbuf) {
+    if (r->fast) { r->ops->decode(r->type, base + (size_t)c * row_bytes, row_bytes, n, g * hd, hd, out); return; }
     for (int i = 0; i < n; i++) head_values(r, base + (size_t)(c + i) * row_bytes, g, hd, out + (size_t)i * hd, tmp, rowbuf);
 }
 
@@ -96,19 +104,21 @@ static size_t scratch_floats(const attn_args *a) {
 typedef struct flash_job {
     const attn_args *a;
     const attn_simd *ops;
-    int n_tc, tpc;          /* token chunks and tokens per chunk */
+    int n_tc, tpc;          /* token ranges and tokens per range */
     int n_cc, cpc;          /* cell chunks and cells per chunk (a multiple of ATT_CB) */
     float *m, *l, *acc;     /* [n_cc][T][n_head] (m, l) and [n_cc][T][n_head*hd] */
     float *scratch;         /* scratch_floats per thread */
 } flash_job;
 
+/* A task is a range of tokens and a chunk of cells, for every KV head: the chunk's rows are
+ * read front to back once (whole rows, a stream the hardware prefetcher follows), each
+ * block's head segments decoded while the rows are in L1. */
 static void flash_task(void *arg, int task, int thread) {
     flash_job *j = arg;
     const attn_args *a = j->a;
     const attn_simd *ops = j->ops;
     const int hd = a->head_dim, gs = a->n_head / a->n_head_kv, H = a->n_head;
-    int tc = task % j->n_tc, rest = task / j->n_tc;
-    int g = rest % a->n_head_kv, cc = rest / a->n_head_kv;
+    int tc = task % j->n_tc, cc = task / j->n_tc;
     int t0 = tc * j->tpc, t1 = t0 + j->tpc;
     if (t1 > a->T) t1 = a->T;
     int c0 = cc * j->cpc, c1 = c0 + j->cpc;
@@ -121,28 +131,19 @@ static void flash_task(void *arg, int task, int thread) {
     float *ACC = j->acc + (size_t)cc * a->T * H * hd;
     for (int c = c0; c < c1; c += ATT_CB) {
         int nc = c1 - c < ATT_CB ? c1 - c : ATT_CB;
-        decode_block(&rk, a->k, a->k_row_bytes, c, nc, g, hd, kb, tmp, rowbuf);
-        decode_block(&rv, a->v, a->v_row_bytes, c, nc, g, hd, vb, tmp, rowbuf);
-        for (int t = t0; t < t1; t++) {
-            int n = a->pos0 + t + 1 - c; /* cells of this block token t sees */
-            if (n <= 0) continue;
-            if (n > nc) n = nc;
-            for (int h = g * gs; h < (g + 1) * gs; h++) {
-                float s[ATT_CB], p[ATT_CB], mx = -INFINITY;
-                ops->dots(a->q + ((size_t)t * H + h) * hd, kb, n, hd, a->scale, s);
-                for (int i = 0; i < n; i++) mx = s[i] > mx ? s[i] : mx;
-                float *m = &M[t * H + h], *l = &L[t * H + h], *acc = ACC + ((size_t)t * H + h) * hd;
-                if (mx > *m) {
-                    /* a new maximum: scale what was summed against the old one */
-                    if (*l > 0) {
-                        float r = expf(*m - mx);
-                        *l *= r;
-                        for (int i = 0; i < hd; i++) acc[i] *= r;
-                    }
-                    *m = mx;
+        for (int g = 0; g < a->n_head_kv; g++) {
+            decode_block(&rk, a->k, a->k_row_bytes, c, nc, g, hd, kb, tmp, rowbuf);
+            decode_block(&rv, a->v, a->v_row_bytes, c, nc, g, hd, vb, tmp, rowbuf);
+            for (int t = t0; t < t1; t++) {
+                int n = a->pos0 + t + 1 - c; /* cells of this block token t sees */
+                if (n <= 0) continue;
+                if (n > nc) n = nc;
+                for (int h = g * gs; h < (g + 1) * gs; h++) {
+                    float s[ATT_CB], p[ATT_CB];
+                    ops->dots(a->q + ((size_t)t * H + h) * hd, kb, n, hd, a->scale, s);
+                    float r = ops->online(s, n, &M[t * H + h], &L[t * H + h], p);
+                    ops->wsum(ACC + ((size_t)t * H + h) * hd, r, p, vb, n, hd);
                 }
-                *l += ops->exp_sum(s, n, *m, p);
-                ops->wsum(acc, p, vb, n, hd);
             }
         }
     }
@@ -151,14 +152,14 @@ static void flash_task(void *arg, int task, int thread) {
 int cpu_attn_flash(pool *p, const attn_args *a) {
     const int nt = pool_threads(p), H = a->n_head, hd = a->head_dim;
     flash_job j = { .a = a, .ops = ops_now() };
-    /* Tasks from tokens x KV heads; when those are few (decode, short batches), from cell
-     * chunks too. The split depends on the shape only, not on the thread count, so the
-     * arithmetic (and the result) is the same for any -t. */
+    /* Tasks from token ranges; when those are few (decode, short batches), from cell chunks
+     * too. The split depends on the shape only, not on the thread count, so the arithmetic
+     * (and the result) is the same for any -t. */
     j.n_tc = a->T;
     j.tpc = 1;
-    if (a->T > 8) { j.tpc = 4; j.n_tc = (a->T + j.tpc - 1) / j.tpc; }
+    if (a->T > 32) { j.tpc = 4; j.n_tc = (a->T + j.tpc - 1) / j.tpc; }
     j.cpc = a->n_cells;
-    if (a->T * a->n_head_kv < 32) j.cpc = ATT_CHUNK;
+    if (a->T < 8) j.cpc = ATT_CHUNK;
     j.n_cc = (a->n_cells + j.cpc - 1) / j.cpc;
     if (j.n_cc < 1) j.n_cc = 1;
     size_t nst = (size_t)j.n_cc * a->T * H, sf = scratch_floats(a);
@@ -167,7 +168,7 @@ int cpu_attn_flash(pool *p, const attn_args *a) {
     j.m = buf; j.l = buf + nst; j.acc = buf + 2 * nst; j.scratch = j.acc + nst * hd;
     for (size_t i = 0; i < nst; i++) { j.m[i] = -INFINITY; j.l[i] = 0; }
     memset(j.acc, 0, sizeof(float) * nst * hd);
-    pool_run(p, j.n_tc * a->n_head_kv * j.n_cc, flash_task, &j);
+    pool_run(p, j.n_tc * j.n_cc, flash_task, &j);
     for (int t = 0; t < a->T; t++)
         for (int h = 0; h < H; h++) {
             float mx = -INFINITY, lsum = 0;
@@ -230,7 +231,7 @@ static void plain_task(void *arg, int task, int thread) {
             int h = g * gs + i;
             float *s = j->scores + ((size_t)t * H + h) * a->n_cells + c, p[ATT_CB];
             sums[i] += ops->exp_sum(s, nc, maxes[i], p);
-            ops->wsum(a->out + ((size_t)t * H + h) * hd, p, blk, nc, hd);
+            ops->wsum(a->out + ((size_t)t * H + h) * hd, 1.0f, p, blk, nc, hd);
         }
     }
     for (int i = 0; i < gs; i++) {

@@ -1,7 +1,7 @@
 /* NEON helpers for attention on AArch64 (the same contract as attn_x86.c, through
- * attn_simd): a KV head segment of a cache row decoded to floats, dot products of the query
- * with four rows at a time, a float vector exp with the row sum, and weighted sums of V
- * rows. attn.c holds the algorithm. */
+ * attn_simd): KV head segments of a block of cells decoded to floats, dot products of the
+ * query with four rows at a time, a float vector exp inside an online-softmax step, and
+ * rescaled weighted sums of V rows. attn.c holds the algorithm. */
 #if defined(__aarch64__) && defined(__ARM_NEON)
 
 #include "backend/cpu/neon_common.h"
@@ -37,11 +37,10 @@ INLINE void seg_b32(int type, const uint8_t *p, int nb, float *out) {
     }
 }
 
-static void segment(int type, const void *row, int start, int len, float *out) {
-    const uint8_t *r = row;
+INLINE void segment(int type, const uint8_t *r, int start, int len, float *out) {
     switch (type) {
     case QT_F32:
-        memcpy(out, (const float *)row + start, sizeof(float) * (size_t)len);
+        memcpy(out, (const float *)(const void *)r + start, sizeof(float) * (size_t)len);
         return;
     case QT_F16:
         for (int i = 0; i < len; i += 4)
@@ -59,6 +58,10 @@ static void segment(int type, const void *row, int start, int len, float *out) {
     case QT_IQ4_NL: seg_b32(QT_IQ4_NL, r + (size_t)(start / 32) * 18, len / 32, out); return;
     default: return; /* callers ask has_segment first */
     }
+}
+
+static void decode(int type, const uint8_t *base, size_t row_bytes, int n, int start, int len, float *out) {
+    for (int c = 0; c < n; c++) segment(type, base + (size_t)c * row_bytes, start, len, out + (size_t)c * len);
 }
 
 /* Four rows at a time, four independent chains; a row outside a group of four goes through
@@ -139,13 +142,28 @@ static float exp_sum(const float *s, int n, float m, float *p) {
     return vaddvq_f32(acc);
 }
 
-/* 16 floats of the accumulator in registers across the block's cells, even and odd cells
- * in two sets so eight FMA chains are in flight. */
-static void wsum(float *acc, const float *p, const float *v, int n, int hd) {
+/* one block of the online softmax (simd.h): the running max raised to the block's, the
+ * running sum rescaled to it and the block's weights added; returns the factor for the
+ * accumulator */
+static float online(const float *s, int n, float *m, float *l, float *p) {
+    float32x4_t mx = vdupq_n_f32(-INFINITY);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) mx = vmaxq_f32(mx, vld1q_f32(s + i));
+    float bm = vmaxvq_f32(mx), r = 1.0f;
+    for (; i < n; i++) bm = s[i] > bm ? s[i] : bm;
+    if (bm > *m) { r = expf(*m - bm); *l *= r; *m = bm; } /* expf(-inf) = 0 on the first block */
+    *l += exp_sum(s, n, *m, p);
+    return r;
+}
+
+/* acc = r * acc + the block's weighted V rows. 16 floats of the accumulator in registers
+ * across the block's cells, even and odd cells in two sets so eight FMA chains are in
+ * flight. */
+static void wsum(float *acc, float r, const float *p, const float *v, int n, int hd) {
     int i = 0;
     for (; i + 16 <= hd; i += 16) {
         float32x4_t a[4], b[4];
-        for (int k = 0; k < 4; k++) { a[k] = vld1q_f32(acc + i + 4 * k); b[k] = vdupq_n_f32(0.0f); }
+        for (int k = 0; k < 4; k++) { a[k] = vmulq_n_f32(vld1q_f32(acc + i + 4 * k), r); b[k] = vdupq_n_f32(0.0f); }
         int c = 0;
         for (; c + 2 <= n; c += 2) {
             const float *v0 = v + (size_t)c * hd + i, *v1 = v0 + hd;
@@ -161,15 +179,17 @@ static void wsum(float *acc, const float *p, const float *v, int n, int hd) {
         for (int k = 0; k < 4; k++) vst1q_f32(acc + i + 4 * k, vaddq_f32(a[k], b[k]));
     }
     for (; i + 4 <= hd; i += 4) {
-        float32x4_t a = vld1q_f32(acc + i);
+        float32x4_t a = vmulq_n_f32(vld1q_f32(acc + i), r);
         for (int c = 0; c < n; c++) a = vfmaq_n_f32(a, vld1q_f32(v + (size_t)c * hd + i), p[c]);
         vst1q_f32(acc + i, a);
     }
-    for (; i < hd; i++)
+    for (; i < hd; i++) {
+        acc[i] *= r;
         for (int c = 0; c < n; c++) acc[i] += p[c] * v[(size_t)c * hd + i];
+    }
 }
 
-static const attn_simd table = { segment, has_segment, dots, exp_sum, wsum };
+static const attn_simd table = { decode, has_segment, dots, exp_sum, online, wsum };
 const attn_simd *attnn_neon(void) { return &table; }
 
 #else

@@ -42,11 +42,12 @@ static float exp_sum(const float *s, int n, float m, float *p) {
 
 /* 64 floats of the accumulator in registers across the block's cells, in two sets (even
  * and odd cells): eight independent FMA chains with their V operand straight from L1 */
-static void wsum(float *acc, const float *p, const float *v, int n, int hd) {
+static void wsum(float *acc, float r, const float *p, const float *v, int n, int hd) {
+    const __m512 rv = _mm512_set1_ps(r);
     int i = 0;
     for (; i + 64 <= hd; i += 64) {
         __m512 a[4], b[4];
-        for (int k = 0; k < 4; k++) { a[k] = _mm512_loadu_ps(acc + i + 16 * k); b[k] = _mm512_setzero_ps(); }
+        for (int k = 0; k < 4; k++) { a[k] = _mm512_mul_ps(_mm512_loadu_ps(acc + i + 16 * k), rv); b[k] = _mm512_setzero_ps(); }
         int c = 0;
         for (; c + 2 <= n; c += 2) {
             const float *v0 = v + (size_t)c * hd + i, *v1 = v0 + hd;
@@ -64,7 +65,7 @@ static void wsum(float *acc, const float *p, const float *v, int n, int hd) {
         for (int k = 0; k < 4; k++) _mm512_storeu_ps(acc + i + 16 * k, _mm512_add_ps(a[k], b[k]));
     }
     for (; i + 16 <= hd; i += 16) {
-        __m512 a = _mm512_loadu_ps(acc + i), b = _mm512_setzero_ps();
+        __m512 a = _mm512_mul_ps(_mm512_loadu_ps(acc + i), rv), b = _mm512_setzero_ps();
         int c = 0;
         for (; c + 2 <= n; c += 2) {
             a = _mm512_fmadd_ps(_mm512_set1_ps(p[c]), _mm512_loadu_ps(v + (size_t)c * hd + i), a);
@@ -73,8 +74,22 @@ static void wsum(float *acc, const float *p, const float *v, int n, int hd) {
         if (c < n) a = _mm512_fmadd_ps(_mm512_set1_ps(p[c]), _mm512_loadu_ps(v + (size_t)c * hd + i), a);
         _mm512_storeu_ps(acc + i, _mm512_add_ps(a, b));
     }
-    for (; i < hd; i++)
+    for (; i < hd; i++) {
+        acc[i] *= r;
         for (int c = 0; c < n; c++) acc[i] += p[c] * v[(size_t)c * hd + i];
+    }
+}
+
+static float online(const float *s, int n, float *m, float *l, float *p) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16) {
+        int left = n - i < 16 ? n - i : 16;
+        mx = _mm512_mask_max_ps(mx, (__mmask16)((1u << left) - 1), mx, _mm512_maskz_loadu_ps((__mmask16)((1u << left) - 1), s + i));
+    }
+    float bm = _mm512_reduce_max_ps(mx), r = 1.0f;
+    if (bm > *m) { r = expf(*m - bm); *l *= r; *m = bm; } /* expf(-inf) = 0 on the first block */
+    *l += exp_sum(s, n, *m, p);
+    return r;
 }
 
 /* Four rows at a time as in attn_x86.c, sixteen lanes; a row outside a group of four goes
@@ -113,7 +128,7 @@ static void dots(const float *q, const float *k, int n, int hd, float scale, flo
 }
 
 /* the decoders are the AVX2 ones */
-static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, dots, exp_sum, wsum };
+static const attn_simd table = { attnx_avx2_decode, attnx_avx2_has_segment, dots, exp_sum, online, wsum };
 const attn_simd *attnx_avx512(void) { return &table; }
 
 #else

@@ -36,7 +36,7 @@ INLINE void seg_b32(int type, const uint8_t *p, int nb, float *out) {
 }
 
 /* q8_0 straight from memory: sign-extending loads, one scale per block */
-static void seg_q8_0(const uint8_t *p, int nb, float *out) {
+INLINE void seg_q8_0(const uint8_t *p, int nb, float *out) {
     for (int b = 0; b < nb; b++, p += 34, out += 32) {
         __m256 d = _mm256_set1_ps(ldh(p));
         for (int i = 0; i < 32; i += 8)
@@ -44,11 +44,11 @@ static void seg_q8_0(const uint8_t *p, int nb, float *out) {
     }
 }
 
-void attnx_avx2_segment(int type, const void *row, int start, int len, float *out) {
-    const uint8_t *r = row;
+/* one cell's segment; the type is a constant where this is inlined, so the switch folds */
+INLINE void seg1(int type, const uint8_t *r, int start, int len, float *out) {
     switch (type) {
     case QT_F32:
-        memcpy(out, (const float *)row + start, sizeof(float) * (size_t)len);
+        memcpy(out, (const float *)(const void *)r + start, sizeof(float) * (size_t)len);
         return;
     case QT_F16:
         for (int i = 0; i < len; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(ld128(r + 2 * (size_t)(start + i))));
@@ -62,7 +62,25 @@ void attnx_avx2_segment(int type, const void *row, int start, int len, float *ou
     case QT_Q4_1: seg_b32(QT_Q4_1, r + (size_t)(start / 32) * 20, len / 32, out); return;
     case QT_Q5_0: seg_b32(QT_Q5_0, r + (size_t)(start / 32) * 22, len / 32, out); return;
     case QT_Q5_1: seg_b32(QT_Q5_1, r + (size_t)(start / 32) * 24, len / 32, out); return;
-    case QT_IQ4_NL: seg_b32(QT_IQ4_NL, r + (size_t)(start / 32) * 18, len / 32, out); return;
+    default: seg_b32(QT_IQ4_NL, r + (size_t)(start / 32) * 18, len / 32, out); return;
+    }
+}
+
+#define DECODE_CELLS(TYPE) \
+    for (int c = 0; c < n; c++) seg1(TYPE, base + (size_t)c * row_bytes, start, len, out + (size_t)c * len)
+
+/* the switch outside the loop over cells: one call decodes a whole block */
+void attnx_avx2_decode(int type, const uint8_t *base, size_t row_bytes, int n, int start, int len, float *out) {
+    switch (type) {
+    case QT_F32: DECODE_CELLS(QT_F32); return;
+    case QT_F16: DECODE_CELLS(QT_F16); return;
+    case QT_BF16: DECODE_CELLS(QT_BF16); return;
+    case QT_Q8_0: DECODE_CELLS(QT_Q8_0); return;
+    case QT_Q4_0: DECODE_CELLS(QT_Q4_0); return;
+    case QT_Q4_1: DECODE_CELLS(QT_Q4_1); return;
+    case QT_Q5_0: DECODE_CELLS(QT_Q5_0); return;
+    case QT_Q5_1: DECODE_CELLS(QT_Q5_1); return;
+    case QT_IQ4_NL: DECODE_CELLS(QT_IQ4_NL); return;
     default: return; /* callers ask has_segment first */
     }
 }
@@ -151,11 +169,12 @@ static float exp_sum(const float *s, int n, float m, float *p) {
 
 /* 32 floats of the accumulator stay in registers across the block's cells, in two sets
  * (even and odd cells) so eight FMA chains are in flight. */
-static void wsum(float *acc, const float *p, const float *v, int n, int hd) {
+static void wsum(float *acc, float r, const float *p, const float *v, int n, int hd) {
+    const __m256 rv = _mm256_set1_ps(r);
     int i = 0;
     for (; i + 32 <= hd; i += 32) {
         __m256 a[4], b[4];
-        for (int k = 0; k < 4; k++) { a[k] = _mm256_loadu_ps(acc + i + 8 * k); b[k] = _mm256_setzero_ps(); }
+        for (int k = 0; k < 4; k++) { a[k] = _mm256_mul_ps(_mm256_loadu_ps(acc + i + 8 * k), rv); b[k] = _mm256_setzero_ps(); }
         int c = 0;
         for (; c + 2 <= n; c += 2) {
             const float *v0 = v + (size_t)c * hd + i, *v1 = v0 + hd;
@@ -173,15 +192,30 @@ static void wsum(float *acc, const float *p, const float *v, int n, int hd) {
         for (int k = 0; k < 4; k++) _mm256_storeu_ps(acc + i + 8 * k, _mm256_add_ps(a[k], b[k]));
     }
     for (; i + 8 <= hd; i += 8) {
-        __m256 a = _mm256_loadu_ps(acc + i);
+        __m256 a = _mm256_mul_ps(_mm256_loadu_ps(acc + i), rv);
         for (int c = 0; c < n; c++) a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + c), _mm256_loadu_ps(v + (size_t)c * hd + i), a);
         _mm256_storeu_ps(acc + i, a);
     }
-    for (; i < hd; i++)
+    for (; i < hd; i++) {
+        acc[i] *= r;
         for (int c = 0; c < n; c++) acc[i] += p[c] * v[(size_t)c * hd + i];
+    }
 }
 
-static const attn_simd table = { attnx_avx2_segment, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, wsum };
+static float online(const float *s, int n, float *m, float *l, float *p) {
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + i));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    float bm = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h))), r = 1.0f;
+    for (; i < n; i++) bm = s[i] > bm ? s[i] : bm;
+    if (bm > *m) { r = expf(*m - bm); *l *= r; *m = bm; } /* expf(-inf) = 0 on the first block */
+    *l += exp_sum(s, n, *m, p);
+    return r;
+}
+
+static const attn_simd table = { attnx_avx2_decode, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, online, wsum };
 const attn_simd *attnx_avx2(void) { return &table; }
 
 #else

@@ -68,6 +68,20 @@ INLINE void k_pairs(int type, const uint8_t *p, float a[16], float c[16]) {
     }
 }
 
+/* q4_k / q5_k 6-bit scales and minimums: the 12 bytes as three words, the eight scales to
+ * bytes of one 64-bit value and the eight minimums to another */
+INLINE void k4_scales8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4); memcpy(&u1, s + 4, 4); memcpy(&u2, s + 8, 4);
+    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+    *sc = (uint64_t)sc_lo | (uint64_t)sc_hi << 32;
+    *mn = (uint64_t)mn_lo | (uint64_t)mn_hi << 32;
+}
+
+INLINE __m256 bytes8_to_ps(uint64_t v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)v))); }
+
 /* The k-quant panel interleaves each super-block so that a lane always meets the same 16
  * values: step k (0..3) of the super-block, lane L (0..15), byte j (0..3) holds value
  * 16 L + 4 k + j. A lane then stays inside one scale group (16 values for q2_k q3_k q6_k,
@@ -75,11 +89,17 @@ INLINE void k_pairs(int type, const uint8_t *p, float a[16], float c[16]) {
  * int32 accumulator and converts and scales it once per 256 values instead of once per
  * 64; the activations are permuted the same way (quant_p256i). A 256-byte block as 64
  * words of four values: word 4 L + k moves to 16 k + L. */
+INLINE void interleave4(__m512i z0, __m512i z1, __m512i z2, __m512i z3, uint8_t *out) {
+    for (int k = 0; k < 4; k++) {
+        /* words 4 L + k for L < 8 from (z0, z1), for L >= 8 from (z2, z3) */
+        const __m512i idx = _mm512_add_epi32(_mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28),
+                                             _mm512_set1_epi32(k));
+        __m512i lo = _mm512_permutex2var_epi32(z0, idx, z1), hi = _mm512_permutex2var_epi32(z2, idx, z3);
+        _mm512_storeu_si512(out + 64 * k, _mm512_shuffle_i64x2(lo, hi, 0x44));
+    }
+}
 INLINE void interleave256(const uint8_t *in, uint8_t *out) {
-    uint32_t w[64];
-    memcpy(w, in, 256);
-    for (int L = 0; L < 16; L++)
-        for (int k = 0; k < 4; k++) memcpy(out + 4 * (16 * k + L), &w[4 * L + k], 4);
+    interleave4(_mm512_loadu_si512(in), _mm512_loadu_si512(in + 64), _mm512_loadu_si512(in + 128), _mm512_loadu_si512(in + 192), out);
 }
 
 INLINE void convert_k(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
@@ -87,19 +107,35 @@ INLINE void convert_k(int type, const uint8_t *row, int64_t n, uint8_t *dst) {
     const size_t bb = k_bytes(type);
     uint8_t *q = dst + L.q;
     float *sc = (float *)(void *)(dst + L.sc), *cc = (float *)(void *)(dst + L.c);
-    uint8_t lv8[256];
     for (int64_t b = 0; b < n / 256; b++) {
         const uint8_t *p = row + (size_t)b * bb;
+        __m512i z[4];
+        UNROLL
+        for (int j = 0; j < 4; j++) {
+            __m256i l0 = unpack_k(type, p, 2 * j), l1 = unpack_k(type, p, 2 * j + 1);
+            z[j] = _mm512_inserti64x4(_mm512_castsi256_si512(l0), l1, 1);
+            if (k_signed(type)) z[j] = _mm512_xor_si512(z[j], _mm512_set1_epi8((char)0x80));
+        }
+        interleave4(z[0], z[1], z[2], z[3], q + 256 * b);
+        /* one scale per lane (= per 16 values) for the super-block */
+        if (type == QT_Q4_K || type == QT_Q5_K) {
+            const __m512i pair16 = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+            uint64_t sc8, mn8;
+            k4_scales8(p + 4, &sc8, &mn8);
+            __m256 a8 = _mm256_mul_ps(_mm256_set1_ps(ldh(p)), bytes8_to_ps(sc8));
+            __m256 c8 = _mm256_mul_ps(_mm256_set1_ps(-ldh(p + 2)), bytes8_to_ps(mn8));
+            _mm512_storeu_ps(sc + 16 * b, _mm512_permutexvar_ps(pair16, _mm512_castps256_ps512(a8)));
+            _mm512_storeu_ps(cc + 16 * b, _mm512_permutexvar_ps(pair16, _mm512_castps256_ps512(c8)));
+            continue;
+        }
+        if (type == QT_Q6_K) { /* signed: the bias is the -128 offset alone */
+            __m512 a16 = _mm512_mul_ps(_mm512_set1_ps(ldh(p + 208)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(ld128(p + 192))));
+            _mm512_storeu_ps(sc + 16 * b, a16);
+            _mm512_storeu_ps(cc + 16 * b, _mm512_mul_ps(a16, _mm512_set1_ps(-128.0f)));
+            continue;
+        }
         float a[16], c[16];
         k_pairs(type, p, a, c);
-        UNROLL
-        for (int j = 0; j < 8; j++) {
-            __m256i lv = unpack_k(type, p, j);
-            if (k_signed(type)) lv = _mm256_xor_si256(lv, _mm256_set1_epi8((char)0x80));
-            _mm256_storeu_si256((__m256i *)(lv8 + 32 * j), lv);
-        }
-        interleave256(lv8, q + 256 * b);
-        /* one scale per lane (= per 16 values) for the super-block */
         for (int s = 0; s < 16; s++) sc[16 * b + s] = a[s];
         for (int s = 0; s < 16; s++) cc[16 * b + s] = k_signed(type) ? c[s] - 128.0f * a[s] : c[s];
     }
@@ -148,11 +184,7 @@ static void quant_p256(const float *x, int64_t n, uint8_t *dst) { quant_pg(256, 
  * weight panel's (the per-16 sums stay in value order: lane L's 16 values are group L) */
 static void quant_p256i(const float *x, int64_t n, uint8_t *dst) {
     quant_pg(256, x, n, dst);
-    uint8_t tmp[256];
-    for (int64_t b = 0; b < n / 256; b++) {
-        memcpy(tmp, dst + 256 * b, 256);
-        interleave256(tmp, dst + 256 * b);
-    }
+    for (int64_t b = 0; b < n / 256; b++) interleave256(dst + 256 * b, dst + 256 * b); /* loads before stores */
 }
 
 /* ---- the kernel: R rows x C tokens, 64 values a step ---- */
@@ -200,6 +232,14 @@ INLINE void ptile(int R, int C, const uint8_t *w, const uint8_t *x, size_t strid
  * scales times the token's super-block scale. Sixteen float accumulators, the row's four
  * steps and its scales stay in registers; the activations come from L1 as memory operands.
  * A lane sums 16 products of at most 255 * 127: no int32 overflow. */
+/* acc += w (unsigned bytes, a register) . x (signed bytes, read from memory by the
+ * instruction itself). Written as asm so the compiler cannot hoist the activation loads
+ * of a whole tile into registers (it does, and then spills the accumulators). */
+INLINE __m512i dpbusd_m(__m512i acc, __m512i w, const uint8_t *x) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const __m512i *)(const void *)x));
+    return acc;
+}
+
 INLINE void ktile(int R, int C, const uint8_t *w, const uint8_t *x, size_t stride, int64_t n, float *y, size_t ldy) {
     const mm_panel_layout L = mm_panel_layout_of(n);
     __m512 acc[MM_PANEL_R][MM_PANEL_C];
@@ -207,31 +247,28 @@ INLINE void ktile(int R, int C, const uint8_t *w, const uint8_t *x, size_t strid
         for (int t = 0; t < C; t++) acc[r][t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++) {
         for (int r = 0; r < R; r++) {
-            const uint8_t *wr = w + (size_t)r * stride + L.q + 256 * b;
-            __m512i w0 = _mm512_loadu_si512(wr), w1 = _mm512_loadu_si512(wr + 64);
-            __m512i w2 = _mm512_loadu_si512(wr + 128), w3 = _mm512_loadu_si512(wr + 192);
-            __m512 ws = _mm512_loadu_ps((const float *)(const void *)(w + (size_t)r * stride + L.sc) + 16 * b);
+            const uint8_t *wr = w + (size_t)r * stride;
+            const uint8_t *wq = wr + L.q + 256 * b;
+            __m512i w0 = _mm512_loadu_si512(wq), w1 = _mm512_loadu_si512(wq + 64);
+            __m512i w2 = _mm512_loadu_si512(wq + 128), w3 = _mm512_loadu_si512(wq + 192);
+            __m512 ws = _mm512_loadu_ps((const float *)(const void *)(wr + L.sc) + 16 * b);
+            __m512 wc = _mm512_loadu_ps((const float *)(const void *)(wr + L.c) + 16 * b);
             for (int t = 0; t < C; t++) {
                 const uint8_t *xt = x + (size_t)t * stride;
                 const uint8_t *xq = xt + L.q + 256 * b;
-                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(xq));
-                p = _mm512_dpbusd_epi32(p, w1, _mm512_loadu_si512(xq + 64));
-                p = _mm512_dpbusd_epi32(p, w2, _mm512_loadu_si512(xq + 128));
-                p = _mm512_dpbusd_epi32(p, w3, _mm512_loadu_si512(xq + 192));
+                __m512i p = dpbusd_m(_mm512_setzero_si512(), w0, xq);
+                p = dpbusd_m(p, w1, xq + 64);
+                p = dpbusd_m(p, w2, xq + 128);
+                p = dpbusd_m(p, w3, xq + 192);
                 const float xs = ((const float *)(const void *)(xt + L.sc))[64 * b];
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws, _mm512_set1_ps(xs)), acc[r][t]);
+                /* the scaled products, then the bias: per 16 values, against d * sum */
+                __m512 a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws, _mm512_set1_ps(xs)), acc[r][t]);
+                acc[r][t] = _mm512_fmadd_ps(wc, _mm512_loadu_ps((const float *)(const void *)(xt + L.c) + 16 * b), a);
             }
         }
     }
-    const int64_t n16 = n / 16;
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < C; t++) {
-            const float *c = (const float *)(const void *)(w + (size_t)r * stride + L.c);
-            const float *s = (const float *)(const void *)(x + (size_t)t * stride + L.c);
-            __m512 b = acc[r][t];
-            for (int64_t i = 0; i < n16; i += 16) b = _mm512_fmadd_ps(_mm512_loadu_ps(c + i), _mm512_loadu_ps(s + i), b);
-            y[(size_t)t * ldy + r] = _mm512_reduce_add_ps(b);
-        }
+        for (int t = 0; t < C; t++) y[(size_t)t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 static void ktile_4x4(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ktile(4, 4, w, x, st, n, y, ldy); }
 static void ktile_4x1(const uint8_t *w, const uint8_t *x, size_t st, int64_t n, float *y, size_t ldy) { ktile(4, 1, w, x, st, n, y, ldy); }
@@ -275,20 +312,6 @@ static void tile(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stri
  * enough cache lines in flight to approach the read bandwidth. */
 
 #define PF_AHEAD 2 /* super-blocks */
-
-/* q4_k / q5_k 6-bit scales and minimums: the 12 bytes as three words, the eight scales to
- * bytes of one 64-bit value and the eight minimums to another */
-INLINE void k4_scales8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, s, 4); memcpy(&u1, s + 4, 4); memcpy(&u2, s + 8, 4);
-    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
-    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
-    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
-    *sc = (uint64_t)sc_lo | (uint64_t)sc_hi << 32;
-    *mn = (uint64_t)mn_lo | (uint64_t)mn_hi << 32;
-}
-
-INLINE __m256 bytes8_to_ps(uint64_t v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)v))); }
 
 INLINE void vec_k(int type, int R, const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) {
     const mm_panel_layout L = mm_panel_layout_of(n);

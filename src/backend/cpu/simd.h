@@ -117,9 +117,10 @@ const mm_panel *mmx_avx512_panel(int type);
 
 /* ---- attention helpers (attn_x86.c) ---- */
 typedef struct attn_simd {
-    /* One KV head segment [start, start + len) of a cache row to floats; NULL for types
-     * without a SIMD decoder. len is a multiple of the type's block and start aligned. */
-    void (*segment)(int type, const void *row, int start, int len, float *out);
+    /* n cells' KV head segments [start, start + len) (cell c's row at base + c * row_bytes)
+     * to n contiguous rows of len floats; only for types has_segment accepts, with len a
+     * multiple of the type's block (8 for the float types) and start aligned to it. */
+    void (*decode)(int type, const uint8_t *base, size_t row_bytes, int n, int start, int len, float *out);
     int  (*has_segment)(int type);
     /* out[c] = scale * dot(q, k + c * hd) for c < n (k rows contiguous). The result for a
      * row depends only on q and that row (and on n - c only through whether the row is
@@ -127,15 +128,19 @@ typedef struct attn_simd {
     void (*dots)(const float *q, const float *k, int n, int hd, float scale, float *out);
     /* p[c] = exp(s[c] - m) for s[c] <= m (a few ulp); returns their sum */
     float (*exp_sum)(const float *s, int n, float m, float *p);
-    /* acc[i] += sum over c < n of p[c] * v[c * hd + i]; v is a block of V rows decoded
-     * once and shared by every query head of the group */
-    void (*wsum)(float *acc, const float *p, const float *v, int n, int hd);
+    /* one block of an online softmax: raises the running max *m to the block's, scales the
+     * running sum *l to it, adds the block's p[c] = exp(s[c] - *m) to it and returns the
+     * factor the accumulator must be scaled by (1 when the max stayed) */
+    float (*online)(const float *s, int n, float *m, float *l, float *p);
+    /* acc[i] = r * acc[i] + sum over c < n of p[c] * v[c * hd + i]; v is a block of V rows
+     * decoded once and shared by every query head of the group */
+    void (*wsum)(float *acc, float r, const float *p, const float *v, int n, int hd);
 } attn_simd;
 const attn_simd *cpu_attn_simd(void);
 const attn_simd *attnx_avx2(void);
 const attn_simd *attnx_avx512(void);
 const attn_simd *attnn_neon(void);   /* attn_neon.c, AArch64 */
-void attnx_avx2_segment(int type, const void *row, int start, int len, float *out);
+void attnx_avx2_decode(int type, const uint8_t *base, size_t row_bytes, int n, int start, int len, float *out);
 int  attnx_avx2_has_segment(int type);
 void attnx_avx2_dots(const float *q, const float *k, int n, int hd, float scale, float *out);
 
