@@ -3,6 +3,7 @@
 #ifndef HEARTH_NEON_COMMON_H
 #define HEARTH_NEON_COMMON_H
 
+#include "backend/cpu/blocks.h"
 #include "quant/quant.h"
 
 #include <arm_neon.h>
@@ -24,16 +25,6 @@ INLINE b32v ld32(const void *p) {
     return v;
 }
 
-INLINE size_t b32_bytes(int type) {
-    switch (type) {
-    case QT_Q8_0: return 34;
-    case QT_Q4_0: case QT_IQ4_NL: return 18;
-    case QT_Q4_1: return 20;
-    case QT_Q5_0: return 22;
-    default: return 24; /* q5_1 */
-    }
-}
-INLINE int b32_bias(int type) { return type == QT_Q4_1 || type == QT_Q5_1; }
 
 /* low nibbles of 16 bytes as values 0..15, high nibbles as 16..31 (the ggml order) */
 INLINE b32v nibbles(const uint8_t *p) {

@@ -3,6 +3,7 @@
 #ifndef HEARTH_X86_COMMON_H
 #define HEARTH_X86_COMMON_H
 
+#include "backend/cpu/blocks.h"
 #include "quant/quant.h"
 
 #include <immintrin.h>
@@ -47,18 +48,6 @@ INLINE __m256i fifth_bits(const uint8_t *qh4) {
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
 }
 
-INLINE size_t b32_bytes(int type) {
-    switch (type) {
-    case QT_Q8_0: return 34;
-    case QT_Q4_0: case QT_IQ4_NL: return 18;
-    case QT_Q4_1: return 20;
-    case QT_Q5_0: return 22;
-    default: return 24; /* q5_1 */
-    }
-}
-INLINE int b32_signed(int type) { return type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q5_0 || type == QT_IQ4_NL; }
-INLINE int b32_bias(int type) { return type == QT_Q4_1 || type == QT_Q5_1; }
-
 /* One block: its 32 levels (signed or unsigned per b32_signed), value = a * level + c. */
 INLINE __m256i unpack_b32(int type, const uint8_t *p, float *a, float *c) {
     *a = ldh(p);
@@ -78,26 +67,6 @@ INLINE __m256i unpack_b32(int type, const uint8_t *p, float *a, float *c) {
 }
 
 /* ---- k-quant super-blocks (256 values) ---- */
-
-INLINE size_t k_bytes(int type) {
-    switch (type) {
-    case QT_Q2_K: return 84;
-    case QT_Q3_K: return 110;
-    case QT_Q4_K: return 144;
-    case QT_Q5_K: return 176;
-    default: return 210; /* q6_k */
-    }
-}
-INLINE int k_signed(int type) { return type == QT_Q3_K || type == QT_Q6_K; }
-INLINE int k_mins(int type) { return type == QT_Q2_K || type == QT_Q4_K || type == QT_Q5_K; }
-
-INLINE void k4_scales(const uint8_t *s, int sc[8], int mn[8]) {
-    for (int j = 0; j < 4; j++) { sc[j] = s[j] & 63; mn[j] = s[j + 4] & 63; }
-    for (int j = 4; j < 8; j++) {
-        sc[j] = (s[j + 4] & 0xf) | (s[j - 4] >> 6) << 4;
-        mn[j] = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
-    }
-}
 
 /* Chunk j (values 32j .. 32j+31) of a super-block as bytes (signed per k_signed). */
 INLINE __m256i unpack_k(int type, const uint8_t *p, int j) {
