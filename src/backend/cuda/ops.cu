@@ -2,13 +2,11 @@
  * Each follows its CPU twin in ops.c (RoPE angles in double as there). */
 #include "backend/cuda/mv8.cuh"
 
-/* xq: also the output as 8-bit activations (rows of xs bytes; n % 32 == 0, blockDim % 32 == 0) */
-__global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, const float *__restrict__ w, int n, float eps,
-                          int8_t *xq, size_t xs) {
-    const float *xr = x + (size_t)blockIdx.x * n;
-    float *o = out + (size_t)blockIdx.x * n;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+/* The second half of both norms: the block's sum of squares ss (per thread) reduced,
+ * o = x * scale * w written, and with xq also as 8-bit activations (rows of xs bytes;
+ * n % 32 == 0, blockDim % 32 == 0). */
+__device__ __forceinline__ void norm_write(float *o, const float *xr, const float *__restrict__ w, int n, float eps,
+                                           float ss, int8_t *xq, size_t xs) {
     __shared__ float part[32];
     ss = warp_sum(ss);
     if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
@@ -32,35 +30,23 @@ __global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, 
     for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
 }
 
+/* xq: also the output as 8-bit activations */
+__global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, const float *__restrict__ w, int n, float eps,
+                          int8_t *xq, size_t xs) {
+    const float *xr = x + (size_t)blockIdx.x * n;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+    norm_write(out + (size_t)blockIdx.x * n, xr, w, n, eps, ss, xq, xs);
+}
+
 /* x += y, then out = rmsnorm(x): the residual add of one step and the norm of the next */
 __global__ void k_add_rmsnorm(float *out, float *__restrict__ x, const float *y,
                               const float *__restrict__ w, int n, float eps, int8_t *xq, size_t xs) {
     float *xr = x + (size_t)blockIdx.x * n;
     const float *yr = y + (size_t)blockIdx.x * n;
-    float *o = out + (size_t)blockIdx.x * n;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) { float v = xr[i] + yr[i]; xr[i] = v; ss += v * v; }
-    __shared__ float part[32];
-    ss = warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.0f;
-        v = warp_sum(v);
-        if (threadIdx.x == 0) part[0] = v;
-    }
-    __syncthreads();
-    float scale = (float)(1.0 / sqrt((double)part[0] / n + eps));
-    if (xq) {
-        int8_t *qr = xq + (size_t)blockIdx.x * xs;
-        for (int i = threadIdx.x; i < n; i += blockDim.x) {
-            float v = xr[i] * scale * w[i];
-            o[i] = v;
-            q8_store32(v, qr, n, i & ~31);
-        }
-        return;
-    }
-    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
+    norm_write(out + (size_t)blockIdx.x * n, xr, w, n, eps, ss, xq, xs);
 }
 
 extern "C" int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps) {
