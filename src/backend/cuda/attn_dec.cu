@@ -15,7 +15,7 @@
  *   S = Q K^T: K decoded from shared memory straight into B fragments. The order of the
  *     128 values inside the dot product is free, so lane (g, t) of the mma takes the 32
  *     values 32t..32t+31 of its cell: one whole q8_0 / q4_0 block, one scale;
- *   the mask and the online softmax (f32), P in f16 from the S registers as the A operand;
+ *   the mask and the online softmax (f32), P in f16 from the S registers as the B operand;
  *   O^T += V^T P^T: lane (g, t) needs values 16g..16g+15 of 4 cells (two pairs of
  *     neighbours) a 16-cell step, so it decodes those and pairs them with byte permutes.
  * Integers become f16 exactly (0x6400 | byte is 1024 + byte), then one subtract and one
@@ -260,8 +260,14 @@ __device__ __forceinline__ void ad_combine(const dec_p &p, const float *sm, cons
     }
 }
 
+/* blocks a multiprocessor should hold, as far as shared memory lets it (227 KB): 1 with an
+ * f16 side, 4 for q4_0 / q4_0 (41 KB), else 3 (the register cap these give: 255, 128, 168) */
+template <int TK, int TV> __host__ __device__ constexpr int ad_min_blocks() {
+    return TK == QT_F16 || TV == QT_F16 ? 1 : TK == QT_Q4_0 && TV == QT_Q4_0 ? 4 : 3;
+}
+
 template <int TK, int TV>
-__global__ void __launch_bounds__(32 * AD_WPB, (TK == QT_F16 || TV == QT_F16) ? 1 : 3) k_attn_dec(dec_p p) {
+__global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_dec(dec_p p) {
 #if FP_SM80
     typedef ad_type<TK> KT;
     typedef ad_type<TV> VT;
