@@ -1,8 +1,11 @@
-/* Prompt attention on a card (a tool, not a ctest test; needs a GPU): gpu_attn for batches
+/* Prompt (and decode) attention on a card (a tool, not a ctest test; needs a GPU): gpu_attn for batches
  * of many tokens against cpu_attn_flash on the same cache rows, then timings of one layer
  * at Mistral-7B shape, each path chosen by HEARTH_CUDA_PP (attn_prompt.cu).
  *   gpu_pp_attn          checks, then timings
  *   gpu_pp_attn check    checks only (exit 1 on a failure)
+ *   gpu_pp_attn dec      checks, then decode (T = 1) timings
+ *   gpu_pp_attn deccheck the decode checks only
+ *   gpu_pp_attn prof q8_0 32768   three decode calls, no checks (for a profiler)
  * Checks: every cache type pair from a list, head sizes 64 and 128, group sizes 1, 4 and 8,
  * batches that split the cells and ones that do not, pos0 > 0; the output is poisoned
  * first. Error: ||gpu - cpu|| / ||cpu|| over the whole output. */
@@ -165,28 +168,123 @@ static void timings(void) {
     printf("best %s (the fused variant with the least time at depth 32768, all three caches)\n", paths[best]);
 }
 
+/* decode attention of one layer (T = 1, Mistral-7B shape) at depths, for a few values of
+ * HEARTH_DEC_WAVES (attn_dec.cu), as the model runs it: in pos mode (the position read on
+ * the card, the grid sized for the context), 20 calls captured in a CUDA graph; median of 7
+ * replays. prof (a type and a depth, for a profiler): three plain calls. */
+static void dec_timings(const char *prof_type, int prof_depth) {
+    const int hd = 128, H = 32, G = 8, row = G * hd, nmax = 32768 + 64;
+    const char *types[] = { "f16", "q8_0", "q4_0" };
+    const char *waves[] = { "1", "2", "3", "4" };
+    char err[256];
+    size_t qb = sizeof(float) * H * hd;
+    float *hq = malloc(qb);
+    for (int i = 0; i < H * hd; i++) hq[i] = frand();
+    void *dq = gpu_malloc(0, qb, "q", err, sizeof err), *dout = gpu_malloc(0, qb, "out", err, sizeof err);
+    gpu_upload(0, dq, hq, qb, err, sizeof err);
+    if (!prof_type) {
+        printf("\ndecode attention, one layer, T 1, %d heads (%d KV) of %d, graphs in pos mode: us (GB/s of K and V)\n", H, G, hd);
+        printf("| cache | depth | waves 1 (default) | 2 | 3 | 4 |\n|---|---|---|---|---|---|\n");
+    }
+    for (int ti = 0; ti < 3; ti++) {
+        if (prof_type && strcmp(prof_type, types[ti])) continue;
+        int ct = quant_from_name(types[ti]);
+        size_t kb = quant_row_bytes(ct, row);
+        uint8_t *h = malloc(kb * nmax);
+        /* finite data: small f16 scales and values */
+        for (size_t i = 0; i < kb * nmax; i++) h[i] = (uint8_t)((i * 2654435761u) >> 13) & (ct == quant_from_name("f16") ? 0x37 : 0x2f);
+        uint8_t *dk = gpu_malloc(0, kb * nmax, "k", err, sizeof err), *dv = gpu_malloc(0, kb * nmax, "v", err, sizeof err);
+        if (!dk || !dv) { printf("alloc: %s\n", err); return; }
+        gpu_upload(0, dk, h, kb * nmax, err, sizeof err);
+        gpu_upload(0, dv, h, kb * nmax, err, sizeof err);
+        free(h);
+        for (int depth = 8192; depth <= 32768; depth *= 4) {
+            if (prof_type && depth != prof_depth) continue;
+            attn_args a = { .T = 1, .n_head = H, .n_head_kv = G, .head_dim = hd, .pos0 = depth, .n_cells = depth + 1,
+                            .q = dq, .k = dk, .v = dv, .k_row_bytes = kb, .v_row_bytes = kb, .type_k = ct,
+                            .type_v = ct, .row = row, .scale = 1.0f / sqrtf((float)hd), .out = dout };
+            if (prof_type) {
+                for (int r = 0; r < 3; r++) gpu_attn(g, &a, 1);
+                printf("prof %s d%d: %s\n", types[ti], depth, gpu_sync(g) ? gpu_ctx_error(g) : "ok");
+                continue;
+            }
+            printf("| %s | %d |", types[ti], depth);
+            for (int w = 0; w < 4; w++) {
+                setenv("HEARTH_DEC_WAVES", waves[w], 1);
+                double ts[7];
+                gpu_set_pos(g, depth);
+                gpu_pos_mode(g, 1, depth + 64);
+                int bad = gpu_attn(g, &a, 1) || gpu_sync(g);
+                if (!bad) {
+                    bad = gpu_graph_begin(g);
+                    int ok = 1;
+                    for (int k = 0; k < 20 && !bad && ok; k++) ok = gpu_attn(g, &a, 1) == 0;
+                    bad = bad || gpu_graph_end(g, ok) || !ok;
+                }
+                for (int r = 0; r < 8 && !bad; r++) {
+                    double t0 = now();
+                    bad = gpu_graph_launch(g) || gpu_sync(g);
+                    if (r) ts[r - 1] = (now() - t0) / 20;
+                }
+                gpu_pos_mode(g, 0, 0);
+                gpu_graph_drop(g);
+                if (bad) { printf(" error: %s |", gpu_ctx_error(g)); continue; }
+                qsort(ts, 7, sizeof(double), cmpd);
+                printf(" %.1f (%.0f) |", ts[3] * 1e6, 2.0 * kb * (depth + 1) / ts[3] / 1e9);
+            }
+            printf("\n");
+            fflush(stdout);
+        }
+        gpu_free(0, dk); gpu_free(0, dv);
+    }
+    unsetenv("HEARTH_DEC_WAVES");
+    free(hq);
+    gpu_free(0, dq); gpu_free(0, dout);
+}
+
 int main(int argc, char **argv) {
     char err[256];
     if (gpu_device_count() <= 0) { printf("no GPU: %s\n", gpu_unavailable_reason()); return 77; }
     g = gpu_ctx_new(0, err, sizeof err);
     if (!g) { printf("gpu_ctx_new: %s\n", err); return 1; }
+    if (argc > 3 && !strcmp(argv[1], "prof")) {
+        dec_timings(argv[2], atoi(argv[3]));
+        gpu_ctx_free(g);
+        return 0;
+    }
     pool *pl = pool_new(pool_default_threads());
     const char *all[] = { "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl" };
+    const int only_dec = argc > 1 && !strcmp(argv[1], "deccheck");   /* (quick under compute-sanitizer) */
     /* every type on both sides at hd 128 / GQA 4, a short batch (split cells) and one at depth */
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 9 && !only_dec; i++) {
         int t = quant_from_name(all[i]);
         check_case(pl, 128, 8, 2, 64, 0, t, t, 1);
         check_case(pl, 128, 8, 2, 100, 333, t, quant_from_name(all[(i + 4) % 9]), 1);
     }
     int f16 = quant_from_name("f16"), q8 = quant_from_name("q8_0"), q4 = quant_from_name("q4_0");
-    check_case(pl, 64, 8, 8, 64, 0, f16, f16, 0);
-    check_case(pl, 64, 16, 2, 130, 1000, q8, q8, 1);
-    check_case(pl, 64, 8, 1, 33, 70, q4, f16, 1);
-    check_case(pl, 128, 16, 2, 512, 0, f16, f16, 0);
-    check_case(pl, 128, 32, 4, 512, 777, q8, q4, 1);
-    check_case(pl, 128, 4, 4, 40, 5, f16, q8, 0);
+    if (!only_dec) {
+        check_case(pl, 64, 8, 8, 64, 0, f16, f16, 0);
+        check_case(pl, 64, 16, 2, 130, 1000, q8, q8, 1);
+        check_case(pl, 64, 8, 1, 33, 70, q4, f16, 1);
+        check_case(pl, 128, 16, 2, 512, 0, f16, f16, 0);
+        check_case(pl, 128, 32, 4, 512, 777, q8, q4, 1);
+        check_case(pl, 128, 4, 4, 40, 5, f16, q8, 0);
+    }
+    /* decode (T <= 8: attn_dec.cu): group sizes 1, 4, 6, 8 and 16 (two head passes), several
+     * tokens a block, cells split over many warps and blocks, ragged last tiles */
+    const int dts[3] = { f16, q8, q4 };
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) check_case(pl, 128, 32, 8, 1 + (i + j) % 3, 4000 + 37 * i + 11 * j, dts[i], dts[j], 1);
+    check_case(pl, 128, 32, 8, 1, 20000, q8, q8, 1);
+    check_case(pl, 128, 8, 8, 5, 333, q4, q8, 1);
+    check_case(pl, 128, 12, 2, 3, 1500, q8, q4, 1);
+    check_case(pl, 128, 16, 2, 8, 70, f16, q4, 0);
+    check_case(pl, 128, 32, 2, 2, 2100, q4, q4, 1);
+    check_case(pl, 128, 32, 8, 1, 0, q8, f16, 1);
+    check_case(pl, 128, 32, 8, 7, 12, f16, f16, 0);
     printf("checks: %d failed\n", failures);
-    if (!(argc > 1 && !strcmp(argv[1], "check"))) timings();
+    if (argc > 1 && !strcmp(argv[1], "dec")) dec_timings(NULL, 0);
+    else if (argc == 1) timings();
     pool_free(pl);
     gpu_ctx_free(g);
     return failures ? 1 : 0;
