@@ -1,5 +1,6 @@
 /* Small per-row ops on the GPU: RMSNorm, RoPE, the Hadamard rotation, SwiGLU, residual add.
- * Each follows its CPU twin in ops.c (RoPE angles in double as there). */
+ * Each follows its CPU twin in ops.c (RoPE angles in double as there). The ones a decode
+ * step runs go through cuda_launch (pdl_wait first). */
 #include "backend/cuda/mv8.cuh"
 
 /* The second half of both norms: the block's sum of squares ss (per thread) reduced,
@@ -33,6 +34,8 @@ __device__ __forceinline__ void norm_write(float *o, const float *xr, const floa
 /* xq: also the output as 8-bit activations */
 __global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, const float *__restrict__ w, int n, float eps,
                           int8_t *xq, size_t xs) {
+    pdl_wait();
+    pdl_next();
     const float *xr = x + (size_t)blockIdx.x * n;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
@@ -42,6 +45,8 @@ __global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, 
 /* x += y, then out = rmsnorm(x): the residual add of one step and the norm of the next */
 __global__ void k_add_rmsnorm(float *out, float *__restrict__ x, const float *y,
                               const float *__restrict__ w, int n, float eps, int8_t *xq, size_t xs) {
+    pdl_wait();
+    pdl_next();
     float *xr = x + (size_t)blockIdx.x * n;
     const float *yr = y + (size_t)blockIdx.x * n;
     float ss = 0.0f;
@@ -53,8 +58,7 @@ extern "C" int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y,
     if (T <= 0) return 0;
     size_t xs = 0;
     int8_t *xq = cuda_q_take(g, n, T, &xs);
-    k_add_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, y, w, n, eps, xq, xs);
-    CU_LAUNCHED(g);
+    CU(g, cuda_launch(g, k_add_rmsnorm, dim3(T), dim3(1024), 0, out, x, y, w, n, eps, xq, xs));
     if (xq) cuda_q_made(g, out, T);
     return 0;
 }
@@ -63,8 +67,7 @@ extern "C" int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *
     if (T <= 0) return 0;
     size_t xs = 0;
     int8_t *xq = cuda_q_take(g, n, T, &xs);
-    k_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, w, n, eps, xq, xs);
-    CU_LAUNCHED(g);
+    CU(g, cuda_launch(g, k_rmsnorm, dim3(T), dim3(1024), 0, out, x, w, n, eps, xq, xs));
     if (xq) cuda_q_made(g, out, T);
     return 0;
 }
@@ -101,6 +104,8 @@ int cuda_rope_strided(gpu_ctx *g, float *x, int T, size_t stride, int n_heads, i
  * pos0 from *dpos when given (graph replays) */
 __global__ void k_rope2(float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, const int *dpos,
                         float base, float freq_scale, const float *ff) {
+    pdl_wait();
+    pdl_next();
     int np = n_rot / 2, nh = nq + nk;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)T * nh * np) return;
@@ -121,9 +126,8 @@ extern "C" int gpu_rope_qk(gpu_ctx *g, float *q, float *k, int T, int nq, int nk
                            float base, float freq_scale, const float *ff) {
     size_t n = (size_t)T * (nq + nk) * (n_rot / 2);
     if (n == 0) return 0;
-    k_rope2<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(q, k, T, nq, nk, hd, n_rot, pos0, g->pos_on ? g->dpos : NULL,
-                                                      base, freq_scale, ff);
-    CU_LAUNCHED(g);
+    CU(g, cuda_launch(g, k_rope2, dim3(cuda_blocks(n, 256)), dim3(256), 0, q, k, T, nq, nk, hd, n_rot, pos0,
+                      (const int *)(g->pos_on ? g->dpos : NULL), base, freq_scale, ff));
     return 0;
 }
 
@@ -173,12 +177,16 @@ extern "C" int gpu_hadamard(gpu_ctx *g, float *x, int n_vec, int n, int inverse)
 }
 
 __global__ void k_swiglu(float *gate, const float *up, size_t n) {
+    pdl_wait();
+    pdl_next();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) { float v = gate[i]; gate[i] = v / (1.0f + expf(-v)) * up[i]; }
 }
 
 /* the same, rows of row values also stored as 8-bit activations (row % 32 == 0) */
 __global__ void k_swiglu_q(float *gate, const float *up, size_t n, int row, int8_t *xq, size_t xs) {
+    pdl_wait();
+    pdl_next();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;   /* whole warps: n % 32 == 0 */
     float v = gate[i];
@@ -195,24 +203,23 @@ extern "C" int gpu_swiglu(gpu_ctx *g, float *gate, const float *up, size_t n) {
     int8_t *xq = g->q_next && g->q_rows > 0 && n % (size_t)g->q_rows == 0
                      ? cuda_q_take(g, g->q_rows, (int)(n / (size_t)g->q_rows), &xs) : cuda_q_take(g, 0, 0, &xs);
     if (xq) {
-        k_swiglu_q<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(gate, up, n, g->q_rows, xq, xs);
-        CU_LAUNCHED(g);
+        CU(g, cuda_launch(g, k_swiglu_q, dim3(cuda_blocks(n, 256)), dim3(256), 0, gate, up, n, g->q_rows, xq, xs));
         cuda_q_made(g, gate, (int)(n / (size_t)g->q_rows));
         return 0;
     }
-    k_swiglu<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(gate, up, n);
-    CU_LAUNCHED(g);
+    CU(g, cuda_launch(g, k_swiglu, dim3(cuda_blocks(n, 256)), dim3(256), 0, gate, up, n));
     return 0;
 }
 
 __global__ void k_add(float *x, const float *y, size_t n) {
+    pdl_wait();
+    pdl_next();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] += y[i];
 }
 
 extern "C" int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n) {
     if (!n) return 0;
-    k_add<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(x, y, n);
-    CU_LAUNCHED(g);
+    CU(g, cuda_launch(g, k_add, dim3(cuda_blocks(n, 256)), dim3(256), 0, x, y, n));
     return 0;
 }
