@@ -102,6 +102,12 @@ __global__ void __launch_bounds__(32 * MV8_WARPS) k_mv_q8s(mv_set ms, int ne0, c
     float *y = m == 0 ? ms.y[0] : m == 1 ? ms.y[1] : ms.y[2];
     const int ldy = m == 0 ? ms.rows[0] : m == 1 ? ms.rows[1] : ms.rows[2];
     const __half *dw = (const __half *)(row + ne0);
+    /* the first step's weights on their way to L2 while the kernel before finishes */
+#pragma unroll
+    for (int u = 0; u < MV8_U; u++)
+        if (512 * u + 16 * lane < ne0) asm volatile("prefetch.global.L2 [%0];" ::"l"(row + 512 * u + 16 * lane));
+    pdl_wait();
+    pdl_next();
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
@@ -342,6 +348,14 @@ static int mv1_on(void) {
     return on;
 }
 
+/* plain one-token products through k_mv1 too (HEARTH_MV1_STORE=1, for measuring): one
+ * H100 ncu run had it 5-10% slower than k_mv_q8s on the 4096-row products */
+static int mv1_plain(void) {
+    static int on = -1;
+    if (on < 0) { const char *e = getenv("HEARTH_MV1_STORE"); on = e && atoi(e) == 1; }
+    return on;
+}
+
 static mv1_args mv1_base(const mv_set &ms, int ne0, const int8_t *xq, int n_groups) {
     mv1_args a;
     memset(&a, 0, sizeof a);
@@ -355,7 +369,7 @@ static mv1_args mv1_base(const mv_set &ms, int ne0, const int8_t *xq, int n_grou
 int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *x, int T) {
     const int8_t *xq = mv8_input(g, x, ne0, T);
     if (!xq) return -1;
-    if (T == 1 && mv1_on())
+    if (T == 1 && mv1_on() && mv1_plain())
         return mv1_run<MV1_R, MV1_U, MV1_STORE, MV1_W>(g, mv1_base(*ms, ne0, xq, cuda_blocks((size_t)n_rows, MV1_R)));
     const size_t xs = cuda_act_stride(ne0);
     dim3 grid(cuda_blocks((size_t)n_rows, MV8_WARPS));
@@ -365,10 +379,9 @@ int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *
         int nt = T - t0 < 8 ? T - t0 : 8;
         mv_set m = *ms;
         for (int i = 0; i < 3; i++) if (m.y[i]) m.y[i] += (size_t)t0 * m.rows[i];
-        if (nt == 1 && u8) k_mv_q8s<1, 8><<<grid, 32 * MV8_WARPS, 0, g->stream>>>(m, ne0, xq + (size_t)t0 * xs, xs, 1);
-        else if (nt == 1) k_mv_q8s<1, 4><<<grid, 32 * MV8_WARPS, 0, g->stream>>>(m, ne0, xq + (size_t)t0 * xs, xs, 1);
-        else k_mv_q8s<8, 4><<<grid, 32 * MV8_WARPS, 0, g->stream>>>(m, ne0, xq + (size_t)t0 * xs, xs, nt);
-        CU_LAUNCHED(g);
+        const int8_t *xt = xq + (size_t)t0 * xs;
+        CU(g, cuda_launch(g, nt == 1 && u8 ? k_mv_q8s<1, 8> : nt == 1 ? k_mv_q8s<1, 4> : k_mv_q8s<8, 4>, grid,
+                          dim3(32 * MV8_WARPS), 0, m, ne0, xt, xs, nt));
     }
     return 0;
 }
