@@ -366,9 +366,82 @@ static mv1_args mv1_base(const mv_set &ms, int ne0, const int8_t *xq, int n_grou
     return a;
 }
 
+/* One token, a block's warps sharing its rows (HEARTH_MV2=1, for measuring): a block takes
+ * R rows and its 8 warps read consecutive 512-byte pieces of them, warp w pieces w, w + 8,
+ * ..., so each step's loads of a block are one 4 KB stretch per row instead of eight
+ * stretches 2 KB long in eight rows; partial sums meet in shared memory. ne0 % 512 == 0. */
+template <int R>
+__global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq) {
+    __shared__ float part[8][R];
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
+    const float *xd = (const float *)(xq + ne0);
+    const uint8_t *row[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        int m, lr;
+        row[r] = set_row(ms, blockIdx.x * R + r, &m, &lr);
+    }
+    int4 w[R];
+    __half d[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int i = 512 * wid + 16 * lane;
+        w[r] = row[r] && wid < np ? __ldcs((const int4 *)(row[r] + i)) : make_int4(0, 0, 0, 0);
+        d[r] = row[r] && wid < np ? ((const __half *)(row[r] + ne0))[i >> 5] : __ushort_as_half(0);
+    }
+    pdl_wait();
+    pdl_next();
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = 0.0f;
+    for (int p = wid; p < np; p += 8) {
+        const int i = 512 * p + 16 * lane, inext = i + 8 * 512;
+        int4 wn[R];
+        __half dn[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const bool ok = row[r] && inext < ne0;
+            wn[r] = ok ? __ldcs((const int4 *)(row[r] + inext)) : make_int4(0, 0, 0, 0);
+            dn[r] = ok ? ((const __half *)(row[r] + ne0))[inext >> 5] : __ushort_as_half(0);
+        }
+        const int4 x = __ldg((const int4 *)(xq + i));
+        const float xs = __ldg(xd + (i >> 5));
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            acc[r] += __half2float(d[r]) * xs * (float)dot16(w[r], x);
+            w[r] = wn[r];
+            d[r] = dn[r];
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const float v = warp_sum(acc[r]);
+        if (lane == 0) part[wid][r] = v;
+    }
+    __syncthreads();
+    int mo, ro;
+    if (threadIdx.x < R && set_row(ms, blockIdx.x * R + threadIdx.x, &mo, &ro)) {
+        float v = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; k++) v += part[k][threadIdx.x];
+        (mo == 0 ? ms.y[0] : mo == 1 ? ms.y[1] : ms.y[2])[ro] = v;
+    }
+}
+
+static int mv2_on(void) {
+    static int on = -1;
+    if (on < 0) { const char *e = getenv("HEARTH_MV2"); on = e ? atoi(e) : 0; }
+    return on;
+}
+
 int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *x, int T) {
     const int8_t *xq = mv8_input(g, x, ne0, T);
     if (!xq) return -1;
+    if (T == 1 && ne0 % 512 == 0 && mv2_on()) {
+        const int r = mv2_on() == 2 ? 8 : 4;
+        CU(g, cuda_launch(g, r == 8 ? k_mv2<8> : k_mv2<4>, dim3(cuda_blocks((size_t)n_rows, r)), dim3(256), 0, *ms, ne0, xq));
+        return 0;
+    }
     if (T == 1 && mv1_on() && mv1_plain())
         return mv1_run<MV1_R, MV1_U, MV1_STORE, MV1_W>(g, mv1_base(*ms, ne0, xq, cuda_blocks((size_t)n_rows, MV1_R)));
     const size_t xs = cuda_act_stride(ne0);
