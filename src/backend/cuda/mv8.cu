@@ -175,29 +175,23 @@ static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
     return xq;
 }
 
-/* ---- one token: a pipelined warp loop with fused epilogues ----
+/* ---- one token ----
  *
- * A warp owns a group of R rows and walks them together in chunks of 512 * U values, each
- * lane loading U 16-byte pieces of each row; the next chunk's loads (the next group's first
- * chunk at a group's end) are issued before the current chunk's arithmetic, so a warp keeps
- * about two chunks of weights in flight all the time. The grid is what fits the card at
- * once; blocks stride over the groups (no tail wave). The first chunk is loaded before
- * pdl_wait: weights do not depend on the kernel before. */
-enum { MV1_STORE, MV1_ROPE, MV1_SWIGLU };
-
-struct mv1_args {
-    mv_set ms;
-    int ne0, n_groups;
-    const int8_t *xq;
-    /* MV1_ROPE: RoPE on the rows of matrices 0 and 1 (q and k; heads of hd values), at
-     * position *dpos when given, else pos0, as k_rope2 computes it */
-    const int *dpos;
-    float pos0, base, freq_scale;
-    const float *ff;
-    int hd, n_rot;
-    /* MV1_SWIGLU: y[0][j] = silu(W0[j] x) * W1[j] x; with xq_out also as 8-bit activations */
-    int8_t *xq_out;
-};
+ * k_mv2 (plain products, and q, k, v with RoPE): a block takes R rows and its 8 warps read
+ * consecutive 512-byte pieces of them, warp w pieces w, w + 8, ..., so a step's loads of a
+ * block are one 4 KB stretch per row; partial sums meet in shared memory. One warp per
+ * whole row (k_mv_q8s) reads 2 KB stretches of eight rows at once, which one H100 ncu run
+ * measured at 1.87 TB/s on the 14336-wide down product against 2.27 for this (27.5 µs
+ * against 33.5; the 4096-wide ones alike either way). Needs ne0 % 512 == 0.
+ *
+ * k_mv_swiglu (gate and up, SwiGLU, its 8-bit output): a warp owns the gate and up rows of
+ * two outputs and walks them in chunks of 512 * U values; the next chunk's loads (the next
+ * outputs' first chunk at the end) are issued before the current chunk's arithmetic. A
+ * block's 16 warps make 32 consecutive outputs, which its first warp quantizes for the
+ * down product; the grid is what fits the card at once, blocks striding over the rest.
+ *
+ * Both load their first weights before pdl_wait: weights do not depend on the kernel
+ * before. */
 
 /* row r of the set (numbered through its matrices): its bytes, matrix and row in it; NULL past the end */
 __device__ __forceinline__ const uint8_t *set_row(const mv_set &ms, int r, int *m, int *lr) {
@@ -209,170 +203,18 @@ __device__ __forceinline__ const uint8_t *set_row(const mv_set &ms, int r, int *
     return (k == 0 ? ms.w[0] : k == 1 ? ms.w[1] : ms.w[2]) + (size_t)r * ms.rb;
 }
 
-/* the rows of group gi (NULL where there is none): R consecutive rows of the set, or for
- * MV1_SWIGLU (R == 4) gate and up rows of outputs 2 gi and 2 gi + 1 */
-template <int R, int EPI>
-__device__ __forceinline__ void mv1_rows(const mv1_args &a, int gi, const uint8_t *(&row)[R]) {
-#pragma unroll
-    for (int s = 0; s < R; s++) {
-        int m, lr;
-        if (gi >= a.n_groups) row[s] = NULL;
-        else if (EPI == MV1_SWIGLU) row[s] = a.ms.w[s & 1] + (size_t)(2 * gi + (s >> 1)) * a.ms.rb;
-        else row[s] = set_row(a.ms, gi * R + s, &m, &lr);
-    }
-}
-
-template <int R, int U> struct mv1_chunk {
-    int4 w[R][U];
-    __half d[R][U];
+/* RoPE on the rows of matrices 0 and 1 of a set (q and k; heads of hd values), at position
+ * *dpos when given, else pos0, as k_rope2 computes it */
+struct rope_args {
+    const int *dpos;
+    float pos0, base, freq_scale;
+    const float *ff;
+    int hd, n_rot;
 };
 
-template <int R, int U>
-__device__ __forceinline__ void mv1_load(mv1_chunk<R, U> &c, const uint8_t *const (&row)[R], int ne0, int base) {
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int i = base + 512 * u + 16 * lane;
-            if (row[r] && i < ne0) {
-                c.w[r][u] = __ldcs((const int4 *)(row[r] + i));
-                c.d[r][u] = ((const __half *)(row[r] + ne0))[i >> 5];
-            } else {
-                c.w[r][u] = make_int4(0, 0, 0, 0);
-                c.d[r][u] = __ushort_as_half(0);
-            }
-        }
-    }
-}
-
-/* the outputs of group gi (R consecutive rows of the set), MV1_ROPE rotating pairs */
-template <int R, int EPI>
-__device__ __forceinline__ void mv1_store(const mv1_args &a, int gi, float (&acc)[R]) {
-    const int lane = threadIdx.x & 31;
-    int m[R], lr[R];
-    bool ok[R];
-#pragma unroll
-    for (int r = 0; r < R; r++) ok[r] = set_row(a.ms, gi * R + r, &m[r], &lr[r]) != NULL;
-    if (EPI == MV1_ROPE && R == 2 && ok[0] && m[0] < 2 && (lr[0] % a.hd) < a.n_rot) {
-        /* rows lr and lr + 1 are a rotated pair (rows of q and k are even in number) */
-        const int p = (lr[0] % a.hd) / 2;
-        const float pos = a.dpos ? (float)*a.dpos : a.pos0;
-        double theta = pos * a.freq_scale * pow((double)a.base, -(double)(2 * p) / a.n_rot);
-        if (a.ff) theta /= a.ff[p];
-        const float c = (float)cos(theta), sn = (float)sin(theta);
-        const float x0 = acc[0], x1 = acc[R - 1];
-        acc[0] = x0 * c - x1 * sn;
-        acc[R - 1] = x0 * sn + x1 * c;
-    }
-    if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < R; r++)
-            if (ok[r]) (m[r] == 0 ? a.ms.y[0] : m[r] == 1 ? a.ms.y[1] : a.ms.y[2])[lr[r]] = acc[r];
-    }
-}
-
-template <int R, int U, int EPI, int W>
-__global__ void __launch_bounds__(32 * W) k_mv1(mv1_args a) {
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-    const int ne0 = a.ne0, nblk = (a.n_groups + W - 1) / W;
-    const float *xd = (const float *)(a.xq + ne0);
-    const uint8_t *row[R];
-    mv1_chunk<R, U> cur;
-    mv1_rows<R, EPI>(a, blockIdx.x * W + wid, row);
-    mv1_load<R, U>(cur, row, ne0, 0);
-    pdl_wait();
-    pdl_next();
-    for (int blk = blockIdx.x; blk < nblk; blk += gridDim.x) {
-        const int gi = blk * W + wid;
-        float acc[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) acc[r] = 0.0f;
-        for (int base = 0; base < ne0; base += 512 * U) {
-            int nbase = base + 512 * U;
-            if (nbase >= ne0) { nbase = 0; mv1_rows<R, EPI>(a, (blk + gridDim.x) * W + wid, row); }
-            mv1_chunk<R, U> nxt;
-            mv1_load<R, U>(nxt, row, ne0, nbase);
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                const int i = base + 512 * u + 16 * lane;
-                if (i < ne0) {
-                    const int4 x = __ldg((const int4 *)(a.xq + i));
-                    const float xs = __ldg(xd + (i >> 5));
-#pragma unroll
-                    for (int r = 0; r < R; r++) acc[r] += __half2float(cur.d[r][u]) * xs * (float)dot16(cur.w[r][u], x);
-                }
-            }
-            cur = nxt;
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
-        if (EPI == MV1_SWIGLU) {
-            /* the block's 32 outputs, quantized by its first warp (W == 16) */
-            __shared__ float out[2 * W];
-#pragma unroll
-            for (int o = 0; o < 2; o++) {
-                const float gt = acc[2 * o], v = gt / (1.0f + expf(-gt)) * acc[2 * o + 1];
-                if (lane == 0 && gi < a.n_groups) { a.ms.y[0][2 * gi + o] = v; out[2 * wid + o] = v; }
-            }
-            __syncthreads();
-            if (a.xq_out && wid == 0) q8_store32(out[lane], a.xq_out, a.ms.rows[0], blk * 2 * W);
-            __syncthreads();
-        } else {
-            mv1_store<R, EPI>(a, gi, acc);
-        }
-    }
-}
-
-/* k_mv1 over every group: as many blocks as fit the card at once, or fewer */
-template <int R, int U, int EPI, int W>
-static int mv1_run(gpu_ctx *g, const mv1_args &a) {
-    static int per_sm = 0;
-    if (!per_sm) {
-        CU(g, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mv1<R, U, EPI, W>, 32 * W, 0));
-        if (per_sm < 1) per_sm = 1;
-    }
-    int blocks = cuda_blocks((size_t)a.n_groups, W);
-    if (blocks > per_sm * g->sm_count) blocks = per_sm * g->sm_count;
-    CU(g, cuda_launch(g, k_mv1<R, U, EPI, W>, dim3(blocks), dim3(32 * W), 0, a));
-    return 0;
-}
-
-#define MV1_R 2
-#define MV1_U 4
-#define MV1_W 8
-
-static int mv1_on(void) {
-    static int on = -1;
-    if (on < 0) on = getenv("HEARTH_NO_MV1") == NULL;
-    return on;
-}
-
-/* plain one-token products through k_mv1 too (HEARTH_MV1_STORE=1, for measuring): one
- * H100 ncu run had it 5-10% slower than k_mv_q8s on the 4096-row products */
-static int mv1_plain(void) {
-    static int on = -1;
-    if (on < 0) { const char *e = getenv("HEARTH_MV1_STORE"); on = e && atoi(e) == 1; }
-    return on;
-}
-
-static mv1_args mv1_base(const mv_set &ms, int ne0, const int8_t *xq, int n_groups) {
-    mv1_args a;
-    memset(&a, 0, sizeof a);
-    a.ms = ms;
-    a.ne0 = ne0;
-    a.xq = xq;
-    a.n_groups = n_groups;
-    return a;
-}
-
-/* One token, a block's warps sharing its rows (HEARTH_MV2=1, for measuring): a block takes
- * R rows and its 8 warps read consecutive 512-byte pieces of them, warp w pieces w, w + 8,
- * ..., so each step's loads of a block are one 4 KB stretch per row instead of eight
- * stretches 2 KB long in eight rows; partial sums meet in shared memory. ne0 % 512 == 0. */
-template <int R>
-__global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq) {
-    __shared__ float part[8][R];
+template <int R, bool ROPE>
+__global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, rope_args ra) {
+    __shared__ float part[8][R], fin[R];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
     const float *xd = (const float *)(xq + ne0);
     const uint8_t *row[R];
@@ -419,31 +261,133 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
         if (lane == 0) part[wid][r] = v;
     }
     __syncthreads();
-    int mo, ro;
-    if (threadIdx.x < R && set_row(ms, blockIdx.x * R + threadIdx.x, &mo, &ro)) {
+    const int t = threadIdx.x;
+    if (t < R) {
         float v = 0.0f;
 #pragma unroll
-        for (int k = 0; k < 8; k++) v += part[k][threadIdx.x];
+        for (int k = 0; k < 8; k++) v += part[k][t];
+        fin[t] = v;
+    }
+    if (ROPE) __syncthreads();
+    int mo, ro;
+    if (t < R && set_row(ms, blockIdx.x * R + t, &mo, &ro)) {
+        float v = fin[t];
+        if (ROPE && mo < 2 && (ro % ra.hd) < ra.n_rot) {
+            /* rows 2j and 2j + 1 (of one matrix: q and k have even rows, R is even) are a pair */
+            const int p = (ro % ra.hd) / 2;
+            const float pos = ra.dpos ? (float)*ra.dpos : ra.pos0;
+            double theta = pos * ra.freq_scale * pow((double)ra.base, -(double)(2 * p) / ra.n_rot);
+            if (ra.ff) theta /= ra.ff[p];
+            const float c = (float)cos(theta), sn = (float)sin(theta), a = fin[t & ~1], b = fin[t | 1];
+            v = (t & 1) ? a * sn + b * c : a * c - b * sn;
+        }
         (mo == 0 ? ms.y[0] : mo == 1 ? ms.y[1] : ms.y[2])[ro] = v;
     }
 }
 
-static int mv2_on(void) {
+#define MV2_R 4
+
+template <bool ROPE>
+static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const int8_t *xq, const rope_args &ra) {
+    CU(g, cuda_launch(g, k_mv2<MV2_R, ROPE>, dim3(cuda_blocks((size_t)n_rows, MV2_R)), dim3(256), 0, ms, ne0, xq, ra));
+    return 0;
+}
+
+/* y[0][j] = silu(W0[j] x) * W1[j] x for the set's two matrices, and with xq_out the same as
+ * 8-bit activations */
+struct swiglu_args {
+    mv_set ms;
+    int ne0, n_pairs;   /* n_pairs = rows / 2: a warp's work per round */
+    const int8_t *xq;
+    int8_t *xq_out;
+};
+
+#define SW_W 16   /* warps a block: 2 outputs each, the 32 of a quantization block */
+#define SW_U 2
+
+/* the gate and up rows of outputs 2 pi and 2 pi + 1 (NULL past the end) */
+__device__ __forceinline__ void sw_rows(const swiglu_args &a, int pi, const uint8_t *(&row)[4]) {
+#pragma unroll
+    for (int s = 0; s < 4; s++) row[s] = pi < a.n_pairs ? a.ms.w[s & 1] + (size_t)(2 * pi + (s >> 1)) * a.ms.rb : NULL;
+}
+
+template <int R, int U> struct mv_chunk {
+    int4 w[R][U];
+    __half d[R][U];
+};
+
+template <int R, int U>
+__device__ __forceinline__ void chunk_load(mv_chunk<R, U> &c, const uint8_t *const (&row)[R], int ne0, int base) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int i = base + 512 * u + 16 * lane;
+            if (row[r] && i < ne0) {
+                c.w[r][u] = __ldcs((const int4 *)(row[r] + i));
+                c.d[r][u] = ((const __half *)(row[r] + ne0))[i >> 5];
+            } else {
+                c.w[r][u] = make_int4(0, 0, 0, 0);
+                c.d[r][u] = __ushort_as_half(0);
+            }
+        }
+    }
+}
+
+__global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    const int ne0 = a.ne0, nblk = (a.n_pairs + SW_W - 1) / SW_W;
+    const float *xd = (const float *)(a.xq + ne0);
+    const uint8_t *row[4];
+    mv_chunk<4, SW_U> cur;
+    sw_rows(a, blockIdx.x * SW_W + wid, row);
+    chunk_load<4, SW_U>(cur, row, ne0, 0);
+    pdl_wait();
+    pdl_next();
+    for (int blk = blockIdx.x; blk < nblk; blk += gridDim.x) {
+        const int pi = blk * SW_W + wid;
+        float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+        for (int base = 0; base < ne0; base += 512 * SW_U) {
+            int nbase = base + 512 * SW_U;
+            if (nbase >= ne0) { nbase = 0; sw_rows(a, (blk + gridDim.x) * SW_W + wid, row); }
+            mv_chunk<4, SW_U> nxt;
+            chunk_load<4, SW_U>(nxt, row, ne0, nbase);
+#pragma unroll
+            for (int u = 0; u < SW_U; u++) {
+                const int i = base + 512 * u + 16 * lane;
+                if (i < ne0) {
+                    const int4 x = __ldg((const int4 *)(a.xq + i));
+                    const float xs = __ldg(xd + (i >> 5));
+#pragma unroll
+                    for (int r = 0; r < 4; r++) acc[r] += __half2float(cur.d[r][u]) * xs * (float)dot16(cur.w[r][u], x);
+                }
+            }
+            cur = nxt;
+        }
+        __shared__ float out[2 * SW_W];
+#pragma unroll
+        for (int o = 0; o < 2; o++) {
+            const float gt = warp_sum(acc[2 * o]), up = warp_sum(acc[2 * o + 1]);
+            const float v = gt / (1.0f + expf(-gt)) * up;
+            if (lane == 0 && pi < a.n_pairs) { a.ms.y[0][2 * pi + o] = v; out[2 * wid + o] = v; }
+        }
+        __syncthreads();
+        if (a.xq_out && wid == 0) q8_store32(out[lane], a.xq_out, a.ms.rows[0], blk * 2 * SW_W);
+        __syncthreads();
+    }
+}
+
+static int mv1_on(void) {
     static int on = -1;
-    if (on < 0) { const char *e = getenv("HEARTH_MV2"); on = e ? atoi(e) : 0; }
+    if (on < 0) on = getenv("HEARTH_NO_MV1") == NULL;
     return on;
 }
 
 int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *x, int T) {
     const int8_t *xq = mv8_input(g, x, ne0, T);
     if (!xq) return -1;
-    if (T == 1 && ne0 % 512 == 0 && mv2_on()) {
-        const int r = mv2_on() == 2 ? 8 : 4;
-        CU(g, cuda_launch(g, r == 8 ? k_mv2<8> : k_mv2<4>, dim3(cuda_blocks((size_t)n_rows, r)), dim3(256), 0, *ms, ne0, xq));
-        return 0;
-    }
-    if (T == 1 && mv1_on() && mv1_plain())
-        return mv1_run<MV1_R, MV1_U, MV1_STORE, MV1_W>(g, mv1_base(*ms, ne0, xq, cuda_blocks((size_t)n_rows, MV1_R)));
+    if (T == 1 && ne0 % 512 == 0 && mv1_on()) return mv2_run<false>(g, *ms, n_rows, ne0, xq, rope_args());
     const size_t xs = cuda_act_stride(ne0);
     dim3 grid(cuda_blocks((size_t)n_rows, MV8_WARPS));
     static int u8 = -1;
@@ -459,8 +403,9 @@ int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *
     return 0;
 }
 
-/* the split layout's one-token path applies: matrices of one width, T == 1 */
-static bool mv1_fits(const wtensor *const *w, int n, int T) {
+/* the one-token kernels apply: split-layout matrices of one width, T == 1 (HEARTH_NO_MV1
+ * turns them off, for measuring) */
+static bool one_token(const wtensor *const *w, int n, int T) {
     bool ok = T == 1 && mv1_on();
     for (int i = 0; i < n && ok; i++) ok = w[i]->layout == WL_Q8_SPLIT && w[i]->ne0 == w[0]->ne0 && w[i]->ne1 <= INT32_MAX;
     return ok;
@@ -474,20 +419,14 @@ static mv_set set_of(const wtensor *const *w, int n, float *const *y) {
 
 extern "C" int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float *x, int T, float *const *y, int nq,
                                int nk, int hd, int n_rot, float pos0, float base, float freq_scale, const float *ff) {
-    if (mv1_fits(w, 3, T) && hd % 2 == 0 && n_rot <= hd && w[0]->ne1 == (int64_t)nq * hd && w[1]->ne1 == (int64_t)nk * hd) {
+    if (one_token(w, 3, T) && w[0]->ne0 % 512 == 0 && hd % 2 == 0 && n_rot <= hd && w[0]->ne1 == (int64_t)nq * hd &&
+        w[1]->ne1 == (int64_t)nk * hd) {
         const int ne0 = (int)w[0]->ne0;
         const int8_t *xq = mv8_input(g, x, ne0, 1);
         if (!xq) return -1;
-        mv_set ms = set_of(w, 3, y);
-        mv1_args a = mv1_base(ms, ne0, xq, cuda_blocks((size_t)ms.rows[0] + ms.rows[1] + ms.rows[2], 2));
-        a.dpos = g->pos_on ? g->dpos : NULL;
-        a.pos0 = pos0;
-        a.base = base;
-        a.freq_scale = freq_scale;
-        a.ff = ff;
-        a.hd = hd;
-        a.n_rot = n_rot;
-        return mv1_run<2, MV1_U, MV1_ROPE, MV1_W>(g, a);
+        const mv_set ms = set_of(w, 3, y);
+        rope_args ra = { g->pos_on ? g->dpos : NULL, pos0, base, freq_scale, ff, hd, n_rot };
+        return mv2_run<true>(g, ms, ms.rows[0] + ms.rows[1] + ms.rows[2], ne0, xq, ra);
     }
     return gpu_matmul_n(g, w, 3, x, T, y) || gpu_rope_qk(g, y[0], y[1], T, nq, nk, hd, n_rot, pos0, base, freq_scale, ff);
 }
@@ -496,18 +435,24 @@ extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor 
                                  float *up_out) {
     const wtensor *w[2] = { gate, up };
     float *const y[2] = { gate_out, up_out };
-    if (mv1_fits(w, 2, T) && gate->ne1 == up->ne1 && gate->ne1 % 32 == 0) {
+    if (one_token(w, 2, T) && gate->ne1 == up->ne1 && gate->ne1 % 32 == 0) {
         const int ne0 = (int)gate->ne0, n = (int)gate->ne1;
-        const int8_t *xq = mv8_input(g, x, ne0, 1);
-        if (!xq) return -1;
-        mv1_args a = mv1_base(set_of(w, 2, y), ne0, xq, n / 2);
+        swiglu_args a = { set_of(w, 2, y), ne0, n / 2, mv8_input(g, x, ne0, 1), NULL };
+        if (!a.xq) return -1;
         const size_t xs = cuda_act_stride(n);
         if (g->q_next && g->q_rows == n && n % 256 == 0) {
             a.xq_out = (int8_t *)cuda_scratch(g, SCR_XQ2, xs);
             if (!a.xq_out) return -1;
         }
         g->q_next = 0;
-        if (mv1_run<4, 2, MV1_SWIGLU, 16>(g, a)) return -1;
+        static int per_sm = 0;
+        if (!per_sm) {
+            CU(g, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mv_swiglu, 32 * SW_W, 0));
+            if (per_sm < 1) per_sm = 1;
+        }
+        int blocks = cuda_blocks((size_t)a.n_pairs, SW_W);
+        if (blocks > per_sm * g->sm_count) blocks = per_sm * g->sm_count;
+        CU(g, cuda_launch(g, k_mv_swiglu, dim3(blocks), dim3(32 * SW_W), 0, a));
         if (a.xq_out) {
             g->xq_src = gate_out;
             g->xq_T = 1;
