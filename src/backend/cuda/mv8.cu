@@ -163,16 +163,20 @@ extern "C" void gpu_quant_next(gpu_ctx *g, const wtensor *w, int T) {
     g->q_rows = (int)w->ne0;
 }
 
-/* x as 8-bit activations: what its producer wrote, or quantized now; NULL on failure */
-static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
-    int8_t *xq = NULL;
-    if (g->xq_src == x && g->xq_T == T && g->xq_buf && g->xq_bytes >= cuda_act_stride(ne0) * (size_t)T) {
-        xq = g->xq_buf;   /* the producer quantized x already */
-    } else if (cuda_quant_act(g, x, ne0, T, &xq)) {
-        xq = NULL;
-    }
+/* x already as 8-bit activations (its producer made them), else NULL */
+static const int8_t *mv8_made(gpu_ctx *g, const float *x, int ne0, int T) {
+    const int8_t *xq = g->xq_src == x && g->xq_T == T && g->xq_buf && g->xq_bytes >= cuda_act_stride(ne0) * (size_t)T
+                           ? g->xq_buf : NULL;
     g->xq_src = NULL;
     return xq;
+}
+
+/* x as 8-bit activations: what its producer wrote, or quantized now; NULL on failure */
+static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
+    const int8_t *made = mv8_made(g, x, ne0, T);
+    int8_t *xq = NULL;
+    if (made) return made;
+    return cuda_quant_act(g, x, ne0, T, &xq) ? NULL : xq;
 }
 
 /* ---- one token ----
@@ -182,7 +186,9 @@ static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
  * block are one 4 KB stretch per row; partial sums meet in shared memory. One warp per
  * whole row (k_mv_q8s) reads 2 KB stretches of eight rows at once, which one H100 ncu run
  * measured at 1.87 TB/s on the 14336-wide down product against 2.27 for this (27.5 µs
- * against 33.5; the 4096-wide ones alike either way). Needs ne0 % 512 == 0.
+ * against 33.5; the 4096-wide ones alike either way). Needs ne0 % 512 == 0. An x no
+ * producer quantized (the attention output) is quantized by each block into shared
+ * memory, which saves the k_quant_act launch.
  *
  * k_mv_swiglu (gate and up, SwiGLU, its 8-bit output): a warp owns the gate and up rows of
  * two outputs and walks them in chunks of 512 * U values; the next chunk's loads (the next
@@ -212,11 +218,35 @@ struct rope_args {
     int hd, n_rot;
 };
 
-template <int R, bool ROPE>
-__global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, rope_args ra) {
+/* 16 float activations of a lane (lanes 2k and 2k + 1 hold a 32-value block) as 8-bit
+ * ones and their block's scale, exactly as k_quant_act makes them */
+__device__ __forceinline__ void quant16(const float *__restrict__ x, int4 *q, float *scale) {
+    float v[16];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const float4 f = __ldg((const float4 *)x + k);
+        v[4 * k] = f.x; v[4 * k + 1] = f.y; v[4 * k + 2] = f.z; v[4 * k + 3] = f.w;
+    }
+    float amax = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 16; k++) amax = fmaxf(amax, fabsf(v[k]));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int b[4] = { 0, 0, 0, 0 };
+#pragma unroll
+    for (int k = 0; k < 16; k++) b[k >> 2] |= (__float2int_rn(v[k] * id) & 0xff) << (8 * (k & 3));
+    *q = make_int4(b[0], b[1], b[2], b[3]);
+    *scale = __half2float(__float2half_rn(amax / 127.0f));
+}
+
+/* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
+ * bytes) instead of by a k_quant_act launch */
+template <int R, bool ROPE, bool FX>
+__global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
+                                             rope_args ra) {
     __shared__ float part[8][R], fin[R];
+    extern __shared__ int4 sx4[];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
-    const float *xd = (const float *)(xq + ne0);
     const uint8_t *row[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -233,6 +263,36 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
     }
     pdl_wait();
     pdl_next();
+    /* this thread's output row and, with RoPE, its rotation (the trigonometry overlaps the
+     * loads in flight) */
+    const int t = threadIdx.x;
+    int mo = 0, ro = 0;
+    const bool out = t < R && set_row(ms, blockIdx.x * R + t, &mo, &ro);
+    float c = 1.0f, sn = 0.0f;
+    const bool rot = ROPE && out && mo < 2 && (ro % ra.hd) < ra.n_rot;
+    if (rot) {
+        /* rows 2j and 2j + 1 (of one matrix: q and k have even rows, R is even) are a pair */
+        const int p = (ro % ra.hd) / 2;
+        const float pos = ra.dpos ? (float)*ra.dpos : ra.pos0;
+        double theta = pos * ra.freq_scale * pow((double)ra.base, -(double)(2 * p) / ra.n_rot);
+        if (ra.ff) theta /= ra.ff[p];
+        c = (float)cos(theta);
+        sn = (float)sin(theta);
+    }
+    const int8_t *xa = FX ? (const int8_t *)sx4 : xq;
+    if (FX) {
+        /* whole warps: ne0 % 512 == 0 */
+        int8_t *sx = (int8_t *)sx4;
+        for (int i = 16 * threadIdx.x; i < ne0; i += 16 * blockDim.x) {
+            int4 q;
+            float sc;
+            quant16(xf + i, &q, &sc);
+            *(int4 *)(sx + i) = q;
+            if ((lane & 1) == 0) ((float *)(sx + ne0))[i >> 5] = sc;
+        }
+        __syncthreads();
+    }
+    const float *xd = (const float *)(xa + ne0);
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
@@ -246,8 +306,8 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
             wn[r] = ok ? __ldcs((const int4 *)(row[r] + inext)) : make_int4(0, 0, 0, 0);
             dn[r] = ok ? ((const __half *)(row[r] + ne0))[inext >> 5] : __ushort_as_half(0);
         }
-        const int4 x = __ldg((const int4 *)(xq + i));
-        const float xs = __ldg(xd + (i >> 5));
+        const int4 x = FX ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
+        const float xs = FX ? xd[i >> 5] : __ldg(xd + (i >> 5));
 #pragma unroll
         for (int r = 0; r < R; r++) {
             acc[r] += __half2float(d[r]) * xs * (float)dot16(w[r], x);
@@ -261,7 +321,6 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
         if (lane == 0) part[wid][r] = v;
     }
     __syncthreads();
-    const int t = threadIdx.x;
     if (t < R) {
         float v = 0.0f;
 #pragma unroll
@@ -269,16 +328,10 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
         fin[t] = v;
     }
     if (ROPE) __syncthreads();
-    int mo, ro;
-    if (t < R && set_row(ms, blockIdx.x * R + t, &mo, &ro)) {
+    if (out) {
         float v = fin[t];
-        if (ROPE && mo < 2 && (ro % ra.hd) < ra.n_rot) {
-            /* rows 2j and 2j + 1 (of one matrix: q and k have even rows, R is even) are a pair */
-            const int p = (ro % ra.hd) / 2;
-            const float pos = ra.dpos ? (float)*ra.dpos : ra.pos0;
-            double theta = pos * ra.freq_scale * pow((double)ra.base, -(double)(2 * p) / ra.n_rot);
-            if (ra.ff) theta /= ra.ff[p];
-            const float c = (float)cos(theta), sn = (float)sin(theta), a = fin[t & ~1], b = fin[t | 1];
+        if (rot) {
+            const float a = fin[t & ~1], b = fin[t | 1];
             v = (t & 1) ? a * sn + b * c : a * c - b * sn;
         }
         (mo == 0 ? ms.y[0] : mo == 1 ? ms.y[1] : ms.y[2])[ro] = v;
@@ -287,9 +340,15 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
 
 #define MV2_R 4
 
+/* k_mv2 on x: the 8-bit activations its producer made, else x as floats where they fit
+ * shared memory, else quantized by a launch first */
 template <bool ROPE>
-static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const int8_t *xq, const rope_args &ra) {
-    CU(g, cuda_launch(g, k_mv2<MV2_R, ROPE>, dim3(cuda_blocks((size_t)n_rows, MV2_R)), dim3(256), 0, ms, ne0, xq, ra));
+static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra) {
+    const int8_t *xq = mv8_made(g, xf, ne0, 1);
+    if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
+    const size_t sh = xq ? 0 : cuda_act_stride(ne0);
+    CU(g, cuda_launch(g, xq ? k_mv2<MV2_R, ROPE, false> : k_mv2<MV2_R, ROPE, true>, dim3(cuda_blocks((size_t)n_rows, MV2_R)),
+                      dim3(256), sh, ms, ne0, xq, xf, ra));
     return 0;
 }
 
@@ -385,9 +444,9 @@ static int mv1_on(void) {
 }
 
 int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *x, int T) {
+    if (T == 1 && ne0 % 512 == 0 && mv1_on()) return mv2_run<false>(g, *ms, n_rows, ne0, x, rope_args());
     const int8_t *xq = mv8_input(g, x, ne0, T);
     if (!xq) return -1;
-    if (T == 1 && ne0 % 512 == 0 && mv1_on()) return mv2_run<false>(g, *ms, n_rows, ne0, xq, rope_args());
     const size_t xs = cuda_act_stride(ne0);
     dim3 grid(cuda_blocks((size_t)n_rows, MV8_WARPS));
     static int u8 = -1;
@@ -422,11 +481,9 @@ extern "C" int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float 
     if (one_token(w, 3, T) && w[0]->ne0 % 512 == 0 && hd % 2 == 0 && n_rot <= hd && w[0]->ne1 == (int64_t)nq * hd &&
         w[1]->ne1 == (int64_t)nk * hd) {
         const int ne0 = (int)w[0]->ne0;
-        const int8_t *xq = mv8_input(g, x, ne0, 1);
-        if (!xq) return -1;
         const mv_set ms = set_of(w, 3, y);
         rope_args ra = { g->pos_on ? g->dpos : NULL, pos0, base, freq_scale, ff, hd, n_rot };
-        return mv2_run<true>(g, ms, ms.rows[0] + ms.rows[1] + ms.rows[2], ne0, xq, ra);
+        return mv2_run<true>(g, ms, ms.rows[0] + ms.rows[1] + ms.rows[2], ne0, x, ra);
     }
     return gpu_matmul_n(g, w, 3, x, T, y) || gpu_rope_qk(g, y[0], y[1], T, nq, nk, hd, n_rot, pos0, base, freq_scale, ff);
 }
