@@ -400,20 +400,29 @@ static void one_token_products(void) {
         free(a); free(b);
     }
 
-    /* gate, up and SwiGLU, then down on the fused kernel's 8-bit output and on its float output */
+    /* gate, up and SwiGLU, then down on the fused kernel's 8-bit output and on its float
+     * output; 1536 wide (k_mv2) and 768 wide (k_mv_swiglu; x's first 768 values) */
     float *yd1 = dev_floats(2 * NE0, NULL, err, sizeof err), *yd2 = dev_floats(2 * NE0, NULL, err, sizeof err);
-    gpu_quant_next(g, &wd, 1);
-    CHECK(gpu_matmul_swiglu(g, &wg, &wu, x, 1, y1[0], y1[1]) == 0 && gpu_matmul(g, &wd, y1[0], 1, yd1) == 0 &&
-          gpu_matmul_swiglu(g, &wg, &wu, x, 2, y2[0], y2[1]) == 0 && gpu_matmul(g, &wd, y1[0], 1, yd2) == 0,
-          "gate, up, down: %s", gpu_ctx_error(g));
-    a = to_host(g, y1[0], NFF); b = to_host(g, y2[0], NFF);
-    e = worst_rel(a, b, NFF);
-    CHECK(e < 1e-5, "fused gate/up + SwiGLU: worst relative difference %.3g", e);
-    free(a); free(b);
-    a = to_host(g, yd1, NE0); b = to_host(g, yd2, NE0);
-    CHECK(memcmp(a, b, sizeof(float) * NE0) == 0, "down on the fused 8-bit output differs from down on its floats (worst %.3g)",
-          worst_rel(a, b, NE0));
-    free(a); free(b);
+    wtensor wg2, wu2;
+    ok = upload_q8(g, &wg2, 768, NFF, &seed, err, sizeof err) && upload_q8(g, &wu2, 768, NFF, &seed, err, sizeof err);
+    CHECK(ok, "uploading q8_0 test weights: %s", err);
+    for (int v = 0; v < 2 && ok; v++) {
+        const wtensor *gw = v ? &wg2 : &wg, *uw = v ? &wu2 : &wu;
+        gpu_quant_next(g, &wd, 1);
+        CHECK(gpu_matmul_swiglu(g, gw, uw, x, 1, y1[0], y1[1]) == 0 && gpu_matmul(g, &wd, y1[0], 1, yd1) == 0 &&
+              gpu_matmul_swiglu(g, gw, uw, x, 2, y2[0], y2[1]) == 0 && gpu_matmul(g, &wd, y1[0], 1, yd2) == 0,
+              "gate, up, down: %s", gpu_ctx_error(g));
+        a = to_host(g, y1[0], NFF); b = to_host(g, y2[0], NFF);
+        e = worst_rel(a, b, NFF);
+        CHECK(e < 1e-5, "fused gate/up + SwiGLU (%d wide): worst relative difference %.3g", (int)gw->ne0, e);
+        free(a); free(b);
+        a = to_host(g, yd1, NE0); b = to_host(g, yd2, NE0);
+        CHECK(memcmp(a, b, sizeof(float) * NE0) == 0,
+              "down on the fused 8-bit output (%d wide) differs from down on its floats (worst %.3g)", (int)gw->ne0,
+              worst_rel(a, b, NE0));
+        free(a); free(b);
+    }
+    gpu_free(0, (void *)wg2.data); gpu_free(0, (void *)wu2.data);
 
     gpu_free(0, x); gpu_free(0, xw); gpu_free(0, yd1); gpu_free(0, yd2);
     for (int i = 0; i < 3; i++) { gpu_free(0, y1[i]); gpu_free(0, y2[i]); }
