@@ -401,7 +401,8 @@ static void one_token_products(void) {
     }
 
     /* gate, up and SwiGLU, then down on the fused kernel's 8-bit output and on its float
-     * output; 1536 wide (k_mv2) and 768 wide (k_mv_swiglu; x's first 768 values) */
+     * output; 1536 and 768 wide (x's first 768 values): one and a half chunks of
+     * k_mv_swiglu, and part of one */
     float *yd1 = dev_floats(2 * NE0, NULL, err, sizeof err), *yd2 = dev_floats(2 * NE0, NULL, err, sizeof err);
     wtensor wg2, wu2;
     ok = upload_q8(g, &wg2, 768, NFF, &seed, err, sizeof err) && upload_q8(g, &wu2, 768, NFF, &seed, err, sizeof err);

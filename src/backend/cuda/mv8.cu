@@ -190,12 +190,7 @@ static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
  * producer quantized (the attention output) is quantized by each block into shared
  * memory, which saves the k_quant_act launch.
  *
- * With MV_SWIGLU a block takes the gate and up rows of two outputs and writes silu(gate) *
- * up; the last block of each 32 outputs (a counter per group, reset by that block) turns
- * them into the down product's 8-bit activations. One H100 ncu run: 124.8 MB gate+up in
- * ~50 µs through k_mv_swiglu, below 47 µs for the unfused k_mv_q8s.
- *
- * k_mv_swiglu (rows not a multiple of 512 values): a warp owns the gate and up rows of
+ * k_mv_swiglu (gate and up, SwiGLU, its 8-bit output): a warp owns the gate and up rows of
  * two outputs and walks them in chunks of 512 * U values; the next chunk's loads (the next
  * outputs' first chunk at the end) are issued before the current chunk's arithmetic. A
  * block's 16 warps make 32 consecutive outputs, which its first warp quantizes for the
@@ -214,30 +209,14 @@ __device__ __forceinline__ const uint8_t *set_row(const mv_set &ms, int r, int *
     return (k == 0 ? ms.w[0] : k == 1 ? ms.w[1] : ms.w[2]) + (size_t)r * ms.rb;
 }
 
-/* what k_mv2 does with its sums: store them; RoPE on the rows of matrices 0 and 1 of the set
- * (q and k; heads of hd values) at position *dpos when given, else pos0, as k_rope2
- * computes it; or y[0][j] = silu(W0[j] x) * W1[j] x with the set's two matrices, and with
- * xq_out the same as 8-bit activations (cnt: a zeroed counter per 32 outputs) */
-enum { MV_PLAIN, MV_ROPE, MV_SWIGLU };
-struct mv_epi {
+/* RoPE on the rows of matrices 0 and 1 of a set (q and k; heads of hd values), at position
+ * *dpos when given, else pos0, as k_rope2 computes it */
+struct rope_args {
     const int *dpos;
     float pos0, base, freq_scale;
     const float *ff;
     int hd, n_rot;
-    int8_t *xq_out;
-    int *cnt;
 };
-
-/* row r of block b: R consecutive rows of the set, or for MV_SWIGLU the gate rows of R / 2
- * consecutive outputs, then their up rows */
-template <int R, int EPI>
-__device__ __forceinline__ const uint8_t *mv2_row(const mv_set &ms, int b, int r, int *m, int *lr) {
-    if (EPI != MV_SWIGLU) return set_row(ms, b * R + r, m, lr);
-    const int j = b * (R / 2) + r % (R / 2);
-    *m = r / (R / 2);
-    *lr = j;
-    return j < ms.rows[0] ? (r / (R / 2) ? ms.w[1] : ms.w[0]) + (size_t)j * ms.rb : NULL;
-}
 
 /* 16 float activations of a lane (lanes 2k and 2k + 1 hold a 32-value block) as 8-bit
  * ones and their block's scale, exactly as k_quant_act makes them */
@@ -262,9 +241,9 @@ __device__ __forceinline__ void quant16(const float *__restrict__ x, int4 *q, fl
 
 /* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
  * bytes) instead of by a k_quant_act launch */
-template <int R, int EPI, bool FX>
+template <int R, bool ROPE, bool FX>
 __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
-                                             mv_epi ra) {
+                                             rope_args ra) {
     __shared__ float part[8][R], fin[R];
     extern __shared__ int4 sx4[];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
@@ -272,7 +251,7 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
 #pragma unroll
     for (int r = 0; r < R; r++) {
         int m, lr;
-        row[r] = mv2_row<R, EPI>(ms, blockIdx.x, r, &m, &lr);
+        row[r] = set_row(ms, blockIdx.x * R + r, &m, &lr);
     }
     int4 w[R];
     __half d[R];
@@ -288,9 +267,9 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
      * loads in flight) */
     const int t = threadIdx.x;
     int mo = 0, ro = 0;
-    const bool out = t < R && mv2_row<R, EPI>(ms, blockIdx.x, t, &mo, &ro);
+    const bool out = t < R && set_row(ms, blockIdx.x * R + t, &mo, &ro);
     float c = 1.0f, sn = 0.0f;
-    const bool rot = EPI == MV_ROPE && out && mo < 2 && (ro % ra.hd) < ra.n_rot;
+    const bool rot = ROPE && out && mo < 2 && (ro % ra.hd) < ra.n_rot;
     if (rot) {
         /* rows 2j and 2j + 1 (of one matrix: q and k have even rows, R is even) are a pair */
         const int p = (ro % ra.hd) / 2;
@@ -348,29 +327,7 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
         for (int k = 0; k < 8; k++) v += part[k][t];
         fin[t] = v;
     }
-    if (EPI == MV_SWIGLU) {
-        __syncthreads();
-        const int j0 = blockIdx.x * (R / 2);
-        if (t < R / 2 && j0 + t < ms.rows[0]) {
-            const float gt = fin[t];
-            ms.y[0][j0 + t] = gt / (1.0f + expf(-gt)) * fin[t + R / 2];
-        }
-        if (!ra.xq_out) return;
-        /* the last of the blocks of a 32-output group quantizes it (rows % 32 == 0) */
-        __shared__ bool last;
-        __threadfence();
-        __syncthreads();
-        if (t == 0) last = atomicAdd(&ra.cnt[j0 / 32], 1) == 32 / (R / 2) - 1;
-        __syncthreads();
-        if (last && t < 32) {
-            __threadfence();
-            const int g0 = j0 & ~31;
-            q8_store32(__ldcg(ms.y[0] + g0 + t), ra.xq_out, ms.rows[0], g0);
-            if (t == 0) ra.cnt[j0 / 32] = 0;
-        }
-        return;
-    }
-    if (EPI == MV_ROPE) __syncthreads();
+    if (ROPE) __syncthreads();
     if (out) {
         float v = fin[t];
         if (rot) {
@@ -385,12 +342,12 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
 
 /* k_mv2 on x: the 8-bit activations its producer made, else x as floats where they fit
  * shared memory, else quantized by a launch first */
-template <int EPI>
-static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const mv_epi &ra) {
+template <bool ROPE>
+static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra) {
     const int8_t *xq = mv8_made(g, xf, ne0, 1);
     if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
     const size_t sh = xq ? 0 : cuda_act_stride(ne0);
-    CU(g, cuda_launch(g, xq ? k_mv2<MV2_R, EPI, false> : k_mv2<MV2_R, EPI, true>, dim3(cuda_blocks((size_t)n_rows, MV2_R)),
+    CU(g, cuda_launch(g, xq ? k_mv2<MV2_R, ROPE, false> : k_mv2<MV2_R, ROPE, true>, dim3(cuda_blocks((size_t)n_rows, MV2_R)),
                       dim3(256), sh, ms, ne0, xq, xf, ra));
     return 0;
 }
@@ -480,14 +437,6 @@ __global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
     }
 }
 
-/* gate, up and SwiGLU through k_mv_swiglu even where k_mv2 can (HEARTH_SWIGLU_WARP=1, for
- * measuring) */
-static int sw_warp(void) {
-    static int on = -1;
-    if (on < 0) on = getenv("HEARTH_SWIGLU_WARP") != NULL;
-    return on;
-}
-
 static int mv1_on(void) {
     static int on = -1;
     if (on < 0) on = getenv("HEARTH_NO_MV1") == NULL;
@@ -495,7 +444,7 @@ static int mv1_on(void) {
 }
 
 int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *x, int T) {
-    if (T == 1 && ne0 % 512 == 0 && mv1_on()) return mv2_run<MV_PLAIN>(g, *ms, n_rows, ne0, x, mv_epi());
+    if (T == 1 && ne0 % 512 == 0 && mv1_on()) return mv2_run<false>(g, *ms, n_rows, ne0, x, rope_args());
     const int8_t *xq = mv8_input(g, x, ne0, T);
     if (!xq) return -1;
     const size_t xs = cuda_act_stride(ne0);
@@ -533,8 +482,8 @@ extern "C" int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float 
         w[1]->ne1 == (int64_t)nk * hd) {
         const int ne0 = (int)w[0]->ne0;
         const mv_set ms = set_of(w, 3, y);
-        mv_epi ra = { g->pos_on ? g->dpos : NULL, pos0, base, freq_scale, ff, hd, n_rot, NULL, NULL };
-        return mv2_run<MV_ROPE>(g, ms, ms.rows[0] + ms.rows[1] + ms.rows[2], ne0, x, ra);
+        rope_args ra = { g->pos_on ? g->dpos : NULL, pos0, base, freq_scale, ff, hd, n_rot };
+        return mv2_run<true>(g, ms, ms.rows[0] + ms.rows[1] + ms.rows[2], ne0, x, ra);
     }
     return gpu_matmul_n(g, w, 3, x, T, y) || gpu_rope_qk(g, y[0], y[1], T, nq, nk, hd, n_rot, pos0, base, freq_scale, ff);
 }
@@ -543,29 +492,6 @@ extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor 
                                  float *up_out) {
     const wtensor *w[2] = { gate, up };
     float *const y[2] = { gate_out, up_out };
-    if (one_token(w, 2, T) && gate->ne1 == up->ne1 && gate->ne1 % 32 == 0 && gate->ne0 % 512 == 0 && !sw_warp()) {
-        const int n = (int)gate->ne1;
-        const size_t xs = cuda_act_stride(n);
-        mv_epi ea = mv_epi();
-        if (g->q_next && g->q_rows == n && n % 256 == 0) {
-            ea.xq_out = (int8_t *)cuda_scratch(g, SCR_XQ2, xs);
-            ea.cnt = (int *)cuda_scratch(g, SCR_CNT, sizeof(int) * (size_t)(n / 32));
-            if (!ea.xq_out || !ea.cnt) return -1;
-            if (g->cnt_zeroed != ea.cnt) {
-                CU(g, cudaMemsetAsync(ea.cnt, 0, sizeof(int) * (size_t)(n / 32), g->stream));
-                g->cnt_zeroed = ea.cnt;
-            }
-        }
-        g->q_next = 0;
-        if (mv2_run<MV_SWIGLU>(g, set_of(w, 2, y), 2 * n, (int)gate->ne0, x, ea)) return -1;
-        if (ea.xq_out) {
-            g->xq_src = gate_out;
-            g->xq_T = 1;
-            g->xq_buf = ea.xq_out;
-            g->xq_bytes = xs;
-        }
-        return 0;
-    }
     if (one_token(w, 2, T) && gate->ne1 == up->ne1 && gate->ne1 % 32 == 0) {
         const int ne0 = (int)gate->ne0, n = (int)gate->ne1;
         swiglu_args a = { set_of(w, 2, y), ne0, n / 2, mv8_input(g, x, ne0, 1), NULL };
