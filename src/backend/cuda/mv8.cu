@@ -437,14 +437,14 @@ __global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
     }
 }
 
-static int mv1_on(void) {
+static int one_token_on(void) {
     static int on = -1;
     if (on < 0) on = getenv("HEARTH_NO_MV1") == NULL;
     return on;
 }
 
 int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *x, int T) {
-    if (T == 1 && ne0 % 512 == 0 && mv1_on()) return mv2_run<false>(g, *ms, n_rows, ne0, x, rope_args());
+    if (T == 1 && ne0 % 512 == 0 && one_token_on()) return mv2_run<false>(g, *ms, n_rows, ne0, x, rope_args());
     const int8_t *xq = mv8_input(g, x, ne0, T);
     if (!xq) return -1;
     const size_t xs = cuda_act_stride(ne0);
@@ -465,7 +465,7 @@ int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *
 /* the one-token kernels apply: split-layout matrices of one width, T == 1 (HEARTH_NO_MV1
  * turns them off, for measuring) */
 static bool one_token(const wtensor *const *w, int n, int T) {
-    bool ok = T == 1 && mv1_on();
+    bool ok = T == 1 && one_token_on();
     for (int i = 0; i < n && ok; i++) ok = w[i]->layout == WL_Q8_SPLIT && w[i]->ne0 == w[0]->ne0 && w[i]->ne1 <= INT32_MAX;
     return ok;
 }

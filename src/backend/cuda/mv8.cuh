@@ -22,7 +22,7 @@ size_t cuda_act_stride(int ne0);
 /* x ([T][ne0] floats) quantized into scratch; *xq points at it */
 int cuda_quant_act(gpu_ctx *g, const float *x, int ne0, int T, int8_t **xq);
 /* y = W x for the set's split-layout matrices (n_rows in all), T <= any; one token goes
- * through the pipelined kernel (k_mv1) unless HEARTH_NO_MV1 is set */
+ * through k_mv2 (rows of a multiple of 512 values) unless HEARTH_NO_MV1 is set */
 int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *x, int T);
 /* a split-layout matrix expanded to f16 */
 int cuda_q8s_to_f16(gpu_ctx *g, const wtensor *w, __half *out);
