@@ -13,7 +13,6 @@
 #include "backend/cuda/mv8.cuh"
 
 #include <stdlib.h>
-#include <string.h>
 
 #define MV8_WARPS 8
 /* MV8_U: 16-byte loads a lane has in flight per step (HEARTH_MV8_U=8 picks 8, for measuring:
