@@ -304,6 +304,134 @@ static void split_checks(const char *path) {
     hearth_model_free(one);
 }
 
+/* ---- the one-token q8_0 products (mv8.cu's k_mv2, k_mv_swiglu) against the batched kernel ----
+ * A token alone takes the one-token kernels and their fused steps (RoPE; SwiGLU and its
+ * 8-bit output); two equal tokens take the batched kernel and the separate RoPE / SwiGLU
+ * kernels. The sums run in another order, so they agree to float rounding; the down
+ * product on the fused 8-bit output and on its floats agrees exactly. Widths leave partial
+ * steps (1536 = 3 pieces of 512 for 8 warps, 5632 = 11), rows a partial last block. */
+static float frand(uint32_t *s) { *s = *s * 1664525u + 1013904223u; return (float)(*s >> 8) / 16777216.0f * 2.0f - 1.0f; }
+
+static void *upload_q8(gpu_ctx *g, wtensor *w, int ne0, int ne1, uint32_t *seed, char *err, size_t errlen) {
+    (void)g;
+    float *f = malloc(sizeof(float) * (size_t)ne0 * ne1);
+    for (size_t i = 0; i < (size_t)ne0 * ne1; i++) f[i] = frand(seed);
+    w->type = QT_Q8_0; w->ne0 = ne0; w->ne1 = ne1; w->row_bytes = quant_row_bytes(QT_Q8_0, ne0); w->layout = WL_GGUF;
+    uint8_t *h = malloc(w->row_bytes * ne1);
+    for (int r = 0; r < ne1; r++) quant_get(QT_Q8_0)->from_float(f + (size_t)r * ne0, h + (size_t)r * w->row_bytes, ne0);
+    void *d = gpu_malloc(0, w->row_bytes * ne1, "test weights", err, errlen);
+    if (d && gpu_upload(0, d, h, w->row_bytes * ne1, err, errlen)) { gpu_free(0, d); d = NULL; }
+    w->data = d;
+    if (d && gpu_weight_layout(0, w, err, errlen)) d = NULL;
+    free(f); free(h);
+    return d;
+}
+
+/* device buffer of n floats, NaN-poisoned (or x when given: the first n values) */
+static float *dev_floats(size_t n, const float *x, char *err, size_t errlen) {
+    float *h = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) h[i] = x ? x[i] : NAN;
+    float *d = gpu_malloc(0, sizeof(float) * n, "test buffer", err, errlen);
+    if (d && gpu_upload(0, d, h, sizeof(float) * n, err, errlen)) d = NULL;
+    free(h);
+    return d;
+}
+
+static float *to_host(gpu_ctx *g, const float *d, size_t n) {
+    float *h = malloc(sizeof(float) * n);
+    if (gpu_to_host(g, h, d, sizeof(float) * n)) { memset(h, 0xff, sizeof(float) * n); }
+    return h;
+}
+
+/* max |a - b| / max |b| over n values (sums in another order differ by rounding relative to
+ * the largest terms, not to each result); NaN counts as infinite */
+static double worst_rel(const float *a, const float *b, size_t n) {
+    double d = 0.0, m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (!(e == e)) return INFINITY;
+        if (e > d) d = e;
+        if (fabs((double)b[i]) > m) m = fabs((double)b[i]);
+    }
+    return m > 0.0 ? d / m : d;
+}
+
+static void one_token_products(void) {
+    char err[512];
+    gpu_ctx *g = gpu_ctx_new(0, err, sizeof err);
+    CHECK(g != NULL, "gpu_ctx_new: %s", err);
+    if (!g) return;
+    enum { NE0 = 1536, HD = 64, NQ = 6, NK = 2, NFF = 1536, NOUT = 1002, NW = 5632 };
+    uint32_t seed = 7;
+    wtensor wq, wk, wv, wg, wu, wd, wo;
+    int ok = upload_q8(g, &wq, NE0, NQ * HD, &seed, err, sizeof err) && upload_q8(g, &wk, NE0, NK * HD, &seed, err, sizeof err) &&
+             upload_q8(g, &wv, NE0, NK * HD, &seed, err, sizeof err) && upload_q8(g, &wg, NE0, NFF, &seed, err, sizeof err) &&
+             upload_q8(g, &wu, NE0, NFF, &seed, err, sizeof err) && upload_q8(g, &wd, NFF, NE0, &seed, err, sizeof err) &&
+             upload_q8(g, &wo, NW, NOUT, &seed, err, sizeof err);
+    CHECK(ok && wq.layout == WL_Q8_SPLIT && wd.layout == WL_Q8_SPLIT, "uploading q8_0 test weights: %s", err);
+    if (!ok) { gpu_ctx_free(g); return; }
+    float hx[2 * NE0];
+    for (int i = 0; i < NE0; i++) hx[i] = hx[NE0 + i] = frand(&seed);
+    float *x = dev_floats(2 * NE0, hx, err, sizeof err);
+    float *hw = malloc(sizeof(float) * 2 * NW);
+    for (int i = 0; i < NW; i++) hw[i] = hw[NW + i] = frand(&seed);
+    float *xw = dev_floats(2 * NW, hw, err, sizeof err);
+    free(hw);
+    const size_t ny = 2 * (size_t)NFF;
+    float *y1[3], *y2[3];
+    for (int i = 0; i < 3; i++) { y1[i] = dev_floats(ny, NULL, err, sizeof err); y2[i] = dev_floats(ny, NULL, err, sizeof err); }
+
+    /* a plain product */
+    CHECK(gpu_matmul(g, &wo, xw, 1, y1[0]) == 0 && gpu_matmul(g, &wo, xw, 2, y2[0]) == 0, "products: %s", gpu_ctx_error(g));
+    float *a = to_host(g, y1[0], NOUT), *b = to_host(g, y2[0], NOUT);
+    double e = worst_rel(a, b, NOUT);
+    CHECK(e < 1e-5, "one-token q8_0 product: worst relative difference %.3g from the batched one", e);
+    free(a); free(b);
+
+    /* q, k, v with RoPE at position 5 (freq factors none) */
+    const wtensor *qkv[3] = { &wq, &wk, &wv };
+    CHECK(gpu_matmul_rope(g, qkv, x, 1, y1, NQ, NK, HD, HD, 5.0f, 10000.0f, 1.0f, NULL) == 0 &&
+          gpu_matmul_rope(g, qkv, x, 2, y2, NQ, NK, HD, HD, 5.0f, 10000.0f, 1.0f, NULL) == 0, "q, k, v: %s", gpu_ctx_error(g));
+    const int rows[3] = { NQ * HD, NK * HD, NK * HD };
+    for (int i = 0; i < 3; i++) {
+        a = to_host(g, y1[i], (size_t)rows[i]); b = to_host(g, y2[i], (size_t)rows[i]);
+        e = worst_rel(a, b, (size_t)rows[i]);
+        CHECK(e < 1e-5, "fused product + RoPE, matrix %d: worst relative difference %.3g", i, e);
+        free(a); free(b);
+    }
+
+    /* gate, up and SwiGLU, then down on the fused kernel's 8-bit output and on its float
+     * output; 1536 and 768 wide (x's first 768 values): one and a half chunks of
+     * k_mv_swiglu, and part of one */
+    float *yd1 = dev_floats(2 * NE0, NULL, err, sizeof err), *yd2 = dev_floats(2 * NE0, NULL, err, sizeof err);
+    wtensor wg2, wu2;
+    ok = upload_q8(g, &wg2, 768, NFF, &seed, err, sizeof err) && upload_q8(g, &wu2, 768, NFF, &seed, err, sizeof err);
+    CHECK(ok, "uploading q8_0 test weights: %s", err);
+    for (int v = 0; v < 2 && ok; v++) {
+        const wtensor *gw = v ? &wg2 : &wg, *uw = v ? &wu2 : &wu;
+        gpu_quant_next(g, &wd, 1);
+        CHECK(gpu_matmul_swiglu(g, gw, uw, x, 1, y1[0], y1[1]) == 0 && gpu_matmul(g, &wd, y1[0], 1, yd1) == 0 &&
+              gpu_matmul_swiglu(g, gw, uw, x, 2, y2[0], y2[1]) == 0 && gpu_matmul(g, &wd, y1[0], 1, yd2) == 0,
+              "gate, up, down: %s", gpu_ctx_error(g));
+        a = to_host(g, y1[0], NFF); b = to_host(g, y2[0], NFF);
+        e = worst_rel(a, b, NFF);
+        CHECK(e < 1e-5, "fused gate/up + SwiGLU (%d wide): worst relative difference %.3g", (int)gw->ne0, e);
+        free(a); free(b);
+        a = to_host(g, yd1, NE0); b = to_host(g, yd2, NE0);
+        CHECK(memcmp(a, b, sizeof(float) * NE0) == 0,
+              "down on the fused 8-bit output (%d wide) differs from down on its floats (worst %.3g)", (int)gw->ne0,
+              worst_rel(a, b, NE0));
+        free(a); free(b);
+    }
+    gpu_free(0, (void *)wg2.data); gpu_free(0, (void *)wu2.data);
+
+    gpu_free(0, x); gpu_free(0, xw); gpu_free(0, yd1); gpu_free(0, yd2);
+    for (int i = 0; i < 3; i++) { gpu_free(0, y1[i]); gpu_free(0, y2[i]); }
+    const wtensor *all[7] = { &wq, &wk, &wv, &wg, &wu, &wd, &wo };
+    for (int i = 0; i < 7; i++) gpu_free(0, (void *)all[i]->data);
+    gpu_ctx_free(g);
+}
+
 static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int main(int argc, char **argv) {
@@ -361,6 +489,7 @@ int main(int argc, char **argv) {
         int rc = test_done("test_gpu");
         return rc ? rc : 77; /* ctest: skipped, not passed */
     }
+    one_token_products();
     const char *rp = getenv("HEARTH_GPU_REPORT");
     if (rp && (report = fopen(rp, "a")))
         fprintf(report, "| model | K/V | attention | offload | tokens | KL GPU vs CPU | top-1 | KL CPU cache vs CPU f16 | KL GPU cache vs CPU f16 | KL <= 2e-3, top-1 >= 95%% |\n|---|---|---|---|---|---|---|---|---|---|\n");

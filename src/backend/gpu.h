@@ -91,6 +91,14 @@ int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const floa
 /* gpu_rope of q (nq heads) and k (nk heads) at positions pos0 + t, in one launch. */
 int gpu_rope_qk(gpu_ctx *g, float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, float base,
                 float freq_scale, const float *freq_factors);
+/* gpu_matmul_n of (wq, wk, wv) into y[0..2], then gpu_rope_qk of y[0] and y[1]; one
+ * token with q8_0 weights does the rotation in the product's last step (one launch). */
+int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float *x, int T, float *const *y, int nq, int nk, int hd,
+                    int n_rot, float pos0, float base, float freq_scale, const float *freq_factors);
+/* gate_out = silu(gate x) * (up x) (gpu_matmul_n, then gpu_swiglu, which takes a
+ * gpu_quant_next request); one token with q8_0 weights does it in one launch, up_out unused. */
+int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor *up, const float *x, int T, float *gate_out,
+                      float *up_out);
 /* gpu_matmul of n (<= 3) matrices of one type and width on the same x: one launch for
  * decode where it can, else one call each. */
 int gpu_matmul_n(gpu_ctx *g, const wtensor *const *w, int n, const float *x, int T, float *const *y);

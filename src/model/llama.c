@@ -29,9 +29,8 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     if (first_on_card && gpu_rmsnorm(g, c->dxn, c->dx, l->attn_norm, T, E, hp->eps)) return -1;
     const wtensor *qkv[3] = { &l->wq, &l->wk, &l->wv };
     float *const qkv_out[3] = { c->dq, c->dk, c->dv };
-    if (gpu_matmul_n(g, qkv, 3, c->dxn, T, qkv_out) ||
-        gpu_rope_qk(g, c->dq, c->dk, T, hp->n_head, hp->n_head_kv, hd, hp->n_rot, (float)pos0, hp->rope_base,
-                    hp->rope_freq_scale, m->cards[m->card_of[il]].rope_freqs))
+    if (gpu_matmul_rope(g, qkv, c->dxn, T, qkv_out, hp->n_head, hp->n_head_kv, hd, hp->n_rot, (float)pos0,
+                        hp->rope_base, hp->rope_freq_scale, m->cards[m->card_of[il]].rope_freqs))
         return -1;
     if (kv_put_gpu(kv, g, il, pos0, T, c->dk, c->dv)) return -1;
     attn_args a = {
@@ -43,19 +42,16 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     };
     /* a cache rotated per head: q rotated the same way, the output rotated back */
     if (gpu_attn_rot(g, &a, c->p.flash_attn, kv->rot_k == KV_ROT_HEAD, kv->rot_v == KV_ROT_HEAD)) return -1;
-    const wtensor *gu[2] = { &l->w_gate, &l->w_up };
-    float *const gu_out[2] = { c->dgate, c->dup };
     /* the last residual add is fused with the next norm: the next layer's attention norm,
      * or the output norm (llama_forward), or none when the CPU or another card takes over */
     const float *next_norm =
         il + 1 < c->n_gpu && m->card_of[il + 1] == m->card_of[il] ? m->glayers[il + 1].attn_norm : NULL;
     if (gpu_matmul(g, &l->wo, c->datt, T, c->dxn)) return -1;
     gpu_quant_next(g, &l->w_gate, T);
-    if (gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps) ||
-        gpu_matmul_n(g, gu, 2, c->dxn, T, gu_out))
-        return -1;
+    if (gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps)) return -1;
     gpu_quant_next(g, &l->w_down, T);
-    if (gpu_swiglu(g, c->dgate, c->dup, (size_t)T * hp->n_ff) || gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn))
+    if (gpu_matmul_swiglu(g, &l->w_gate, &l->w_up, c->dxn, T, c->dgate, c->dup) ||
+        gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn))
         return -1;
     if (next_norm) {
         gpu_quant_next(g, &m->glayers[il + 1].wq, T);

@@ -13,7 +13,7 @@
 #include "backend/gpu.h"
 
 /* Scratch slots: each is a buffer that grows on demand and lives as long as the context. */
-enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_COUNT };
+enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_XQ2, SCR_COUNT };
 
 struct gpu_ctx {
     int dev;                /* the engine's device slot (messages) */
@@ -29,13 +29,19 @@ struct gpu_ctx {
      * read it from *dpos, and attention sizes its grid for cap_cells cells */
     int *dpos;
     int pos_on, cap_cells;
+    /* launches through cuda_launch overlap the previous kernel's tail (programmatic
+     * dependent launch); on while pos_on unless HEARTH_NO_PDL is set */
+    int pdl;
     cudaGraphExec_t graph;
     unsigned graph_gen;
     /* 8-bit activations made by the kernel that wrote x (mv8.cu): q_next asks the next
      * norm / SwiGLU to quantize its output into SCR_XQ too; xq_src is the float buffer
-     * that SCR_XQ now holds (xq_T tokens of it), valid until the next matrix product */
+     * that xq_buf (SCR_XQ, or SCR_XQ2 when a product wrote it) now holds (xq_T tokens of
+     * it), valid until the next matrix product */
     int q_next, q_rows, xq_T;
     const float *xq_src;
+    int8_t *xq_buf;
+    size_t xq_bytes;
     char err[512];
 };
 
@@ -57,6 +63,37 @@ void *cuda_scratch(gpu_ctx *g, int slot, size_t bytes);
 #define CU_LAUNCHED(g) CU(g, cudaGetLastError())
 
 static inline int cuda_blocks(size_t n, int per) { return (int)((n + per - 1) / per); }
+
+/* Programmatic dependent launch (sm_90): a kernel queued with cuda_launch while g->pdl is
+ * on may start while the kernel before it still runs. It must call pdl_wait() before it
+ * reads or writes anything another kernel touches (before that it may only read constant
+ * data such as weights), and calls pdl_next() to let the kernel after it start early.
+ * Both are no-ops for a plain launch. */
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_next() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+template <typename... P, typename... A>
+static inline cudaError_t cuda_launch(gpu_ctx *g, void (*k)(P...), dim3 grid, dim3 block, size_t shmem, A... args) {
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = shmem;
+    cfg.stream = g->stream;
+    cfg.attrs = at;
+    cfg.numAttrs = g->pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, k, args...);
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll

@@ -2,8 +2,11 @@
  * replayed with one launch. What changes from token to token is the position, so while
  * pos mode is on the kernels that need it (RoPE, the cache store, decode attention) read
  * it from a device int that gpu_set_pos writes before each replay. A graph holds raw
- * pointers: one captured before a scratch buffer was reallocated is dropped. */
+ * pointers: one captured before a scratch buffer was reallocated is dropped. The kernels
+ * of a step overlap each other's launch and tail (programmatic dependent launch, g->pdl). */
 #include "backend/cuda/common.cuh"
+
+#include <stdlib.h>
 
 __global__ void k_set_int(int *p, int v) { *p = v; }
 
@@ -15,7 +18,10 @@ extern "C" int gpu_set_pos(gpu_ctx *g, int pos) {
 }
 
 extern "C" void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells) {
+    static int no_pdl = -1;
+    if (no_pdl < 0) no_pdl = getenv("HEARTH_NO_PDL") != NULL;
     g->pos_on = on && g->dpos;
+    g->pdl = g->pos_on && !no_pdl;
     g->cap_cells = cap_cells;
 }
 

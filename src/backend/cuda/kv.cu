@@ -129,6 +129,8 @@ __global__ void __launch_bounds__(1024) k_store_rows(store_job j0, store_job j1,
     (void)vec;
     extern __shared__ float xs[];
     const int r = blockIdx.x;
+    pdl_wait();
+    pdl_next();
     if (dpos) dst += (size_t)*dpos * rb;   /* a graph replay: dst is the first cell */
     for (int i = threadIdx.x; i < padded; i += blockDim.x) {
         float v = i < row ? src[(size_t)r * row + i] : 0.0f;
@@ -205,13 +207,14 @@ static int store_fused(gpu_ctx *g, const gpu_kv_layout *L, const float *k, const
         if (th > 1024) th = 1024;
         dim3 grid(T, one ? 2 : 1);
         const store_job &a = side ? jv : jk;
+        cudaError_t e = cudaSuccess;
         switch (type) {
-#define X(t) case t: k_store_rows<t><<<grid, th, sh, g->stream>>>(a, jv, L->row, dpos); break;
+#define X(t) case t: e = cuda_launch(g, k_store_rows<t>, grid, dim3(th), sh, a, jv, L->row, dpos); break;
             CUDA_CACHE_TYPES(X)
 #undef X
         default: return cuda_fail_msg(g, "CUDA cannot store a %s cache", quant_get(type)->name);
         }
-        CU_LAUNCHED(g);
+        CU(g, e);
     }
     return 0;
 }

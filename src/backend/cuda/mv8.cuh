@@ -21,7 +21,8 @@ int cuda_q8_split_ok(const wtensor *w);
 size_t cuda_act_stride(int ne0);
 /* x ([T][ne0] floats) quantized into scratch; *xq points at it */
 int cuda_quant_act(gpu_ctx *g, const float *x, int ne0, int T, int8_t **xq);
-/* y = W x for the set's split-layout matrices (n_rows in all), T <= any */
+/* y = W x for the set's split-layout matrices (n_rows in all), T <= any; one token goes
+ * through k_mv2 (rows of a multiple of 512 values) unless HEARTH_NO_MV1 is set */
 int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *x, int T);
 /* a split-layout matrix expanded to f16 */
 int cuda_q8s_to_f16(gpu_ctx *g, const wtensor *w, __half *out);
@@ -31,7 +32,12 @@ int cuda_q8s_to_f16(gpu_ctx *g, const wtensor *w, __half *out);
  * kernels; *xs gets the row stride. Clears the request. */
 int8_t *cuda_q_take(gpu_ctx *g, int n, int T, size_t *xs);
 /* after the producer's launch: SCR_XQ holds x */
-static inline void cuda_q_made(gpu_ctx *g, const float *x, int T) { g->xq_src = x; g->xq_T = T; }
+static inline void cuda_q_made(gpu_ctx *g, const float *x, int T) {
+    g->xq_src = x;
+    g->xq_T = T;
+    g->xq_buf = (int8_t *)g->scr[SCR_XQ];
+    g->xq_bytes = g->scr_size[SCR_XQ];
+}
 
 /* a whole warp, lanes on 32 consecutive values of a row (j0 = the first's index): the
  * values as 8-bit activations, as k_quant_act does */

@@ -1,12 +1,11 @@
 /* Small per-row ops on the GPU: RMSNorm, RoPE, the Hadamard rotation, SwiGLU, residual add.
- * Each follows its CPU twin in ops.c (RoPE angles in double as there). */
+ * Each follows its CPU twin in ops.c (RoPE angles in double as there). The ones a decode
+ * step runs go through cuda_launch (pdl_wait first). */
 #include "backend/cuda/mv8.cuh"
 
-/* The second half of both norms: the block's sum of squares ss (per thread) reduced,
- * o = x * scale * w written, and with xq also as 8-bit activations (rows of xs bytes;
- * n % 32 == 0, blockDim % 32 == 0). */
-__device__ __forceinline__ void norm_write(float *o, const float *xr, const float *__restrict__ w, int n, float eps,
-                                           float ss, int8_t *xq, size_t xs) {
+/* the block's sum of squares (ss: each thread's part) reduced to the RMS scale
+ * (blockDim % 32 == 0) */
+__device__ __forceinline__ float norm_scale(float ss, int n, float eps) {
     __shared__ float part[32];
     ss = warp_sum(ss);
     if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
@@ -17,56 +16,87 @@ __device__ __forceinline__ void norm_write(float *o, const float *xr, const floa
         if (threadIdx.x == 0) part[0] = v;
     }
     __syncthreads();
-    float scale = (float)(1.0 / sqrt((double)part[0] / n + eps));
-    if (xq) {
-        int8_t *qr = xq + (size_t)blockIdx.x * xs;
-        for (int i = threadIdx.x; i < n; i += blockDim.x) {
-            float v = xr[i] * scale * w[i];
-            o[i] = v;
-            q8_store32(v, qr, n, i & ~31);
+    return (float)(1.0 / sqrt((double)part[0] / n + eps));
+}
+
+/* one output value, with qr also as 8-bit activations (whole warps: n % 32 == 0) */
+__device__ __forceinline__ void norm_out(float v, float *o, int8_t *qr, int n, int i) {
+    o[i] = v;
+    if (qr) q8_store32(v, qr, n, i & ~31);
+}
+
+/* Both norms, a block per row: with y, x += y first (the residual add of one step and the
+ * norm of the next); with xq, the output also as 8-bit activations (rows of xs bytes).
+ * Rows of up to NPT * blockDim values stay in registers from load to output (NPT = 0: any
+ * length, read again), so the norm costs two trips to memory instead of one per value a
+ * thread holds (stores to x or out may alias later loads, which keeps the compiler from
+ * overlapping them); the weights are loaded before pdl_wait. out may be y. */
+template <int NPT>
+__global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float *y, const float *__restrict__ w, int n,
+                                               float eps, int8_t *xq, size_t xs) {
+    constexpr int K = NPT ? NPT : 1;
+    float wv[K], v[K];
+    if (NPT) {
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            wv[k] = i < n ? w[i] : 0.0f;
         }
-        return;
     }
-    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
+    pdl_wait();
+    pdl_next();
+    float *xr = x + (size_t)blockIdx.x * n, *o = out + (size_t)blockIdx.x * n;
+    const float *yr = y ? y + (size_t)blockIdx.x * n : NULL;
+    int8_t *qr = xq ? xq + (size_t)blockIdx.x * xs : NULL;
+    float ss = 0.0f;
+    if (NPT) {
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            v[k] = 0.0f;
+            if (i < n) { v[k] = xr[i]; if (yr) v[k] += yr[i]; ss += v[k] * v[k]; }
+        }
+#pragma unroll
+        for (int k = 0; k < K; k++)
+            if (yr && threadIdx.x + k * blockDim.x < n) xr[threadIdx.x + k * blockDim.x] = v[k];
+    } else {
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            float a = xr[i];
+            if (yr) { a += yr[i]; xr[i] = a; }
+            ss += a * a;
+        }
+    }
+    const float scale = norm_scale(ss, n, eps);
+    if (NPT) {
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            if (i < n) norm_out(v[k] * scale * wv[k], o, qr, n, i);
+        }
+    } else {
+        for (int i = threadIdx.x; i < n; i += blockDim.x) norm_out(xr[i] * scale * w[i], o, qr, n, i);
+    }
 }
 
-/* xq: also the output as 8-bit activations */
-__global__ void k_rmsnorm(float *__restrict__ out, const float *__restrict__ x, const float *__restrict__ w, int n, float eps,
-                          int8_t *xq, size_t xs) {
-    const float *xr = x + (size_t)blockIdx.x * n;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
-    norm_write(out + (size_t)blockIdx.x * n, xr, w, n, eps, ss, xq, xs);
-}
-
-/* x += y, then out = rmsnorm(x): the residual add of one step and the norm of the next */
-__global__ void k_add_rmsnorm(float *out, float *__restrict__ x, const float *y,
-                              const float *__restrict__ w, int n, float eps, int8_t *xq, size_t xs) {
-    float *xr = x + (size_t)blockIdx.x * n;
-    const float *yr = y + (size_t)blockIdx.x * n;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) { float v = xr[i] + yr[i]; xr[i] = v; ss += v * v; }
-    norm_write(out + (size_t)blockIdx.x * n, xr, w, n, eps, ss, xq, xs);
+static int norm_launch(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps) {
+    if (T <= 0) return 0;
+    size_t xs = 0;
+    int8_t *xq = cuda_q_take(g, n, T, &xs);
+    const int per = cuda_blocks((size_t)n, 1024);
+    void (*k)(float *, float *, const float *, const float *, int, float, int8_t *, size_t) =
+        per <= 1 ? k_norm<1> : per <= 2 ? k_norm<2> : per <= 4 ? k_norm<4> : per <= 8 ? k_norm<8> : k_norm<0>;
+    CU(g, cuda_launch(g, k, dim3(T), dim3(1024), 0, out, x, y, w, n, eps, xq, xs));
+    if (xq) cuda_q_made(g, out, T);
+    return 0;
 }
 
 extern "C" int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps) {
-    if (T <= 0) return 0;
-    size_t xs = 0;
-    int8_t *xq = cuda_q_take(g, n, T, &xs);
-    k_add_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, y, w, n, eps, xq, xs);
-    CU_LAUNCHED(g);
-    if (xq) cuda_q_made(g, out, T);
-    return 0;
+    return norm_launch(g, out, x, y, w, T, n, eps);
 }
 
+/* x is only read when there is no y */
 extern "C" int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *w, int T, int n, float eps) {
-    if (T <= 0) return 0;
-    size_t xs = 0;
-    int8_t *xq = cuda_q_take(g, n, T, &xs);
-    k_rmsnorm<<<T, 1024, 0, g->stream>>>(out, x, w, n, eps, xq, xs);
-    CU_LAUNCHED(g);
-    if (xq) cuda_q_made(g, out, T);
-    return 0;
+    return norm_launch(g, out, (float *)x, NULL, w, T, n, eps);
 }
 
 /* one thread per (vector, pair); vector t at x + t * stride, heads of hd inside it */
@@ -101,6 +131,8 @@ int cuda_rope_strided(gpu_ctx *g, float *x, int T, size_t stride, int n_heads, i
  * pos0 from *dpos when given (graph replays) */
 __global__ void k_rope2(float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, const int *dpos,
                         float base, float freq_scale, const float *ff) {
+    pdl_wait();
+    pdl_next();
     int np = n_rot / 2, nh = nq + nk;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)T * nh * np) return;
@@ -121,9 +153,8 @@ extern "C" int gpu_rope_qk(gpu_ctx *g, float *q, float *k, int T, int nq, int nk
                            float base, float freq_scale, const float *ff) {
     size_t n = (size_t)T * (nq + nk) * (n_rot / 2);
     if (n == 0) return 0;
-    k_rope2<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(q, k, T, nq, nk, hd, n_rot, pos0, g->pos_on ? g->dpos : NULL,
-                                                      base, freq_scale, ff);
-    CU_LAUNCHED(g);
+    CU(g, cuda_launch(g, k_rope2, dim3(cuda_blocks(n, 256)), dim3(256), 0, q, k, T, nq, nk, hd, n_rot, pos0,
+                      (const int *)(g->pos_on ? g->dpos : NULL), base, freq_scale, ff));
     return 0;
 }
 
@@ -173,12 +204,16 @@ extern "C" int gpu_hadamard(gpu_ctx *g, float *x, int n_vec, int n, int inverse)
 }
 
 __global__ void k_swiglu(float *gate, const float *up, size_t n) {
+    pdl_wait();
+    pdl_next();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) { float v = gate[i]; gate[i] = v / (1.0f + expf(-v)) * up[i]; }
 }
 
 /* the same, rows of row values also stored as 8-bit activations (row % 32 == 0) */
 __global__ void k_swiglu_q(float *gate, const float *up, size_t n, int row, int8_t *xq, size_t xs) {
+    pdl_wait();
+    pdl_next();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;   /* whole warps: n % 32 == 0 */
     float v = gate[i];
@@ -195,24 +230,23 @@ extern "C" int gpu_swiglu(gpu_ctx *g, float *gate, const float *up, size_t n) {
     int8_t *xq = g->q_next && g->q_rows > 0 && n % (size_t)g->q_rows == 0
                      ? cuda_q_take(g, g->q_rows, (int)(n / (size_t)g->q_rows), &xs) : cuda_q_take(g, 0, 0, &xs);
     if (xq) {
-        k_swiglu_q<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(gate, up, n, g->q_rows, xq, xs);
-        CU_LAUNCHED(g);
+        CU(g, cuda_launch(g, k_swiglu_q, dim3(cuda_blocks(n, 256)), dim3(256), 0, gate, up, n, g->q_rows, xq, xs));
         cuda_q_made(g, gate, (int)(n / (size_t)g->q_rows));
         return 0;
     }
-    k_swiglu<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(gate, up, n);
-    CU_LAUNCHED(g);
+    CU(g, cuda_launch(g, k_swiglu, dim3(cuda_blocks(n, 256)), dim3(256), 0, gate, up, n));
     return 0;
 }
 
 __global__ void k_add(float *x, const float *y, size_t n) {
+    pdl_wait();
+    pdl_next();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] += y[i];
 }
 
 extern "C" int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n) {
     if (!n) return 0;
-    k_add<<<cuda_blocks(n, 256), 256, 0, g->stream>>>(x, y, n);
-    CU_LAUNCHED(g);
+    CU(g, cuda_launch(g, k_add, dim3(cuda_blocks(n, 256)), dim3(256), 0, x, y, n));
     return 0;
 }

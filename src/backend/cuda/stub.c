@@ -43,6 +43,10 @@ int gpu_rope(gpu_ctx *g, float *x, int T, int n_heads, int hd, int n_rot, float 
              float freq_scale, const float *ff) { return -1; }
 int gpu_hadamard(gpu_ctx *g, float *x, int n_vec, int n, int inverse) { return -1; }
 int gpu_swiglu(gpu_ctx *g, float *gate, const float *up, size_t n) { return -1; }
+int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float *x, int T, float *const *y, int nq, int nk, int hd,
+                    int n_rot, float pos0, float base, float freq_scale, const float *freq_factors) { return -1; }
+int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor *up, const float *x, int T, float *gate_out,
+                      float *up_out) { return -1; }
 int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n) { return -1; }
 int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) { return -1; }
 int gpu_weight_layout(int dev, wtensor *w, char *err, size_t errlen) { return 0; }
