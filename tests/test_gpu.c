@@ -14,6 +14,7 @@
 #include "backend/gpu.h"
 #include "model/model.h"
 #include "quant/quant.h"
+#include "kv/kv.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -429,6 +430,74 @@ static void one_token_products(void) {
     for (int i = 0; i < 3; i++) { gpu_free(0, y1[i]); gpu_free(0, y2[i]); }
     const wtensor *all[7] = { &wq, &wk, &wv, &wg, &wu, &wd, &wo };
     for (int i = 0; i < 7; i++) gpu_free(0, (void *)all[i]->data);
+/* The GPU's cache store against kv_put, byte for byte: every K/V type pair on head shapes
+ * that take the warp kernel (per-head and whole-row rotation, chunks under and over 32
+ * values) and ones that fall back to the block kernel (a 1024-value chunk, padded rows).
+ * Cells 0-4 go in as one batch (it sets K's offset), then a decode row and a batch of 3. */
+static void store_checks(void) {
+    static const int shapes[][2] = { { 8, 128 }, { 2, 64 }, { 4, 80 }, { 4, 8 }, { 3, 96 }, { 1, 1024 }, { 2, 20 } };
+    char err[256];
+    gpu_ctx *g = gpu_ctx_new(0, err, sizeof err);
+    if (!g) { CHECK(0, "gpu_ctx_new: %s", err); return; }
+    uint32_t rng = 12345;
+    int n_pairs = 0, n_bad = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int G = shapes[si][0], hd = shapes[si][1], row = G * hd, n = 9;
+        float *k = malloc(sizeof(float) * (size_t)n * row), *v = malloc(sizeof(float) * (size_t)n * row);
+        for (int i = 0; i < n * row; i++) {
+            rng = rng * 1664525u + 1013904223u;
+            float u = (float)(rng >> 8) / 16777216.0f - 0.5f;
+            k[i] = 3.0f * u + 0.5f * (float)((i % row) % 7);   /* a per-channel offset for mu */
+            v[i] = (i % 97 == 0) ? 8.0f * u : u;                 /* a few loud values */
+        }
+        void *dkf = gpu_malloc(0, sizeof(float) * (size_t)n * row, "k rows", err, sizeof err);
+        void *dvf = gpu_malloc(0, sizeof(float) * (size_t)n * row, "v rows", err, sizeof err);
+        CHECK(dkf && dvf, "%s", err);
+        if (dkf && dvf) {
+            gpu_to_device(g, dkf, k, sizeof(float) * (size_t)n * row);
+            gpu_to_device(g, dvf, v, sizeof(float) * (size_t)n * row);
+        }
+        for (size_t a = 0; a < sizeof types / sizeof types[0] && dkf && dvf; a++)
+            for (size_t b = 0; b < sizeof types / sizeof types[0]; b++) {
+                int tk = quant_from_name(types[a]), tv = quant_from_name(types[b]);
+                kv_cache cpu, gk;
+                if (kv_init(&cpu, n, 1, G, hd, tk, tv, 1, err, sizeof err) || kv_init(&gk, n, 1, G, hd, tk, tv, 1, err, sizeof err)) {
+                    CHECK(0, "kv_init %s/%s: %s", types[a], types[b], err);
+                    continue;
+                }
+                if (kv_init_gpu(&gk, 1, (const int[]){ 0 }, (const int[]){ 0 }, 1, err, sizeof err)) {
+                    CHECK(0, "kv_init_gpu: %s", err);
+                    kv_free(&gk); kv_free(&cpu);
+                    continue;
+                }
+                static const int steps[][2] = { { 0, 5 }, { 5, 1 }, { 6, 3 } };
+                int ok = 1;
+                for (int st = 0; st < 3 && ok; st++) {
+                    int p0 = steps[st][0], T = steps[st][1];
+                    kv_put(&cpu, 0, p0, T, k + (size_t)p0 * row, v + (size_t)p0 * row);
+                    ok = kv_put_gpu(&gk, g, 0, p0, T, (const float *)dkf + (size_t)p0 * row, (const float *)dvf + (size_t)p0 * row) == 0;
+                }
+                uint8_t *hk = malloc(cpu.kb * n), *hv = malloc(cpu.vb * n);
+                ok = ok && !gpu_to_host(g, hk, kv_dk(&gk, 0), cpu.kb * n) && !gpu_to_host(g, hv, kv_dv(&gk, 0), cpu.vb * n);
+                CHECK(ok, "store %s/%s G %d hd %d: %s", types[a], types[b], G, hd, gpu_ctx_error(g));
+                if (ok) {
+                    int bad_k = -1, bad_v = -1;
+                    for (int c = n - 1; c >= 0; c--) {
+                        if (memcmp(hk + c * cpu.kb, kv_k(&cpu, 0, c), cpu.kb)) bad_k = c;
+                        if (memcmp(hv + c * cpu.vb, kv_v(&cpu, 0, c), cpu.vb)) bad_v = c;
+                    }
+                    n_bad += bad_k >= 0 || bad_v >= 0;
+                    CHECK(bad_k < 0 && bad_v < 0, "store %s/%s, %d heads of %d: GPU bytes differ from kv_put's (first K cell %d, V cell %d)",
+                          types[a], types[b], G, hd, bad_k, bad_v);
+                }
+                n_pairs++;
+                free(hk); free(hv);
+                kv_free(&gk); kv_free(&cpu);
+            }
+        gpu_free(0, dkf); gpu_free(0, dvf);
+        free(k); free(v);
+    }
+    printf("cache store: %d type pairs x shapes, %d with bytes unlike kv_put's\n", n_pairs, n_bad);
     gpu_ctx_free(g);
 }
 
@@ -449,6 +518,12 @@ int main(int argc, char **argv) {
         FILE *f = fopen(p2, "rb");
         if (f) { fclose(f); split_checks(p2); }
         return test_done("test_gpu split");
+    }
+    /* test_gpu store: the cache store checks alone */
+    if (argc > 1 && !strcmp(argv[1], "store")) {
+        if (gpu_device_count() <= 0) return 77;
+        store_checks();
+        return test_done("test_gpu store");
     }
     caps_matrix();
     char *paths[64];
@@ -495,6 +570,7 @@ int main(int argc, char **argv) {
         fprintf(report, "| model | K/V | attention | offload | tokens | KL GPU vs CPU | top-1 | KL CPU cache vs CPU f16 | KL GPU cache vs CPU f16 | KL <= 2e-3, top-1 >= 95%% |\n|---|---|---|---|---|---|---|---|---|---|\n");
     const char *all = getenv("HEARTH_GPU_ALL_PAIRS"), *quick = getenv("HEARTH_GPU_QUICK");
     if (quick && *quick == '1') np = np < 3 ? np : 3; /* under compute-sanitizer: three models */
+    store_checks();
     for (int i = 0; i < np; i++)
         compare_model(paths[i], (all && *all == '1') || strstr(paths[i], "stories260K") || strstr(paths[i], "synth-a-q8_0"));
     /* --tensor_split 1 against none on one card; real splits with two or more cards */
