@@ -430,6 +430,9 @@ static void one_token_products(void) {
     for (int i = 0; i < 3; i++) { gpu_free(0, y1[i]); gpu_free(0, y2[i]); }
     const wtensor *all[7] = { &wq, &wk, &wv, &wg, &wu, &wd, &wo };
     for (int i = 0; i < 7; i++) gpu_free(0, (void *)all[i]->data);
+    gpu_ctx_free(g);
+}
+
 /* The GPU's cache store against kv_put, byte for byte: every K/V type pair on head shapes
  * that take the warp kernel (per-head and whole-row rotation, chunks under and over 32
  * values) and ones that fall back to the block kernel (a 1024-value chunk, padded rows).

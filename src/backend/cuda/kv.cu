@@ -190,6 +190,8 @@ __global__ void __launch_bounds__(256) k_store_warp(store_job j0, store_job j1, 
     const int r = wi / wpr, w = wi % wpr;
     const int seg = b > 32 ? b : 32, nv = seg / 32;
     if (wi >= wpr * n_rows) return;   /* whole warps leave together */
+    pdl_wait();
+    pdl_next();
     uint8_t *dst = (y ? j1.dst : j0.dst) + (size_t)r * rb;
     if (dpos) dst += (size_t)*dpos * rb;
     const float *src = jsrc + (size_t)r * row + (size_t)w * seg;
@@ -274,13 +276,14 @@ static int store_fused(gpu_ctx *g, const gpu_kv_layout *L, const float *k, const
             int type = side ? L->type_v : L->type_k, wpr = L->row / (side ? seg_v : seg_k);
             const store_job &a = side ? jv : jk;
             dim3 grid(cuda_blocks((size_t)wpr * T, wpb), both ? 2 : 1);
+            cudaError_t e = cudaSuccess;
             switch (type) {
-#define X(t) case t: k_store_warp<t><<<grid, 32 * wpb, 0, g->stream>>>(a, jv, L->row, wpr, T, dpos); break;
+#define X(t) case t: e = cuda_launch(g, k_store_warp<t>, grid, dim3(32 * wpb), 0, a, jv, L->row, wpr, T, dpos); break;
                 CUDA_CACHE_TYPES(X)
 #undef X
             default: return cuda_fail_msg(g, "CUDA cannot store a %s cache", quant_get(type)->name);
             }
-            CU_LAUNCHED(g);
+            CU(g, e);
         }
         return 0;
     }
