@@ -172,78 +172,6 @@ __global__ void __launch_bounds__(1024) k_store_rows(store_job j0, store_job j1,
         w_quant_block<T>(xs[32 * blk + lane], d + (size_t)blk * qinfo<T>::BYTES);
 }
 
-/* The store for rows whose chunks fit a warp (decode): each warp owns seg = max(b, 32)
- * consecutive values of a row, lane l holding values l, l + 32, ... of its segment, so the
- * Hadamard butterflies are shuffles (h < 32) or register pairs (h >= 32) and each register
- * k is one whole 32-value block for w_quant_block: no shared memory and no barrier. The
- * operations and their order are k_store_rows', so the bytes are the same. */
-#define STW_MAXV 16 /* values a lane holds: Hadamard chunks of up to 512 values */
-template <int T>
-__global__ void __launch_bounds__(256) k_store_warp(store_job j0, store_job j1, int row, int wpr, int n_rows, const int *dpos) {
-    const bool y = blockIdx.y != 0;   /* fields picked one by one: no local copy of the jobs */
-    const float *__restrict__ jsrc = y ? j1.src : j0.src;
-    const float *__restrict__ mu = y ? j1.mu : j0.mu;
-    const size_t rb = y ? j1.rb : j0.rb;
-    const int b = y ? j1.b : j0.b, rot = y ? j1.rot : j0.rot;
-    const int lane = threadIdx.x & 31;
-    const int wi = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); /* warp over (row r, segment) */
-    const int r = wi / wpr, w = wi % wpr;
-    const int seg = b > 32 ? b : 32, nv = seg / 32;
-    if (wi >= wpr * n_rows) return;   /* whole warps leave together */
-    pdl_wait();
-    pdl_next();
-    uint8_t *dst = (y ? j1.dst : j0.dst) + (size_t)r * rb;
-    if (dpos) dst += (size_t)*dpos * rb;
-    const float *src = jsrc + (size_t)r * row + (size_t)w * seg;
-    float v[STW_MAXV];
-#pragma unroll
-    for (int k = 0; k < STW_MAXV; k++)
-        if (k < nv) v[k] = rot ? src[32 * k + lane] * cuda_sign_at((w * seg + 32 * k + lane) % b) : src[32 * k + lane];
-    if (rot) {
-        for (int h = 1; h < b && h < 32; h *= 2) {
-#pragma unroll
-            for (int k = 0; k < STW_MAXV; k++)
-                if (k < nv) {
-                    float o = __shfl_xor_sync(0xffffffffu, v[k], h);
-                    v[k] = (lane & h) ? o - v[k] : v[k] + o;
-                }
-        }
-#pragma unroll
-        for (int h = 1; h < STW_MAXV; h *= 2)
-#pragma unroll
-            for (int k = 0; k < STW_MAXV; k++)
-                if (!(k & h) && k + h < nv) {
-                    float a = v[k], c = v[k + h];
-                    v[k] = a + c;
-                    v[k + h] = a - c;
-                }
-        const float norm = 1.0f / sqrtf((float)b);
-#pragma unroll
-        for (int k = 0; k < STW_MAXV; k++) v[k] *= norm;
-    }
-#pragma unroll
-    for (int k = 0; k < STW_MAXV; k++) {
-        if (k >= nv) break;
-        const int i = w * seg + 32 * k + lane;
-        float x = mu ? v[k] - mu[i] : v[k];
-        if (T == QT_F32) ((float *)dst)[i] = x;
-        else if (T == QT_F16) ((__half *)dst)[i] = __float2half_rn(x);
-        else if (T == QT_BF16) ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(x);
-        else w_quant_block<T>(x, dst + (size_t)(i >> 5) * qinfo<T>::BYTES);
-    }
-}
-
-/* k_store_warp applies: whole 32-value blocks with no padding, chunks of at most 512
- * values that either hold whole warps' worth or divide 32 */
-static bool store_warp_ok(const store_job &j, int row) {
-    static int block_only = -1;   /* HEARTH_KV_STORE_BLOCK=1: the block kernel, for comparing */
-    if (block_only < 0) block_only = getenv("HEARTH_KV_STORE_BLOCK") != NULL;
-    if (block_only) return false;
-    if (row % 32 || j.padded != row) return false;
-    int seg = j.b > 32 ? j.b : 32;
-    return seg / 32 <= STW_MAXV && row % seg == 0 && (j.b >= 32 || 32 % j.b == 0);
-}
-
 static int is_quantized(int type) { return type != QT_F32 && type != QT_F16 && type != QT_BF16; }
 
 static int rotate_rows(gpu_ctx *g, const gpu_kv_layout *L, int mode, float *x, int n, int padded, int inverse) {
@@ -269,24 +197,6 @@ static int store_fused(gpu_ctx *g, const gpu_kv_layout *L, const float *k, const
                        uint8_t *dk, uint8_t *dv, const int *dpos) {
     store_job jk = job_of(L, 0, k, is_quantized(L->type_k) ? mu : NULL, dk), jv = job_of(L, 1, v, NULL, dv);
     const bool one = L->type_k == L->type_v;
-    if (store_warp_ok(jk, L->row) && store_warp_ok(jv, L->row)) {
-        const int seg_k = jk.b > 32 ? jk.b : 32, seg_v = jv.b > 32 ? jv.b : 32, wpb = 8;
-        const bool both = one && seg_k == seg_v;   /* one launch needs one segment size */
-        for (int side = 0; side < (both ? 1 : 2); side++) {
-            int type = side ? L->type_v : L->type_k, wpr = L->row / (side ? seg_v : seg_k);
-            const store_job &a = side ? jv : jk;
-            dim3 grid(cuda_blocks((size_t)wpr * T, wpb), both ? 2 : 1);
-            cudaError_t e = cudaSuccess;
-            switch (type) {
-#define X(t) case t: e = cuda_launch(g, k_store_warp<t>, grid, dim3(32 * wpb), 0, a, jv, L->row, wpr, T, dpos); break;
-                CUDA_CACHE_TYPES(X)
-#undef X
-            default: return cuda_fail_msg(g, "CUDA cannot store a %s cache", quant_get(type)->name);
-            }
-            CU(g, e);
-        }
-        return 0;
-    }
     for (int side = 0; side < (one ? 1 : 2); side++) {
         int type = side ? L->type_v : L->type_k;
         int padded = one ? (jk.padded > jv.padded ? jk.padded : jv.padded) : side ? jv.padded : jk.padded;
