@@ -132,15 +132,30 @@ __global__ void __launch_bounds__(1024) k_store_rows(store_job j0, store_job j1,
     pdl_wait();
     pdl_next();
     if (dpos) dst += (size_t)*dpos * rb;   /* a graph replay: dst is the first cell */
-    for (int i = threadIdx.x; i < padded; i += blockDim.x) {
+    /* With a value per thread the butterflies of the first five stages are shuffles within
+     * a warp (a + c to the lower index, a - c to the upper, as below), saving five barriers;
+     * chunks start at multiples of b and row is one, so no pair straddles the row's end. */
+    int h0 = 1;
+    if (padded <= (int)blockDim.x) {
+        const int i = threadIdx.x;
         float v = i < row ? src[(size_t)r * row + i] : 0.0f;
         if (rot && i < row) v *= cuda_sign_at(i % b);
-        xs[i] = v;
+        for (; rot && h0 < b && h0 < 32; h0 *= 2) {
+            float o = __shfl_xor_sync(0xffffffffu, v, h0);
+            v = (i & h0) ? o - v : v + o;
+        }
+        if (i < padded) xs[i] = v;
+    } else {
+        for (int i = threadIdx.x; i < padded; i += blockDim.x) {
+            float v = i < row ? src[(size_t)r * row + i] : 0.0f;
+            if (rot && i < row) v *= cuda_sign_at(i % b);
+            xs[i] = v;
+        }
     }
     __syncthreads();
     if (rot) {
         /* vectors of vec values (head or row), each in chunks of b, as cpu_hadamard */
-        for (int h = 1; h < b; h *= 2) {
+        for (int h = h0; h < b; h *= 2) {
             for (int k = threadIdx.x; k < row / 2; k += blockDim.x) {
                 int chunk = k / (b / 2), kk = k % (b / 2);
                 int j = chunk * b + (kk / h) * 2 * h + (kk % h);

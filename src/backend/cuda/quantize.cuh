@@ -275,17 +275,36 @@ __device__ __forceinline__ float w_levels_scale(float x, uint16_t dh, int lo, in
     return err_scale_d(d, *sxq, *sqq);
 }
 
-__device__ uint16_t w_quant_scale(float x, int lo, int hi, float l0, float l1, int ng, int *q) {
-    float xm = w_signed_absmax(x, threadIdx.x & 31), sxq, sqq;
+/* The first scale's sums and every candidate's go through one interleaved butterfly
+ * (2 NG + 2 independent shuffle chains instead of NG + 1 in a row): each sum is formed in
+ * warp_sum's order, so the result is the same, only the latency shrinks. */
+template <int NG>
+__device__ uint16_t w_quant_scale(float x, int lo, int hi, float l0, float l1, int *q) {
+    float xm = w_signed_absmax(x, threadIdx.x & 31);
     uint16_t best = qf2h_d(xm / (float)lo);
-    float e = w_levels_scale(x, best, lo, hi, q, &sxq, &sqq);
+    const float d0 = qh2f_d(best);
+    *q = qround_d(x * qinv(d0), lo, hi);
+    float s[2 * NG + 2];
+    s[0] = x * (float)*q;
+    s[1] = (float)(*q * *q);
+#pragma unroll
+    for (int t = 0; t < NG; t++) {
+        float lv = l0 + (l1 - l0) * (float)t / (float)(NG - 1);
+        float k = round_clamped_d(x * (-lv / xm), (float)lo, (float)hi);
+        s[2 + 2 * t] = x * k;
+        s[3 + 2 * t] = k * k;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+        for (int i = 0; i < 2 * NG + 2; i++) s[i] += __shfl_xor_sync(0xffffffffu, s[i], o);
+    float sxq = s[0], sqq = s[1], e = err_scale_d(d0, sxq, sqq);
     if (xm == 0.0f) return best;
     float best_err = e;
     uint16_t found = best;
-    for (int t = 0; t < ng; t++) {
-        float lv = l0 + (l1 - l0) * (float)t / (float)(ng - 1);
-        float k = round_clamped_d(x * (-lv / xm), (float)lo, (float)hi);
-        float a = wsum(x * k), b = wsum(k * k);
+#pragma unroll
+    for (int t = 0; t < NG; t++) {
+        float a = s[2 + 2 * t], b = s[3 + 2 * t];
         uint16_t dh = qf2h_d(b > 0.0f ? a / b : 0.0f);
         float err = err_scale_d(qh2f_d(dh), a, b);
         if (err < best_err) { best_err = err; found = dh; }
@@ -369,14 +388,14 @@ template <int T> __device__ void w_quant_block(float x, uint8_t *dst) {
     int q = 0;
     uint16_t d = 0, m = 0;
     if (T == QT_Q8_0) {
-        d = w_quant_scale(x, -127, 127, 124.0f, 128.0f, 6, &q);
+        d = w_quant_scale<6>(x, -127, 127, 124.0f, 128.0f, &q);
         if (lane == 0) put16(dst, d);
         dst[2 + lane] = (uint8_t)(int8_t)q;
         return;
     }
     if (T == QT_Q4_0 || T == QT_Q5_0) {
         int off = T == QT_Q4_0 ? 8 : 16;
-        d = w_quant_scale(x, -off, off - 1, 0.8f * (float)off, (float)off + 1.5f, 12, &q);
+        d = w_quant_scale<12>(x, -off, off - 1, 0.8f * (float)off, (float)off + 1.5f, &q);
         q += off;
     } else if (T == QT_Q4_1 || T == QT_Q5_1) {
         w_quant_affine(x, T == QT_Q4_1 ? 15 : 31, &q, &d, &m);
