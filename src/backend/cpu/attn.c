@@ -81,7 +81,7 @@ static void s_kq8(const uint8_t *qq, size_t qstride, int nh, const uint8_t *k, s
         }
     }
 }
-static const attn_simd scalar_ops = { NULL, s_has_segment, s_dots, s_exp_sum, s_online, s_wsum, s_kq8, NULL, NULL };
+static const attn_simd scalar_ops = { NULL, s_has_segment, s_dots, s_exp_sum, s_online, s_wsum, s_kq8, NULL, NULL, NULL };
 
 static const attn_simd *ops_now(void) {
     const attn_simd *s = cpu_attn_simd();
@@ -142,7 +142,9 @@ static uint8_t *quant_queries(pool *p, const attn_args *a, size_t *stride, int *
     *stride = attn_q8_layout_of(a->head_dim).stride;
     qq_job j = { a, malloc(*stride * (size_t)a->T * a->n_head), *stride };
     if (!j.qq) { *failed = 1; return NULL; }
-    pool_run(p, a->T, quant_task, &j);
+    /* a few tokens (decode) are quicker here than a round trip through the pool */
+    if (a->T < 8) for (int t = 0; t < a->T; t++) quant_task(&j, t, 0);
+    else pool_run(p, a->T, quant_task, &j);
     return j.qq;
 }
 

@@ -190,7 +190,7 @@ static void wsum(float *acc, float r, const float *p, const float *v, int n, int
 }
 
 /* q8_0 K scores: attn.c's scalar kernel (NULL) */
-static const attn_simd table = { decode, has_segment, dots, exp_sum, online, wsum, NULL, NULL, NULL };
+static const attn_simd table = { decode, has_segment, dots, exp_sum, online, wsum, NULL, NULL, NULL, NULL };
 const attn_simd *attnn_neon(void) { return &table; }
 
 #else

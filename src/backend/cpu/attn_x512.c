@@ -294,7 +294,19 @@ static void decode(int type, const uint8_t *base, size_t row_bytes, int n, int s
     attnx_avx2_decode(type, base, row_bytes, n, start, len, out);
 }
 
-static const attn_simd table = { decode, attnx_avx2_has_segment, dots, exp_sum, online, wsum, kq8, online_heads, wsum_heads };
+/* silu as in attn_x86.c, sixteen lanes */
+static void swiglu(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 mk = (__mmask16)((1u << (n - i < 16 ? n - i : 16)) - 1);
+        __m512 g = _mm512_maskz_loadu_ps(mk, gate + i), one = _mm512_set1_ps(1.0f);
+        __m512 e = exp16f(_mm512_min_ps(g, _mm512_sub_ps(_mm512_setzero_ps(), g)));
+        __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));
+        s = _mm512_mask_div_ps(s, _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_mul_ps(g, e), _mm512_add_ps(e, one));
+        _mm512_mask_storeu_ps(gate + i, mk, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(mk, up + i)));
+    }
+}
+
+static const attn_simd table = { decode, attnx_avx2_has_segment, dots, exp_sum, online, wsum, kq8, online_heads, wsum_heads, swiglu };
 const attn_simd *attnx_avx512(void) { return &table; }
 
 #else

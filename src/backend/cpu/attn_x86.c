@@ -241,7 +241,23 @@ static float online(const float *s, int n, float *m, float *l, float *p) {
     return r;
 }
 
-static const attn_simd table = { attnx_avx2_decode, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, online, wsum, attnx_avx2_kq8, NULL, NULL };
+/* silu(g) = g / (1 + exp(-g)): exp8f wants x <= 0, so for g > 0 it takes exp(-g) and for
+ * g <= 0 exp(g), and g / (1 + 1/e) = g e / (e + 1) */
+INLINE __m256 silu8(__m256 g) {
+    __m256 e = exp8f(_mm256_min_ps(g, _mm256_sub_ps(_mm256_setzero_ps(), g)));
+    __m256 pos = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    __m256 neg = _mm256_div_ps(_mm256_mul_ps(g, e), _mm256_add_ps(e, _mm256_set1_ps(1.0f)));
+    return _mm256_blendv_ps(neg, pos, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_GT_OQ));
+}
+
+static void swiglu(float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(gate + i, _mm256_mul_ps(silu8(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
+    for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static const attn_simd table = { attnx_avx2_decode, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, online, wsum, attnx_avx2_kq8, NULL, NULL,
+                                 swiglu };
 const attn_simd *attnx_avx2(void) { return &table; }
 
 #else

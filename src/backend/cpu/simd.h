@@ -168,6 +168,9 @@ typedef struct attn_simd {
     void (*online_heads)(const float *s, int ld, int nh, int n, float *m, float *l, float *p, float *r);
     /* wsum for nh heads at once: acc + h * hd, r[h], p + h * ld; NULL: wsum per head */
     void (*wsum_heads)(float *acc, const float *r, const float *p, int ld, int nh, const float *v, int n, int hd);
+    /* gate[i] = silu(gate[i]) * up[i] with the vector exp (ops.c's cpu_swiglu: the other
+     * user of it); NULL: the scalar loop */
+    void (*swiglu)(float *gate, const float *up, int n);
 } attn_simd;
 const attn_simd *cpu_attn_simd(void);
 const attn_simd *attnx_avx2(void);
