@@ -189,6 +189,37 @@ static void check_kq8_rounding(pool *p, int level) {
     free(k); free(kf); free(v); free(tmp); free(q); free(o8); free(of);
 }
 
+/* cpu_matmul_n (one job for several tensors of one input) gives what separate cpu_matmul
+ * calls give, bit for bit: the same kernels on the same quantized input. Mixed types
+ * (q4_k and q6_k share an input format; q8_0 does not and goes its own way). */
+static void check_matmul_n(pool *p, int T) {
+    const int types[3] = { QT_Q4_K, QT_Q6_K, T == 1 ? QT_Q4_K : QT_Q8_0 };
+    const int64_t ne0 = 512, ne1[3] = { 36, 20, 52 };
+    wtensor w[3];
+    float *x = malloc(sizeof(float) * ne0 * T), *y[3], *ref[3], *row = malloc(sizeof(float) * ne0);
+    for (int i = 0; i < 3; i++) {
+        size_t rb = quant_row_bytes(types[i], ne0);
+        uint8_t *d = malloc(rb * ne1[i]);
+        for (int64_t r = 0; r < ne1[i]; r++) {
+            for (int64_t k = 0; k < ne0; k++) row[k] = frand();
+            quant_get(types[i])->from_float(row, d + r * rb, ne0);
+        }
+        w[i] = (wtensor){ types[i], ne0, ne1[i], rb, d, 0 };
+        y[i] = malloc(sizeof(float) * ne1[i] * T);
+        ref[i] = malloc(sizeof(float) * ne1[i] * T);
+    }
+    for (int64_t k = 0; k < ne0 * T; k++) x[k] = frand();
+    const wtensor *wp[3] = { &w[0], &w[1], &w[2] };
+    for (int i = 0; i < 3; i++) cpu_matmul(p, &w[i], x, T, ref[i]);
+    cpu_matmul_n(p, wp, 3, x, T, y);
+    for (int i = 0; i < 3; i++) {
+        CHECK(memcmp(y[i], ref[i], sizeof(float) * ne1[i] * T) == 0, "matmul_n T %d tensor %d (%s) differs from cpu_matmul", T, i,
+              quant_get(types[i])->name);
+        free((void *)w[i].data); free(y[i]); free(ref[i]);
+    }
+    free(x); free(row);
+}
+
 /* SwiGLU with the vector exp against the scalar formula, over the range where silu bends */
 static void check_swiglu(int level) {
     enum { N = 1000 };
@@ -244,6 +275,8 @@ int main(void) {
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_kq8(level, shapes[i][0], shapes[i][1], shapes[i][2]);
     }
     for (int level = 0; level <= 2; level++) { check_kq8_rounding(p, level); check_swiglu(level); }
+    check_matmul_n(p, 1);
+    check_matmul_n(p, 2);
     pool_free(p);
     return test_done("test_simd");
 }
