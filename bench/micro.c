@@ -7,8 +7,13 @@
  *   /tmp/micro attn TYPE CELLS  one decode token's flash attention over CELLS cells of a K/V
  *                               cache of type id TYPE (1 f16, 8 q8_0), TinyLlama's heads (32
  *                               query, 4 KV, head size 64), 22 times (one per layer)
+ *   /tmp/micro tok MODEL DEPTH CACHE [N]
+ *                               whole decode steps of MODEL on one thread after filling the
+ *                               cache (type name CACHE for K and V) to DEPTH cells: the
+ *                               median and the best of N (default 24) tokens, each at DEPTH
  * Random data; the numbers are for comparing builds, not models. */
 #include "backend/backend.h"
+#include "hearth.h"
 #include "quant/quant.h"
 
 #include <stdio.h>
@@ -19,8 +24,50 @@
 static double now(void) { struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static float frand(void) { return (float)rand() / RAND_MAX * 2 - 1; }
 
+static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+
+static int tok(int argc, char **argv) {
+    if (argc < 5) { fprintf(stderr, "usage: micro tok MODEL DEPTH CACHE [N]\n"); return 1; }
+    int depth = atoi(argv[3]), n = argc > 5 ? atoi(argv[5]) : 24;
+    char err[512];
+    hearth_log_set_level(HEARTH_LOG_ERROR);
+    hearth_model_params mp = hearth_model_default_params();
+    mp.n_threads = 1;
+    hearth_model *m;
+    if (hearth_model_load(argv[2], &mp, &m, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+    hearth_ctx_params cp = hearth_ctx_default_params();
+    cp.n_ctx = depth + 64;
+    cp.n_threads = 1;
+    cp.type_k = cp.type_v = hearth_cache_type_from_name(argv[4]);
+    hearth_ctx *c;
+    if (hearth_ctx_new(m, &cp, &c, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+    int V = hearth_model_get_info(m)->n_vocab;
+    int32_t *toks = malloc(sizeof(int32_t) * 512);
+    while (hearth_ctx_n_past(c) < depth) {
+        int k = depth - hearth_ctx_n_past(c) < 512 ? depth - hearth_ctx_n_past(c) : 512;
+        for (int i = 0; i < k; i++) toks[i] = rand() % V;
+        if (hearth_eval(c, toks, k, 0, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+    }
+    double *t = malloc(sizeof(double) * (size_t)(n + 1));
+    for (int i = -1; i < n; i++) {
+        hearth_ctx_truncate(c, depth);
+        int32_t x = rand() % V;
+        double t0 = now();
+        if (hearth_eval(c, &x, 1, 0, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+        if (i >= 0) t[i] = now() - t0;
+    }
+    qsort(t, (size_t)n, sizeof(double), cmp_d);
+    printf("tok %s depth %d cache %s: median %.2f ms best %.2f ms per token (1 thread)\n", hearth_model_get_info(m)->name, depth,
+           argv[4], t[n / 2] * 1e3, t[0] * 1e3);
+    free(t); free(toks);
+    hearth_ctx_free(c);
+    hearth_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "mm";
+    if (!strcmp(what, "tok")) return tok(argc, argv);
     pool *p = pool_new(1);
     if (!strcmp(what, "mm")) {
         int type = argc > 2 ? atoi(argv[2]) : QT_Q4_K, T = argc > 3 ? atoi(argv[3]) : 128;

@@ -20,6 +20,9 @@ enum { WL_GGUF = 0, WL_Q8_SPLIT = 1 /* q8_0: a row's int8 values, then its f16 s
 
 /* y[t][r] = dot(W row r, x[t]) for t < T, r < W.ne1. x is [T][ne0], y is [T][ne1]. */
 void cpu_matmul(pool *p, const wtensor *w, const float *x, int T, float *y);
+/* y[i] = w[i] x for n tensors of the same input width: as n cpu_matmul calls, but a
+ * decode step quantizes x once and runs them as one job */
+void cpu_matmul_n(pool *p, const wtensor *const *w, int n, const float *x, int T, float *const *y);
 /* SIMD level the kernels use: 0 scalar reference, 1 AVX2+FMA+F16C, 2 also AVX-512
  * (F BW VL) with VNNI (batched quantized matmuls). Detected once at run
  * time; HEARTH_SIMD=scalar in the environment, or cpu_simd_force(0), pins the scalar path

@@ -168,9 +168,9 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
     for (int il = c->n_gpu; il < hp->n_layer; il++) {
         const layer_w *l = &m->layers[il];
         for (int t = 0; t < T; t++) cpu_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, l->attn_norm, E, hp->eps);
-        cpu_matmul(c->pool, &l->wq, c->xn, T, c->q);
-        cpu_matmul(c->pool, &l->wk, c->xn, T, c->k);
-        cpu_matmul(c->pool, &l->wv, c->xn, T, c->v);
+        const wtensor *qkv[3] = { &l->wq, &l->wk, &l->wv };
+        float *qkv_out[3] = { c->q, c->k, c->v };
+        cpu_matmul_n(c->pool, qkv, 3, c->xn, T, qkv_out);
         for (int t = 0; t < T; t++) {
             float pos = (float)(pos0 + t);
             cpu_rope(c->q + (size_t)t * nq, hp->n_head, hd, hp->n_rot, pos, hp->rope_base, hp->rope_freq_scale, m->rope_freqs);
@@ -198,8 +198,9 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
         for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->xn[i];
 
         for (int t = 0; t < T; t++) cpu_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, l->ffn_norm, E, hp->eps);
-        cpu_matmul(c->pool, &l->w_gate, c->xn, T, c->gate);
-        cpu_matmul(c->pool, &l->w_up, c->xn, T, c->up);
+        const wtensor *gu[2] = { &l->w_gate, &l->w_up };
+        float *gu_out[2] = { c->gate, c->up };
+        cpu_matmul_n(c->pool, gu, 2, c->xn, T, gu_out);
         cpu_swiglu(c->gate, c->up, T * hp->n_ff);
         cpu_matmul(c->pool, &l->w_down, c->gate, T, c->xn);
         for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->xn[i];

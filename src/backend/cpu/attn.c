@@ -59,11 +59,100 @@ static void s_wsum(float *acc, float r, const float *p, const float *v, int n, i
         for (int i = 0; i < hd; i++) acc[i] += p[c] * v[(size_t)c * hd + i];
 }
 static int s_has_segment(int type) { (void)type; return 0; }
-static const attn_simd scalar_ops = { NULL, s_has_segment, s_dots, s_exp_sum, s_online, s_wsum };
+static float f16_at(const uint8_t *p) { return quant_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+static void s_kq8(const uint8_t *qq, size_t qstride, int nh, const uint8_t *k, size_t row_bytes, int n, int start,
+                  int hd, float *out, int ldo) {
+    const attn_q8_layout L = attn_q8_layout_of(hd);
+    for (int h = 0; h < nh; h++) {
+        const int8_t *hi = (const int8_t *)(qq + (size_t)h * qstride), *lo = hi + L.lo;
+        const float *dq = (const float *)(const void *)(qq + (size_t)h * qstride + L.d);
+        for (int c = 0; c < n; c++) {
+            const uint8_t *kb = k + (size_t)c * row_bytes + (size_t)(start / 32) * 34;
+            float s = 0.0f;
+            for (int b = 0; b < hd / 32; b++, kb += 34) {
+                int32_t sh = 0, sl = 0;
+                for (int i = 0; i < 32; i++) {
+                    sh += hi[32 * b + i] * (int8_t)kb[2 + i];
+                    sl += lo[32 * b + i] * (int8_t)kb[2 + i];
+                }
+                s = fmaf((float)(254 * sh + sl), f16_at(kb) * dq[b], s);
+            }
+            out[(size_t)h * ldo + c] = s;
+        }
+    }
+}
+static const attn_simd scalar_ops = { NULL, s_has_segment, s_dots, s_exp_sum, s_online, s_wsum, s_kq8, NULL, NULL, NULL };
 
 static const attn_simd *ops_now(void) {
     const attn_simd *s = cpu_attn_simd();
     return s ? s : &scalar_ops;
+}
+
+/* ---- q8_0 K: integer scores ----
+ * With a q8_0 K cache the query is quantized too, per 32 values, and each score is an
+ * integer dot product of the two blocks times their two steps: the cache is read where it
+ * lies, never decoded to floats, and SIMD kernels do 64 byte products per instruction.
+ * The query gets 16-bit levels (the peer uses 8, which costs measurably more than the
+ * cache's own rounding), held as two bytes so the products stay 8-bit (simd.h). Every
+ * level quantizes the query here, so the scores do not depend on the level. */
+static int k_is_q8(const attn_args *a) { return a->type_k == QT_Q8_0 && !a->k_row_rot && a->head_dim % 32 == 0; }
+
+static void quant_head(const float *x, int hd, float scale, uint8_t *dst) {
+    const attn_q8_layout L = attn_q8_layout_of(hd);
+    int8_t *hi = (int8_t *)dst, *lo = hi + L.lo;
+    float *dq = (float *)(void *)(dst + L.d);
+    int32_t *corr = (int32_t *)(void *)(dst + L.corr);
+    for (int b = 0; b < hd / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++) amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
+        float id = amax > 0.0f ? 32258.0f / amax : 0.0f;
+        int32_t sum = 0;
+        for (int i = 0; i < 32; i++) {
+            /* round to nearest even by adding and taking off 1.5 * 2^23 (|x * id| <= 32258
+             * plus rounding): lrintf, without its library call */
+            int q = (int)((xb[i] * id + 12582912.0f) - 12582912.0f);
+            q = q > 32258 ? 32258 : q < -32258 ? -32258 : q;
+            /* hi = q / 254 rounded to nearest, so that |lo| <= 127 */
+            int h = (q + (q >= 0 ? 127 : -127)) / 254;
+            hi[32 * b + i] = (int8_t)h;
+            lo[32 * b + i] = (int8_t)(q - 254 * h);
+            sum += q;
+        }
+        dq[b] = amax / 32258.0f * scale;
+        corr[b] = -128 * sum;
+    }
+}
+
+typedef struct qq_job { const attn_args *a; uint8_t *qq; size_t stride; } qq_job;
+static void quant_task(void *arg, int t, int thread) {
+    qq_job *j = arg;
+    const attn_args *a = j->a;
+    (void)thread;
+    for (int h = 0; h < a->n_head; h++)
+        quant_head(a->q + ((size_t)t * a->n_head + h) * a->head_dim, a->head_dim, a->scale,
+                   j->qq + ((size_t)t * a->n_head + h) * j->stride);
+}
+
+/* The quantized queries [T][n_head] (stride bytes each) when K is q8_0, else NULL (also
+ * when out of memory: *failed is set). */
+static uint8_t *quant_queries(pool *p, const attn_args *a, size_t *stride, int *failed) {
+    *failed = 0;
+    if (!k_is_q8(a)) return NULL;
+    *stride = attn_q8_layout_of(a->head_dim).stride;
+    qq_job j = { a, malloc(*stride * (size_t)a->T * a->n_head), *stride };
+    if (!j.qq) { *failed = 1; return NULL; }
+    /* a few tokens (decode) are quicker here than a round trip through the pool */
+    if (a->T < 8) for (int t = 0; t < a->T; t++) quant_task(&j, t, 0);
+    else pool_run(p, a->T, quant_task, &j);
+    return j.qq;
+}
+
+/* scores of the nh heads at qq against cells [c, c + n) of KV head g: out[h * ld + i] */
+static void kq8_scores(const attn_simd *ops, const uint8_t *qq, size_t qstride, int nh, const attn_args *a, int c, int n,
+                          int g, float *out, int ld) {
+    (ops->kq8 ? ops->kq8 : s_kq8)(qq, qstride, nh, a->k + (size_t)c * a->k_row_bytes, a->k_row_bytes, n, g * a->head_dim,
+                                  a->head_dim, out, ld);
 }
 
 typedef struct kv_reader {
@@ -104,6 +193,8 @@ static size_t scratch_floats(const attn_args *a) {
 typedef struct flash_job {
     const attn_args *a;
     const attn_simd *ops;
+    const uint8_t *qq;      /* quantized queries (q8_0 K), or NULL */
+    size_t qstride;
     int n_tc, tpc;          /* token ranges and tokens per range */
     int n_cc, cpc;          /* cell chunks and cells per chunk (a multiple of ATT_CB) */
     float *m, *l, *acc;     /* [n_cc][T][n_head] (m, l) and [n_cc][T][n_head*hd] */
@@ -129,21 +220,25 @@ static void flash_task(void *arg, int task, int thread) {
     float *vb = kb + ATT_CB * hd, *tmp = vb + ATT_CB * hd, *rowbuf = tmp + SEG_TMP(a->row);
     float *M = j->m + (size_t)cc * a->T * H, *L = j->l + (size_t)cc * a->T * H;
     float *ACC = j->acc + (size_t)cc * a->T * H * hd;
+    float sg[gs * ATT_CB], pg[gs * ATT_CB], rg[gs]; /* a group's scores, weights, rescale factors */
     for (int c = c0; c < c1; c += ATT_CB) {
         int nc = c1 - c < ATT_CB ? c1 - c : ATT_CB;
         for (int g = 0; g < a->n_head_kv; g++) {
-            decode_block(&rk, a->k, a->k_row_bytes, c, nc, g, hd, kb, tmp, rowbuf);
+            if (!j->qq) decode_block(&rk, a->k, a->k_row_bytes, c, nc, g, hd, kb, tmp, rowbuf);
             decode_block(&rv, a->v, a->v_row_bytes, c, nc, g, hd, vb, tmp, rowbuf);
             for (int t = t0; t < t1; t++) {
                 int n = a->pos0 + t + 1 - c; /* cells of this block token t sees */
                 if (n <= 0) continue;
                 if (n > nc) n = nc;
-                for (int h = g * gs; h < (g + 1) * gs; h++) {
-                    float s[ATT_CB], p[ATT_CB];
-                    ops->dots(a->q + ((size_t)t * H + h) * hd, kb, n, hd, a->scale, s);
-                    float r = ops->online(s, n, &M[t * H + h], &L[t * H + h], p);
-                    ops->wsum(ACC + ((size_t)t * H + h) * hd, r, p, vb, n, hd);
-                }
+                if (j->qq) kq8_scores(ops, j->qq + ((size_t)t * H + g * gs) * j->qstride, j->qstride, gs, a, c, n, g, sg, ATT_CB);
+                else
+                    for (int i = 0; i < gs; i++) ops->dots(a->q + ((size_t)t * H + g * gs + i) * hd, kb, n, hd, a->scale, sg + i * ATT_CB);
+                float *m = M + t * H + g * gs, *l = L + t * H + g * gs;
+                if (ops->online_heads) ops->online_heads(sg, ATT_CB, gs, n, m, l, pg, rg);
+                else for (int i = 0; i < gs; i++) rg[i] = ops->online(sg + i * ATT_CB, n, &m[i], &l[i], pg + i * ATT_CB);
+                float *acc = ACC + ((size_t)t * H + g * gs) * hd;
+                if (ops->wsum_heads) ops->wsum_heads(acc, rg, pg, ATT_CB, gs, vb, n, hd);
+                else for (int i = 0; i < gs; i++) ops->wsum(acc + (size_t)i * hd, rg[i], pg + i * ATT_CB, vb, n, hd);
             }
         }
     }
@@ -152,6 +247,10 @@ static void flash_task(void *arg, int task, int thread) {
 int cpu_attn_flash(pool *p, const attn_args *a) {
     const int nt = pool_threads(p), H = a->n_head, hd = a->head_dim;
     flash_job j = { .a = a, .ops = ops_now() };
+    int failed;
+    uint8_t *qq = quant_queries(p, a, &j.qstride, &failed);
+    if (failed) return -1;
+    j.qq = qq;
     /* Tasks from token ranges; when those are few (decode, short batches), from cell chunks
      * too. The split depends on the shape only, not on the thread count, so the arithmetic
      * (and the result) is the same for any -t. */
@@ -164,7 +263,7 @@ int cpu_attn_flash(pool *p, const attn_args *a) {
     if (j.n_cc < 1) j.n_cc = 1;
     size_t nst = (size_t)j.n_cc * a->T * H, sf = scratch_floats(a);
     float *buf = malloc(sizeof(float) * (nst * 2 + nst * hd + sf * (size_t)nt));
-    if (!buf) return -1;
+    if (!buf) { free(qq); return -1; }
     j.m = buf; j.l = buf + nst; j.acc = buf + 2 * nst; j.scratch = j.acc + nst * hd;
     for (size_t i = 0; i < nst; i++) { j.m[i] = -INFINITY; j.l[i] = 0; }
     memset(j.acc, 0, sizeof(float) * nst * hd);
@@ -190,10 +289,17 @@ int cpu_attn_flash(pool *p, const attn_args *a) {
             for (int i = 0; i < hd; i++) out[i] = sum[i] * inv;
         }
     free(buf);
+    free(qq);
     return 0;
 }
 
-typedef struct plain_job { const attn_args *a; const attn_simd *ops; float *scores, *scratch; } plain_job;
+typedef struct plain_job {
+    const attn_args *a;
+    const attn_simd *ops;
+    float *scores, *scratch;
+    const uint8_t *qq;      /* quantized queries (q8_0 K), or NULL */
+    size_t qstride;
+} plain_job;
 
 static void plain_task(void *arg, int task, int thread) {
     plain_job *j = arg;
@@ -210,6 +316,11 @@ static void plain_task(void *arg, int task, int thread) {
      * the same numbers) */
     for (int c = 0; c < n; c += ATT_CB) {
         int nc = n - c < ATT_CB ? n - c : ATT_CB;
+        if (j->qq) {
+            kq8_scores(ops, j->qq + ((size_t)t * H + g * gs) * j->qstride, j->qstride, gs, a, c, nc, g,
+                       j->scores + ((size_t)t * H + g * gs) * a->n_cells + c, a->n_cells);
+            continue;
+        }
         decode_block(&rk, a->k, a->k_row_bytes, c, nc, g, hd, blk, tmp, rowbuf);
         for (int h = g * gs; h < (g + 1) * gs; h++)
             ops->dots(a->q + ((size_t)t * H + h) * hd, blk, nc, hd, a->scale, j->scores + ((size_t)t * H + h) * a->n_cells + c);
@@ -245,8 +356,13 @@ int cpu_attn_plain(pool *p, const attn_args *a) {
     size_t ns = (size_t)a->T * a->n_head * a->n_cells, sf = scratch_floats(a);
     float *buf = malloc(sizeof(float) * (ns + sf * (size_t)nt));
     if (!buf) return -1;
-    plain_job j = { a, ops_now(), buf, buf + ns };
+    plain_job j = { a, ops_now(), buf, buf + ns, NULL, 0 };
+    int failed;
+    uint8_t *qq = quant_queries(p, a, &j.qstride, &failed);
+    if (failed) { free(buf); return -1; }
+    j.qq = qq;
     pool_run(p, a->T * a->n_head_kv, plain_task, &j);
+    free(qq);
     free(buf);
     return 0;
 }

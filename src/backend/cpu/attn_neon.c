@@ -189,7 +189,35 @@ static void wsum(float *acc, float r, const float *p, const float *v, int n, int
     }
 }
 
-static const attn_simd table = { decode, has_segment, dots, exp_sum, online, wsum };
+/* q8_0 K scores (simd.h): 32 signed byte products of a query half and K's block, widened
+ * to int16 pairs (|a b| <= 127 * 127, two of them fit) and summed into int32 */
+INLINE int32_t dot32(const int8_t *q, b32v k) {
+    b32v x = ld32(q);
+    int16x8_t a = vmlal_s8(vmull_s8(vget_low_s8(x.lo), vget_low_s8(k.lo)), vget_high_s8(x.lo), vget_high_s8(k.lo));
+    int16x8_t b = vmlal_s8(vmull_s8(vget_low_s8(x.hi), vget_low_s8(k.hi)), vget_high_s8(x.hi), vget_high_s8(k.hi));
+    return vaddvq_s32(vpadalq_s16(vpaddlq_s16(a), b));
+}
+
+static void kq8(const uint8_t *qq, size_t qstride, int nh, const uint8_t *k, size_t row_bytes, int n, int start, int hd,
+                float *out, int ldo) {
+    const attn_q8_layout L = attn_q8_layout_of(hd);
+    for (int c = 0; c < n; c++) {
+        const uint8_t *kc = k + (size_t)c * row_bytes + (size_t)(start / 32) * 34;
+        for (int h = 0; h < nh; h++) out[(size_t)h * ldo + c] = 0.0f;
+        for (int b = 0; b < hd / 32; b++) {
+            b32v kv = ld32(kc + 34 * b + 2);
+            float dk = ldh(kc + 34 * b);
+            for (int h = 0; h < nh; h++) {
+                const int8_t *qh = (const int8_t *)(qq + (size_t)h * qstride);
+                float dq = ((const float *)(const void *)(qq + (size_t)h * qstride + L.d))[b];
+                int32_t isum = 254 * dot32(qh + 32 * b, kv) + dot32(qh + L.lo + 32 * b, kv);
+                out[(size_t)h * ldo + c] = fmaf((float)isum, dk * dq, out[(size_t)h * ldo + c]);
+            }
+        }
+    }
+}
+
+static const attn_simd table = { decode, has_segment, dots, exp_sum, online, wsum, kq8, NULL, NULL, NULL };
 const attn_simd *attnn_neon(void) { return &table; }
 
 #else

@@ -123,6 +123,32 @@ void attnx_avx2_dots(const float *q, const float *k, int n, int hd, float scale,
     }
 }
 
+/* q8_0 K scores (simd.h): per cell and block, K's levels are loaded once for every head;
+ * the sign trick lets maddubs (unsigned by signed) multiply two signed operands. */
+INLINE int dot_signed(__m256i ka, __m256i kv, const uint8_t *q) {
+    return hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(ka, _mm256_sign_epi8(ld256(q), kv)), _mm256_set1_epi16(1)));
+}
+
+void attnx_avx2_kq8(const uint8_t *qq, size_t qstride, int nh, const uint8_t *k, size_t row_bytes, int n, int start,
+                    int hd, float *out, int ldo) {
+    const attn_q8_layout L = attn_q8_layout_of(hd);
+    const int nb = hd / 32;
+    for (int c = 0; c < n; c++) {
+        const uint8_t *kc = k + (size_t)c * row_bytes + (size_t)(start / 32) * 34;
+        for (int h = 0; h < nh; h++) out[(size_t)h * ldo + c] = 0.0f;
+        for (int b = 0; b < nb; b++) {
+            __m256i kv = ld256(kc + 34 * b + 2), ka = _mm256_sign_epi8(kv, kv);
+            float dk = ldh(kc + 34 * b);
+            for (int h = 0; h < nh; h++) {
+                const uint8_t *qh = qq + (size_t)h * qstride;
+                int isum = 254 * dot_signed(ka, kv, qh + 32 * b) + dot_signed(ka, kv, qh + L.lo + 32 * b);
+                float dq = ((const float *)(const void *)(qh + L.d))[b];
+                out[(size_t)h * ldo + c] = fmaf((float)isum, dk * dq, out[(size_t)h * ldo + c]);
+            }
+        }
+    }
+}
+
 /* exp(x) in float for x <= 0: x = k ln2 + r with |r| <= ln2 / 2, e^r by its Taylor
  * series to r^7 (truncation < 1e-8 relative, under an ulp), 2^k through the exponent
  * field. Below -87 the result is 0: such a weight is under 1e-38 of the row's largest. */
@@ -215,7 +241,23 @@ static float online(const float *s, int n, float *m, float *l, float *p) {
     return r;
 }
 
-static const attn_simd table = { attnx_avx2_decode, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, online, wsum };
+/* silu(g) = g / (1 + exp(-g)): exp8f wants x <= 0, so for g > 0 it takes exp(-g) and for
+ * g <= 0 exp(g), and g / (1 + 1/e) = g e / (e + 1) */
+INLINE __m256 silu8(__m256 g) {
+    __m256 e = exp8f(_mm256_min_ps(g, _mm256_sub_ps(_mm256_setzero_ps(), g)));
+    __m256 pos = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    __m256 neg = _mm256_div_ps(_mm256_mul_ps(g, e), _mm256_add_ps(e, _mm256_set1_ps(1.0f)));
+    return _mm256_blendv_ps(neg, pos, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_GT_OQ));
+}
+
+static void swiglu(float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(gate + i, _mm256_mul_ps(silu8(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
+    for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static const attn_simd table = { attnx_avx2_decode, attnx_avx2_has_segment, attnx_avx2_dots, exp_sum, online, wsum, attnx_avx2_kq8, NULL, NULL,
+                                 swiglu };
 const attn_simd *attnx_avx2(void) { return &table; }
 
 #else

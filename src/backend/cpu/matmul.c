@@ -155,45 +155,73 @@ static void panel_task(void *arg, int task, int thread) {
     }
 }
 
+/* Decode through the AVX-512 kernels that read the blocks directly (q8_0 and the
+ * k-quants), for up to VEC_MAX tensors that take the same input (the attention's q, k, v;
+ * the FFN's gate and up): the input is quantized once and one pool_run covers every
+ * tensor's rows, so the threads meet once instead of once per tensor. */
+#define VEC_MAX 3
+typedef struct vec_job {
+    int n, T;
+    const wtensor *w[VEC_MAX];
+    const mm_panel *pk[VEC_MAX];
+    float *y[VEC_MAX];
+    int64_t rows_per_task[VEC_MAX];
+    int tasks[VEC_MAX];
+    const uint8_t *xa;
+    size_t stride;
+} vec_job;
+
 static void vec_task(void *arg, int task, int thread) {
-    panel_job *j = arg;
-    const wtensor *w = j->w;
+    vec_job *j = arg;
     (void)thread;
-    int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task;
+    int i = 0;
+    while (task >= j->tasks[i]) task -= j->tasks[i++];
+    const wtensor *w = j->w[i];
+    int64_t r0 = task * j->rows_per_task[i], r1 = r0 + j->rows_per_task[i];
     if (r1 > w->ne1) r1 = w->ne1;
     for (int t = 0; t < j->T; t++)
         for (int64_t r = r0; r < r1; r += 4) {
             int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
-            j->pk->vec((const uint8_t *)w->data + (size_t)r * w->row_bytes, w->row_bytes, nr,
-                       j->xa + (size_t)t * j->stride, w->ne0, j->y + (size_t)t * w->ne1 + r);
+            j->pk[i]->vec((const uint8_t *)w->data + (size_t)r * w->row_bytes, w->row_bytes, nr,
+                          j->xa + (size_t)t * j->stride, w->ne0, j->y[i] + (size_t)t * w->ne1 + r);
         }
 }
 
-/* Decode with the AVX-512 kernels that read the blocks directly (q8_0 and the k-quants). */
-static int matmul_vec(pool *p, const wtensor *w, const float *x, int T, float *y) {
-    const mm_panel *pk = cpu_mm_panel(w->type);
-    if (!pk || !pk->vec || w->ne0 % (w->type == QT_Q8_0 ? 64 : 256) != 0) return -1;
+static int matmul_vec(pool *p, const wtensor *const *w, int n, const float *x, int T, float *const *y) {
+    vec_job j = { .n = n, .T = T };
+    for (int i = 0; i < n; i++) {
+        j.pk[i] = cpu_mm_panel(w[i]->type);
+        if (!j.pk[i] || !j.pk[i]->vec || w[i]->ne0 % (w[i]->type == QT_Q8_0 ? 64 : 256) != 0 || w[i]->ne0 != w[0]->ne0 ||
+            j.pk[i]->vec_quant != j.pk[0]->vec_quant)
+            return -1;
+        j.w[i] = w[i];
+        j.y[i] = y[i];
+    }
     const int nt = pool_threads(p);
-    panel_job j = { .w = w, .pk = pk, .x = x, .T = T, .y = y };
-    j.stride = mm_panel_layout_of(w->ne0).stride;
+    j.stride = mm_panel_layout_of(w[0]->ne0).stride;
     uint8_t stackbuf[3 * 16384] __attribute__((aligned(64)));
-    uint8_t *heap = NULL;
+    uint8_t *heap = NULL, *xa;
     size_t need = j.stride * (size_t)T;
-    j.xa = need <= sizeof stackbuf ? stackbuf : (heap = aligned_alloc(64, (need + 63) & ~(size_t)63));
-    if (!j.xa) return -1;
-    for (int t = 0; t < T; t++) pk->vec_quant(x + (size_t)t * w->ne0, w->ne0, j.xa + (size_t)t * j.stride);
-    int64_t groups = (w->ne1 + 3) / 4, tasks = (int64_t)nt * 8;
-    if (tasks > groups) tasks = groups;
-    j.rows_per_task = (groups + tasks - 1) / tasks * 4;
-    tasks = (w->ne1 + j.rows_per_task - 1) / j.rows_per_task;
-    pool_run(p, (int)tasks, vec_task, &j);
+    xa = need <= sizeof stackbuf ? stackbuf : (heap = aligned_alloc(64, (need + 63) & ~(size_t)63));
+    if (!xa) return -1;
+    for (int t = 0; t < T; t++) j.pk[0]->vec_quant(x + (size_t)t * w[0]->ne0, w[0]->ne0, xa + (size_t)t * j.stride);
+    j.xa = xa;
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t groups = (w[i]->ne1 + 3) / 4, tasks = (int64_t)nt * 8;
+        if (tasks > groups) tasks = groups;
+        j.rows_per_task[i] = (groups + tasks - 1) / tasks * 4;
+        j.tasks[i] = (int)((w[i]->ne1 + j.rows_per_task[i] - 1) / j.rows_per_task[i]);
+        total += j.tasks[i];
+    }
+    pool_run(p, total, vec_task, &j);
     free(heap);
     return 0;
 }
 
 /* 0 when done, -1 when the path does not apply (or memory ran out) */
 static int matmul_panel(pool *p, const wtensor *w, const float *x, int T, float *y) {
-    if (T < PANEL_MIN_T) return matmul_vec(p, w, x, T, y);
+    if (T < PANEL_MIN_T) return matmul_vec(p, &w, 1, x, T, &y);
     const mm_panel *pk = w->ne0 % 64 == 0 ? cpu_mm_panel(w->type) : NULL;
     if (!pk) return -1;
     const int nt = pool_threads(p);
@@ -245,4 +273,9 @@ void cpu_matmul(pool *p, const wtensor *w, const float *x, int T, float *y) {
     tasks = (w->ne1 + j.rows_per_task - 1) / j.rows_per_task;
     pool_run(p, (int)tasks, simd_task, &j);
     free(heap);
+}
+
+void cpu_matmul_n(pool *p, const wtensor *const *w, int n, const float *x, int T, float *const *y) {
+    if (n <= VEC_MAX && T < PANEL_MIN_T && matmul_vec(p, w, n, x, T, y) == 0) return;
+    for (int i = 0; i < n; i++) cpu_matmul(p, w[i], x, T, y[i]);
 }

@@ -1,5 +1,6 @@
 /* Small per-row CPU ops: norms, RoPE, activations, row access. */
 #include "backend/backend.h"
+#include "backend/cpu/simd.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -33,6 +34,8 @@ void cpu_rope(float *x, int n_heads, int hd, int n_rot, float pos, float base, f
 }
 
 void cpu_swiglu(float *gate, const float *up, int n) {
+    const attn_simd *s = cpu_attn_simd();
+    if (s && s->swiglu) { s->swiglu(gate, up, n); return; }
     for (int i = 0; i < n; i++) {
         float g = gate[i];
         gate[i] = g / (1.0f + expf(-g)) * up[i];

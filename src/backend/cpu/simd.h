@@ -116,6 +116,25 @@ const mm_panel *cpu_mm_panel(int type);
 const mm_panel *mmx_avx512_panel(int type);
 
 /* ---- attention helpers (attn_x86.c) ---- */
+
+/* A query head quantized for scores against a q8_0 K cache (attn.c quantizes it once per
+ * call, the same way at every level). Per 32 values the query gets 16-bit levels
+ * q = 254 * hi + lo, |q| <= 32258 (so the rounding is 2^-15 of the block's largest value,
+ * not 2^-8), stored as two signed bytes hi and lo (|hi|, |lo| <= 127) that each meet K's
+ * bytes in one 8-bit product. Layout: hd bytes hi, hd bytes lo, then per block the float
+ * dq (the level step times the attention scale) and the int32 corr = -128 * (254 * sum(hi)
+ * + sum(lo)) (for kernels that add 128 to K's levels to feed an unsigned-by-signed
+ * product). */
+typedef struct attn_q8_layout { size_t lo, d, corr, stride; } attn_q8_layout;
+static inline attn_q8_layout attn_q8_layout_of(int hd) {
+    attn_q8_layout l;
+    l.lo = (size_t)hd;
+    l.d = 2 * (size_t)hd;
+    l.corr = l.d + sizeof(float) * (size_t)(hd / 32);
+    l.stride = (l.corr + sizeof(int32_t) * (size_t)(hd / 32) + 63) & ~(size_t)63;
+    return l;
+}
+
 typedef struct attn_simd {
     /* n cells' KV head segments [start, start + len) (cell c's row at base + c * row_bytes)
      * to n contiguous rows of len floats; only for types has_segment accepts, with len a
@@ -135,6 +154,23 @@ typedef struct attn_simd {
     /* acc[i] = r * acc[i] + sum over c < n of p[c] * v[c * hd + i]; v is a block of V rows
      * decoded once and shared by every query head of the group */
     void (*wsum)(float *acc, float r, const float *p, const float *v, int n, int hd);
+    /* Scores of nh quantized query heads (qq, qstride bytes apart) against n cells of a
+     * q8_0 K cache, head segment [start, start + hd) (hd a multiple of 32), read where
+     * they lie: out[h * ldo + c] = sum over blocks b of fma((float)isum_b, dk_b * dq_b),
+     * in block order, isum_b = 254 * (hi . k) + (lo . k) computed exactly in int32. Every
+     * implementation rounds the same way, so the scores are the same at every level;
+     * NULL: attn.c's scalar one. */
+    void (*kq8)(const uint8_t *qq, size_t qstride, int nh, const uint8_t *k, size_t row_bytes, int n, int start,
+                int hd, float *out, int ldo);
+    /* online for nh heads at once (the rows of s and p ld floats apart, m[h] l[h] r[h] per
+     * head), so that their dependency chains (max, exp, sum) overlap; NULL: attn.c calls
+     * online per head */
+    void (*online_heads)(const float *s, int ld, int nh, int n, float *m, float *l, float *p, float *r);
+    /* wsum for nh heads at once: acc + h * hd, r[h], p + h * ld; NULL: wsum per head */
+    void (*wsum_heads)(float *acc, const float *r, const float *p, int ld, int nh, const float *v, int n, int hd);
+    /* gate[i] = silu(gate[i]) * up[i] with the vector exp (ops.c's cpu_swiglu: the other
+     * user of it); NULL: the scalar loop */
+    void (*swiglu)(float *gate, const float *up, int n);
 } attn_simd;
 const attn_simd *cpu_attn_simd(void);
 const attn_simd *attnx_avx2(void);
@@ -143,5 +179,7 @@ const attn_simd *attnn_neon(void);   /* attn_neon.c, AArch64 */
 void attnx_avx2_decode(int type, const uint8_t *base, size_t row_bytes, int n, int start, int len, float *out);
 int  attnx_avx2_has_segment(int type);
 void attnx_avx2_dots(const float *q, const float *k, int n, int hd, float scale, float *out);
+void attnx_avx2_kq8(const uint8_t *qq, size_t qstride, int nh, const uint8_t *k, size_t row_bytes, int n, int start,
+                    int hd, float *out, int ldo);
 
 #endif
