@@ -108,6 +108,18 @@ __device__ __forceinline__ float warp_max(float v) {
 }
 
 /* The sign flips of cpu_hadamard (ops.c); the same hash, so rotations agree bit for bit. */
+/* RoPE's rotation of pair p at position pos (angles in double, as the CPU's ops.c) */
+__device__ __forceinline__ void rope_angle(float pos, int p, int n_rot, float base, float freq_scale, const float *ff,
+                                           float *c, float *s) {
+    double theta = pos * freq_scale * pow((double)base, -(double)(2 * p) / n_rot);
+    if (ff) theta /= ff[p];
+    *c = (float)cos(theta);
+    *s = (float)sin(theta);
+}
+
+/* SwiGLU of one value: silu(g) * u */
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
 __device__ __forceinline__ float cuda_sign_at(int i) {
     uint32_t h = (uint32_t)i * 0x9E3779B1u;
     h ^= h >> 15;

@@ -57,17 +57,11 @@ extern "C" int gpu_weight_layout(int dev, wtensor *w, char *err, size_t errlen) 
 __global__ void k_quant_act(const float *__restrict__ x, int ne0, int T, int8_t *__restrict__ xq, size_t xs) {
     pdl_wait();
     pdl_next();
-    const int lane = threadIdx.x & 31;
     const int nb = ne0 >> 5;
     const size_t gw = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     if (gw >= (size_t)T * nb) return;
     const int t = (int)(gw / nb), b = (int)(gw % nb);
-    float v = x[(size_t)t * ne0 + 32 * b + lane];
-    float amax = warp_max(fabsf(v));
-    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    int8_t *q = xq + (size_t)t * xs;
-    q[32 * b + lane] = (int8_t)__float2int_rn(v * id);
-    if (lane == 0) ((float *)(q + ne0))[b] = __half2float(__float2half_rn(amax / 127.0f)); /* f16, as the CPU's */
+    q8_store32(x[(size_t)t * ne0 + 32 * b + (threadIdx.x & 31)], xq + (size_t)t * xs, ne0, 32 * b);
 }
 
 size_t cuda_act_stride(int ne0) { return ((size_t)ne0 + 4 * (size_t)(ne0 / 32) + 15) & ~(size_t)15; }
@@ -89,15 +83,24 @@ __device__ __forceinline__ int dot16(int4 a, int4 b) {
     return __dp4a(a.w, b.w, s);
 }
 
+/* row r of the set (numbered through its matrices): its bytes, matrix and row in it; NULL past the end */
+__device__ __forceinline__ const uint8_t *set_row(const mv_set &ms, int r, int *m, int *lr) {
+    int k = 0;
+    if (r >= ms.rows[0]) { r -= ms.rows[0]; k = 1; if (r >= ms.rows[1]) { r -= ms.rows[1]; k = 2; } }
+    *m = k;
+    *lr = r;
+    if (k == 2 && r >= ms.rows[2]) return NULL;
+    return (k == 0 ? ms.w[0] : k == 1 ? ms.w[1] : ms.w[2]) + (size_t)r * ms.rb;
+}
+
 /* a warp per row (rows numbered through the set's matrices); lanes on 16-value pieces, so a
  * warp step reads 512 contiguous weight bytes, MV8_U steps in flight */
 template <int NT, int MV8_U>
 __global__ void __launch_bounds__(32 * MV8_WARPS) k_mv_q8s(mv_set ms, int ne0, const int8_t *__restrict__ xq, size_t xs, int nt) {
     const int lane = threadIdx.x & 31;
-    int r = blockIdx.x * MV8_WARPS + (threadIdx.x >> 5), m = 0;
-    if (r >= ms.rows[0]) { r -= ms.rows[0]; m = 1; if (r >= ms.rows[1]) { r -= ms.rows[1]; m = 2; } }
-    if (m == 2 && r >= ms.rows[2]) return;
-    const uint8_t *row = (m == 0 ? ms.w[0] : m == 1 ? ms.w[1] : ms.w[2]) + (size_t)r * ms.rb;
+    int m, r;
+    const uint8_t *row = set_row(ms, blockIdx.x * MV8_WARPS + (threadIdx.x >> 5), &m, &r);
+    if (!row) return;
     float *y = m == 0 ? ms.y[0] : m == 1 ? ms.y[1] : ms.y[2];
     const int ldy = m == 0 ? ms.rows[0] : m == 1 ? ms.rows[1] : ms.rows[2];
     const __half *dw = (const __half *)(row + ne0);
@@ -198,16 +201,6 @@ static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
  * Both load their first weights before pdl_wait: weights do not depend on the kernel
  * before. */
 
-/* row r of the set (numbered through its matrices): its bytes, matrix and row in it; NULL past the end */
-__device__ __forceinline__ const uint8_t *set_row(const mv_set &ms, int r, int *m, int *lr) {
-    int k = 0;
-    if (r >= ms.rows[0]) { r -= ms.rows[0]; k = 1; if (r >= ms.rows[1]) { r -= ms.rows[1]; k = 2; } }
-    *m = k;
-    *lr = r;
-    if (k == 2 && r >= ms.rows[2]) return NULL;
-    return (k == 0 ? ms.w[0] : k == 1 ? ms.w[1] : ms.w[2]) + (size_t)r * ms.rb;
-}
-
 /* RoPE on the rows of matrices 0 and 1 of a set (q and k; heads of hd values), at position
  * *dpos when given, else pos0, as k_rope2 computes it */
 struct rope_args {
@@ -230,12 +223,12 @@ __device__ __forceinline__ void quant16(const float *__restrict__ x, int4 *q, fl
 #pragma unroll
     for (int k = 0; k < 16; k++) amax = fmaxf(amax, fabsf(v[k]));
     amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const float id = q8_inv(amax);
     int b[4] = { 0, 0, 0, 0 };
 #pragma unroll
     for (int k = 0; k < 16; k++) b[k >> 2] |= (__float2int_rn(v[k] * id) & 0xff) << (8 * (k & 3));
     *q = make_int4(b[0], b[1], b[2], b[3]);
-    *scale = __half2float(__float2half_rn(amax / 127.0f));
+    *scale = q8_scale(amax);
 }
 
 /* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
@@ -272,11 +265,7 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
     if (rot) {
         /* rows 2j and 2j + 1 (of one matrix: q and k have even rows, R is even) are a pair */
         const int p = (ro % ra.hd) / 2;
-        const float pos = ra.dpos ? (float)*ra.dpos : ra.pos0;
-        double theta = pos * ra.freq_scale * pow((double)ra.base, -(double)(2 * p) / ra.n_rot);
-        if (ra.ff) theta /= ra.ff[p];
-        c = (float)cos(theta);
-        sn = (float)sin(theta);
+        rope_angle(ra.dpos ? (float)*ra.dpos : ra.pos0, p, ra.n_rot, ra.base, ra.freq_scale, ra.ff, &c, &sn);
     }
     const int8_t *xa = FX ? (const int8_t *)sx4 : xq;
     if (FX) {
@@ -427,7 +416,7 @@ __global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
 #pragma unroll
         for (int o = 0; o < 2; o++) {
             const float gt = warp_sum(acc[2 * o]), up = warp_sum(acc[2 * o + 1]);
-            const float v = gt / (1.0f + expf(-gt)) * up;
+            const float v = silu_mul(gt, up);
             if (lane == 0 && pi < a.n_pairs) { a.ms.y[0][2 * pi + o] = v; out[2 * wid + o] = v; }
         }
         __syncthreads();

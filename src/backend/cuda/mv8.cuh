@@ -39,14 +39,19 @@ static inline void cuda_q_made(gpu_ctx *g, const float *x, int T) {
     g->xq_bytes = g->scr_size[SCR_XQ];
 }
 
+/* The 8-bit activation rule, as the CPU's integer kernels quantize (per 32 values with
+ * largest magnitude amax): q = round(x * q8_inv(amax)), stored scale q8_scale(amax), the
+ * f16-rounded amax / 127. */
+__device__ __forceinline__ float q8_inv(float amax) { return amax > 0.0f ? 127.0f / amax : 0.0f; }
+__device__ __forceinline__ float q8_scale(float amax) { return __half2float(__float2half_rn(amax / 127.0f)); }
+
 /* a whole warp, lanes on 32 consecutive values of a row (j0 = the first's index): the
- * values as 8-bit activations, as k_quant_act does */
+ * values as 8-bit activations */
 __device__ __forceinline__ void q8_store32(float v, int8_t *row, int ne0, int j0) {
     const int lane = threadIdx.x & 31;
     float amax = warp_max(fabsf(v));
-    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    row[j0 + lane] = (int8_t)__float2int_rn(v * id);
-    if (lane == 0) ((float *)(row + ne0))[j0 >> 5] = __half2float(__float2half_rn(amax / 127.0f));
+    row[j0 + lane] = (int8_t)__float2int_rn(v * q8_inv(amax));
+    if (lane == 0) ((float *)(row + ne0))[j0 >> 5] = q8_scale(amax);
 }
 
 #endif

@@ -108,10 +108,8 @@ __global__ void k_rope(float *x, int T, size_t stride, int n_heads, int hd, int 
     int p = (int)(i % np);
     int h = (int)((i / np) % n_heads);
     int t = (int)(i / ((size_t)np * n_heads));
-    float pos = pos0 + (float)t * pos_step;
-    double theta = pos * freq_scale * pow((double)base, -(double)(2 * p) / n_rot);
-    if (ff) theta /= ff[p];
-    float c = (float)cos(theta), s = (float)sin(theta);
+    float c, s;
+    rope_angle(pos0 + (float)t * pos_step, p, n_rot, base, freq_scale, ff, &c, &s);
     float *q = x + (size_t)t * stride + (size_t)h * hd + 2 * p;
     float a = q[0], b = q[1];
     q[0] = a * c - b * s;
@@ -139,10 +137,8 @@ __global__ void k_rope2(float *q, float *k, int T, int nq, int nk, int hd, int n
     int p = (int)(i % np);
     int h = (int)((i / np) % nh);
     int t = (int)(i / ((size_t)np * nh));
-    float pos = (dpos ? (float)*dpos : pos0) + (float)t;
-    double theta = pos * freq_scale * pow((double)base, -(double)(2 * p) / n_rot);
-    if (ff) theta /= ff[p];
-    float c = (float)cos(theta), sn = (float)sin(theta);
+    float c, sn;
+    rope_angle((dpos ? (float)*dpos : pos0) + (float)t, p, n_rot, base, freq_scale, ff, &c, &sn);
     float *v = h < nq ? q + ((size_t)t * nq + h) * hd + 2 * p : k + ((size_t)t * nk + (h - nq)) * hd + 2 * p;
     float a = v[0], b = v[1];
     v[0] = a * c - b * sn;
@@ -207,7 +203,7 @@ __global__ void k_swiglu(float *gate, const float *up, size_t n) {
     pdl_wait();
     pdl_next();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) { float v = gate[i]; gate[i] = v / (1.0f + expf(-v)) * up[i]; }
+    if (i < n) gate[i] = silu_mul(gate[i], up[i]);
 }
 
 /* the same, rows of row values also stored as 8-bit activations (row % 32 == 0) */
@@ -216,8 +212,7 @@ __global__ void k_swiglu_q(float *gate, const float *up, size_t n, int row, int8
     pdl_next();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;   /* whole warps: n % 32 == 0 */
-    float v = gate[i];
-    v = v / (1.0f + expf(-v)) * up[i];
+    const float v = silu_mul(gate[i], up[i]);
     gate[i] = v;
     const size_t t = i / row;
     const int j = (int)(i % row);
