@@ -64,14 +64,9 @@ __device__ __forceinline__ void ad_unrotate4(float *v) {
     a = v[0]; v[0] = a + v[2]; v[2] = a - v[2];
     a = v[1]; v[1] = a + v[3]; v[3] = a - v[3];
 #pragma unroll
-    for (int o = 1; o < 32; o *= 2) {
-        const bool upper = lane & o;
+    for (int o = 1; o < 32; o *= 2)
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            float other = __shfl_xor_sync(0xffffffffu, v[j], o);
-            v[j] = upper ? other - v[j] : v[j] + other;
-        }
-    }
+        for (int j = 0; j < 4; j++) v[j] = hadamard_xor(v[j], o);
     const float norm = 1.0f / sqrtf((float)AD_HD);
 #pragma unroll
     for (int j = 0; j < 4; j++) v[j] = v[j] * (norm * cuda_sign_at(4 * lane + j));
@@ -342,14 +337,9 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
                         x[i + hs] = a - c;
                     }
 #pragma unroll
-            for (int o = 1; o < 4; o *= 2) {
-                const bool upper = tig & o;
+            for (int o = 1; o < 4; o *= 2)
 #pragma unroll
-                for (int i = 0; i < 32; i++) {
-                    const float other = __shfl_xor_sync(0xffffffffu, x[i], o);
-                    x[i] = upper ? other - x[i] : x[i] + other;
-                }
-            }
+                for (int i = 0; i < 32; i++) x[i] = hadamard_xor(x[i], o);   /* tig = lane & 3 */
             f *= 1.0f / sqrtf((float)AD_HD);
         }
 #pragma unroll

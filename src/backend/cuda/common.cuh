@@ -120,6 +120,13 @@ __device__ __forceinline__ void rope_angle(float pos, int p, int n_rot, float ba
 /* SwiGLU of one value: silu(g) * u */
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
+/* One Hadamard butterfly across lanes o apart (part of a warp-wide stage): the lower lane
+ * of a pair gets a + c, the upper a - c, as cpu_hadamard's x[j], x[j + h]. All lanes call it. */
+__device__ __forceinline__ float hadamard_xor(float v, int o) {
+    const float other = __shfl_xor_sync(0xffffffffu, v, o);
+    return (threadIdx.x & o) ? other - v : v + other;
+}
+
 __device__ __forceinline__ float cuda_sign_at(int i) {
     uint32_t h = (uint32_t)i * 0x9E3779B1u;
     h ^= h >> 15;

@@ -140,10 +140,7 @@ __global__ void __launch_bounds__(1024) k_store_rows(store_job j0, store_job j1,
         const int i = threadIdx.x;
         float v = i < row ? src[(size_t)r * row + i] : 0.0f;
         if (rot && i < row) v *= cuda_sign_at(i % b);
-        for (; rot && h0 < b && h0 < 32; h0 *= 2) {
-            float o = __shfl_xor_sync(0xffffffffu, v, h0);
-            v = (i & h0) ? o - v : v + o;
-        }
+        for (; rot && h0 < b && h0 < 32; h0 *= 2) v = hadamard_xor(v, h0);   /* i & 31 is the lane */
         if (i < padded) xs[i] = v;
     } else {
         for (int i = threadIdx.x; i < padded; i += blockDim.x) {
