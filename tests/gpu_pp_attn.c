@@ -40,6 +40,10 @@ static float frand(void) { /* about N(0,1): sum of 4 uniforms */
 static gpu_ctx *g;
 static int failures;
 
+/* HEARTH_CUDA_PP values (attn_prompt.cu): the cuBLAS path, then every fused kernel variant */
+enum { NPATH = 7 };
+static const char *pp_paths[NPATH] = { "gemm", "m1", "w4m2s2", "w4m2s2b32", "w4m2s3b32", "w8m2s2", "w8m2s3" };
+
 static int check_case(pool *pl, int hd, int H, int G, int T, int pos0, int tk, int tv, int rotate) {
     char err[256];
     kv_cache kv;
@@ -69,14 +73,13 @@ static int check_case(pool *pl, int hd, int H, int G, int T, int pos0, int tk, i
     attn_args d = a;
     d.q = dq; d.k = dk; d.v = dv; d.out = dout;
     /* the old cuBLAS path, then every fused variant */
-    static const char *paths[] = { "gemm", "w4s2", "w4s3", "w8s2", "w8s3" };
-    double e[5], worst = 0;
-    for (int path = 0; path < 5; path++) {
-        setenv("HEARTH_CUDA_PP", paths[path], 1);
+    double e[NPATH], worst = 0;
+    for (int path = 0; path < NPATH; path++) {
+        setenv("HEARTH_CUDA_PP", pp_paths[path], 1);
         memset(got, 0xff, qb); /* NaN */
         gpu_to_device(g, dout, got, qb);
         int rc = gpu_attn(g, &d, 1);
-        if (rc || gpu_sync(g)) { printf("gpu_attn %s failed: %s\n", paths[path], gpu_ctx_error(g)); e[path] = 1e9; if (path) worst = 1e9; continue; }
+        if (rc || gpu_sync(g)) { printf("gpu_attn %s failed: %s\n", pp_paths[path], gpu_ctx_error(g)); e[path] = 1e9; if (path) worst = 1e9; continue; }
         gpu_to_host(g, got, dout, qb);
         double num = 0, den = 0;
         for (size_t i = 0; i < (size_t)T * H * hd; i++) {
@@ -91,8 +94,10 @@ static int check_case(pool *pl, int hd, int H, int G, int T, int pos0, int tk, i
     setenv("HEARTH_CUDA_PP", "", 1);
     int ok = worst <= 4e-3 && worst <= 1.5 * e[0] + 1e-4;
     if (!ok) failures++;
-    printf("%-4s hd %3d H %2d G %d T %4d pos0 %5d K %-6s V %-6s rot %d: fused %.2e %.2e %.2e %.2e  cublas %.2e  %s\n", ok ? "ok" : "FAIL",
-           hd, H, G, T, pos0, quant_get(tk)->name, quant_get(tv)->name, rotate, e[1], e[2], e[3], e[4], e[0], ok ? "" : "<--");
+    printf("%-4s hd %3d H %2d G %d T %4d pos0 %5d K %-6s V %-6s rot %d: fused", ok ? "ok" : "FAIL", hd, H, G, T, pos0,
+           quant_get(tk)->name, quant_get(tv)->name, rotate);
+    for (int path = 1; path < NPATH; path++) printf(" %.2e", e[path]);
+    printf("  cublas %.2e  %s\n", e[0], ok ? "" : "<--");
     gpu_free(0, dq); gpu_free(0, dout); gpu_free(0, dk); gpu_free(0, dv);
     free(k); free(v); free(q); free(ref); free(got);
     kv_free(&kv);
@@ -103,8 +108,8 @@ static void timings(void) {
     const int hd = 128, H = 32, G = 8, T = 512, row = G * hd;
     const int depths[] = { 0, 8192, 32768 };
     const char *types[] = { "f16", "q8_0", "q4_0" };
-    enum { NP = 5 };
-    const char *paths[NP] = { "gemm", "w4s2", "w4s3", "w8s2", "w8s3" };
+    enum { NP = NPATH };
+    const char *const *paths = pp_paths;
     double deep[NP] = { 0 };
     char err[256];
     const int nmax = 32768 + T;
@@ -119,7 +124,11 @@ static void timings(void) {
     void *dvf = gpu_malloc(0, sizeof(float) * (size_t)chunk * row, "vf", err, sizeof err);
     void *dmu = gpu_malloc(0, sizeof(float) * row, "mu", err, sizeof err);
     printf("\none layer, T %d, %d heads (%d KV) of %d: ms (TFLOP/s of 4 T H hd cells_avg)\n", T, H, G, hd);
-    printf("| cache | depth | cublas (old) | fused w4 s2 | w4 s3 | w8 s2 | w8 s3 (default) |\n|---|---|---|---|---|---|---|\n");
+    printf("| cache | depth |");
+    for (int pi = 0; pi < NP; pi++) printf(" %s |", paths[pi]);
+    printf("\n|---|---|");
+    for (int pi = 0; pi < NP; pi++) printf("---|");
+    printf("\n");
     for (int ti = 0; ti < 3; ti++) {
         int ct = quant_from_name(types[ti]);
         gpu_kv_layout L = { .row = row, .row_k = row, .row_v = row, .head_dim = hd, .n_head_kv = G, .type_k = ct,

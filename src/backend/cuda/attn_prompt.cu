@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FP_BN 64 /* cells per tile */
 
 struct fp_args {
     const float *q;         /* [T][H][HD] */
@@ -48,16 +47,25 @@ struct fp_args {
     float *pm, *pl, *pacc;  /* partials [split][T][H] and [split][T][H][HD] */
 };
 
-template <int HD, int S> constexpr int fp_smem_bytes() { return S * 2 * FP_BN * (HD + 8) * (int)sizeof(__half); }
+/* shared memory of a CTA: the query tile (when it lies there) and S stages of K and V tiles */
+template <int HD, int BM, int S, int BN, bool QS> constexpr int fp_smem_bytes() {
+    return (S * 2 * BN + (QS ? BM : 0)) * (HD + 8) * (int)sizeof(__half);
+}
 
-/* HD: head size; W: warps (16 rows each); S: pipeline stages (tiles in shared memory) */
-template <int HD, int W, int S>
+/* HD: head size; W: warps; MT: 16-row tiles a warp; S: pipeline stages (tiles in shared
+ * memory); BN: cells a tile. MT 2: every K or V fragment read from shared memory (ldmatrix) feeds two
+ * products instead of one, so a tile costs half the shared-memory reads per product; the
+ * query then lies in shared memory and is read per k-step (in registers it would take 64
+ * more a thread beside 128 of accumulators). MT 1: the query in registers. */
+template <int HD, int W, int MT, int S, int BN>
 __global__ void __launch_bounds__(32 * W) k_fa_prompt(fp_args p) {
 #if FP_SM80
     extern __shared__ __align__(16) uint8_t fp_smem[];
-    constexpr int LD = HD + 8, TILE = FP_BN * LD, NT = FP_BN / 8, BM = 16 * W, NTH = 32 * W;
-    __half *sm = reinterpret_cast<__half *>(fp_smem); /* [stage][K, V][FP_BN][LD] */
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    constexpr bool QS = MT > 1;
+    constexpr int LD = HD + 8, TILE = BN * LD, NT = BN / 8, BM = 16 * MT * W, NTH = 32 * W;
+    __half *qs = reinterpret_cast<__half *>(fp_smem);  /* [BM][LD] when QS */
+    __half *sm = qs + (QS ? BM * LD : 0);               /* [stage][K, V][BN][LD] */
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, mat = lane >> 3;
     const int g = blockIdx.y, split = blockIdx.z;
     const int n_rows = p.T * p.gs, R0 = blockIdx.x * BM;
     const int r_last = (R0 + BM < n_rows ? R0 + BM : n_rows) - 1;
@@ -66,45 +74,72 @@ __global__ void __launch_bounds__(32 * W) k_fa_prompt(fp_args p) {
     if (c_end > p.n_cells) c_end = p.n_cells;
     int c_free = p.pos0 + t_first + 1; /* cells below this are seen by every row of the CTA */
     if (c_free > p.n_cells) c_free = p.n_cells;
-    const int n_tiles = (c_end + FP_BN - 1) / FP_BN;
+    const int n_tiles = (c_end + BN - 1) / BN;
     const int j0 = split * p.tps;
     const int j1 = j0 + p.tps < n_tiles ? j0 + p.tps : n_tiles;
 
-    /* this thread's two rows */
-    const int rA = R0 + warp * 16 + (lane >> 2), rB = rA + 8;
-    const int limA = p.pos0 + rA / p.gs, limB = p.pos0 + rB / p.gs;
+    /* this thread's rows: tile mt, halves i (lane / 4 and lane / 4 + 8) */
+    const int wr0 = warp * 16 * MT; /* the warp's first row in the CTA */
 
-    uint32_t qf[HD / 16][4];
+    /* the query (scaled, f16): MT 1 as mma fragments in registers, else a tile in shared
+     * memory (zeros past the last row; the loop's first barrier publishes it) */
+    uint32_t qf[QS ? 1 : HD / 16][4];
+    if constexpr (!QS) {
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
-        const int r = i ? rB : rA;
-        const float *qr = r < n_rows ? p.q + ((size_t)(r / p.gs) * p.H + g * p.gs + r % p.gs) * HD : nullptr;
+        for (int i = 0; i < 2; i++) {
+            const int r = R0 + wr0 + i * 8 + (lane >> 2);
+            const float *qr = r < n_rows ? p.q + ((size_t)(r / p.gs) * p.H + g * p.gs + r % p.gs) * HD : nullptr;
 #pragma unroll
-        for (int ks = 0; ks < HD / 16; ks++)
+            for (int ks = 0; ks < HD / 16; ks++)
 #pragma unroll
-            for (int hi = 0; hi < 2; hi++) {
-                float2 v = qr ? *reinterpret_cast<const float2 *>(qr + ks * 16 + hi * 8 + (lane & 3) * 2) : make_float2(0.f, 0.f);
-                qf[ks][i + 2 * hi] = fp_pack(v.x * p.qscale, v.y * p.qscale);
+                for (int hi = 0; hi < 2; hi++) {
+                    float2 v = qr ? *reinterpret_cast<const float2 *>(qr + ks * 16 + hi * 8 + (lane & 3) * 2) : make_float2(0.f, 0.f);
+                    qf[ks][i + 2 * hi] = fp_pack(v.x * p.qscale, v.y * p.qscale);
+                }
+        }
+    } else {
+        for (int i = threadIdx.x; i < BM * (HD / 8); i += NTH) {
+            const int rr = i / (HD / 8), ch = i % (HD / 8), r = R0 + rr;
+            uint4 u = make_uint4(0u, 0u, 0u, 0u);
+            if (r < n_rows) {
+                const float *qr = p.q + ((size_t)(r / p.gs) * p.H + g * p.gs + r % p.gs) * HD + ch * 8;
+                const float4 a = *reinterpret_cast<const float4 *>(qr), b = *reinterpret_cast<const float4 *>(qr + 4);
+                u.x = fp_pack(a.x * p.qscale, a.y * p.qscale);
+                u.y = fp_pack(a.z * p.qscale, a.w * p.qscale);
+                u.z = fp_pack(b.x * p.qscale, b.y * p.qscale);
+                u.w = fp_pack(b.z * p.qscale, b.w * p.qscale);
             }
+            *reinterpret_cast<uint4 *>(qs + rr * LD + ch * 8) = u;
+        }
     }
 
-    float o[HD / 8][4];
+    float o[MT][HD / 8][4];
 #pragma unroll
-    for (int n = 0; n < HD / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-    float m[2] = { -INFINITY, -INFINITY }, l[2] = { 0.f, 0.f };
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.f;
+    float m[MT][2], l[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.f;
 
     const __half *kg = p.k + (size_t)g * HD, *vg = p.v + (size_t)g * HD;
     /* the copies of tile j into a stage (committed by the caller as one group) */
+    /* a thread copies piece ch of rows r0, r0 + RS, ...: one pointer a side stepped by RS
+     * rows (per-piece addresses held across the loop would cost registers that MT 2 lacks) */
+    constexpr int CPR = HD / 8, RS = NTH / CPR; /* 16-byte pieces a row; rows a step */
+    static_assert(NTH % CPR == 0 && BN % RS == 0, "tile copy shape");
+    const int r0 = threadIdx.x / CPR, ch = threadIdx.x % CPR;
     auto load = [&](int j, int stage) {
-        __half *ks_ = sm + (size_t)stage * 2 * TILE, *vs_ = ks_ + TILE;
-        constexpr int CPR = HD / 8; /* 16-byte pieces a row */
+        __half *ks_ = sm + (size_t)stage * 2 * TILE + r0 * LD + ch * 8, *vs_ = ks_ + TILE;
+        const int c = j * BN + r0;
+        const __half *kp = kg + (size_t)c * p.ks + ch * 8, *vp = vg + (size_t)c * p.vs + ch * 8;
 #pragma unroll
-        for (int i = threadIdx.x; i < FP_BN * CPR; i += NTH) {
-            const int r = i / CPR, ch = i % CPR, c = j * FP_BN + r;
-            const bool ok = c < p.n_cells;
-            const size_t cc = ok ? (size_t)c : 0;
-            fp_cp16(ks_ + r * LD + ch * 8, kg + cc * p.ks + ch * 8, ok ? 16 : 0);
-            fp_cp16(vs_ + r * LD + ch * 8, vg + cc * p.vs + ch * 8, ok ? 16 : 0);
+        for (int it = 0; it < BN / RS; it++) {
+            const bool ok = c + it * RS < p.n_cells;
+            fp_cp16(ks_ + it * RS * LD, ok ? kp : kg, ok ? 16 : 0);
+            fp_cp16(vs_ + it * RS * LD, ok ? vp : vg, ok ? 16 : 0);
+            kp += RS * p.ks;
+            vp += RS * p.vs;
         }
     };
 
@@ -124,101 +159,138 @@ __global__ void __launch_bounds__(32 * W) k_fa_prompt(fp_args p) {
         }
         const int st = (j - j0) % S;
         const __half *Ks = sm + (size_t)st * 2 * TILE, *Vs = Ks + TILE;
-        float s[NT][4];
+        float s[MT][NT][4];
 #pragma unroll
-        for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-        const int mat = lane >> 3;
+        for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int ks = 0; ks < HD / 16; ks++)
+            for (int n = 0; n < NT; n++) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < HD / 16; ks++) {
+            uint32_t qa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                if constexpr (QS)
+                    fp_ldsm4(qa[mt][0], qa[mt][1], qa[mt][2], qa[mt][3],
+                             qs + (wr0 + mt * 16 + (mat & 1) * 8 + (lane & 7)) * LD + ks * 16 + (mat >> 1) * 8);
+                else
+#pragma unroll
+                    for (int e = 0; e < 4; e++) qa[mt][e] = qf[QS ? 0 : ks][e];
+            }
 #pragma unroll
             for (int n = 0; n < NT; n += 2) {
                 uint32_t b0, b1, b2, b3;
                 fp_ldsm4(b0, b1, b2, b3, Ks + (n * 8 + (mat >> 1) * 8 + (lane & 7)) * LD + ks * 16 + (mat & 1) * 8);
-                fp_mma(s[n], qf[ks], b0, b1);
-                fp_mma(s[n + 1], qf[ks], b2, b3);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    fp_mma(s[mt][n], qa[mt], b0, b1);
+                    fp_mma(s[mt][n + 1], qa[mt], b2, b3);
+                }
             }
-        const int c0 = j * FP_BN;
-        if (c0 + FP_BN > c_free) {
+        }
+        const int c0 = j * BN;
+        if (c0 + BN > c_free) {
 #pragma unroll
-            for (int n = 0; n < NT; n++)
+            for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int c = c0 + n * 8 + (lane & 3) * 2 + (e & 1);
-                    const int lim = e < 2 ? limA : limB;
-                    if (c > lim || c >= p.n_cells) s[n][e] = -INFINITY;
+                for (int i = 0; i < 2; i++) {
+                    /* the last cell row (mt, i) sees, and the end of the cells */
+                    int lim = p.pos0 + (R0 + wr0 + mt * 16 + i * 8 + (lane >> 2)) / p.gs;
+                    if (lim >= p.n_cells) lim = p.n_cells - 1;
+#pragma unroll
+                    for (int n = 0; n < NT; n++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++)
+                            if (c0 + n * 8 + (lane & 3) * 2 + e > lim) s[mt][n][2 * i + e] = -INFINITY;
                 }
         }
-        float mx[2] = { m[0], m[1] };
 #pragma unroll
-        for (int n = 0; n < NT; n++) {
-            mx[0] = fmaxf(mx[0], fmaxf(s[n][0], s[n][1]));
-            mx[1] = fmaxf(mx[1], fmaxf(s[n][2], s[n][3]));
+        for (int mt = 0; mt < MT; mt++) {
+            float mx[2] = { m[mt][0], m[mt][1] };
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                mx[0] = fmaxf(mx[0], fmaxf(s[mt][n][0], s[mt][n][1]));
+                mx[1] = fmaxf(mx[1], fmaxf(s[mt][n][2], s[mt][n][3]));
+            }
+            float mu[2], alpha[2];
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+                mu[i] = mx[i] == -INFINITY ? 0.f : mx[i];
+                alpha[i] = fp_exp2(m[mt][i] - mu[i]);
+                m[mt][i] = mx[i];
+            }
+            float ls[2] = { 0.f, 0.f };
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                s[mt][n][0] = fp_exp2(s[mt][n][0] - mu[0]);
+                s[mt][n][1] = fp_exp2(s[mt][n][1] - mu[0]);
+                s[mt][n][2] = fp_exp2(s[mt][n][2] - mu[1]);
+                s[mt][n][3] = fp_exp2(s[mt][n][3] - mu[1]);
+                ls[0] += s[mt][n][0] + s[mt][n][1];
+                ls[1] += s[mt][n][2] + s[mt][n][3];
+            }
+            l[mt][0] = l[mt][0] * alpha[0] + ls[0];
+            l[mt][1] = l[mt][1] * alpha[1] + ls[1];
+#pragma unroll
+            for (int n = 0; n < HD / 8; n++) {
+                o[mt][n][0] *= alpha[0]; o[mt][n][1] *= alpha[0];
+                o[mt][n][2] *= alpha[1]; o[mt][n][3] *= alpha[1];
+            }
         }
-        float mu[2], alpha[2];
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
-            mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-            mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-            mu[i] = mx[i] == -INFINITY ? 0.f : mx[i];
-            alpha[i] = fp_exp2(m[i] - mu[i]);
-            m[i] = mx[i];
-        }
-        float ls[2] = { 0.f, 0.f };
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t a[MT][4];
 #pragma unroll
-        for (int n = 0; n < NT; n++) {
-            s[n][0] = fp_exp2(s[n][0] - mu[0]);
-            s[n][1] = fp_exp2(s[n][1] - mu[0]);
-            s[n][2] = fp_exp2(s[n][2] - mu[1]);
-            s[n][3] = fp_exp2(s[n][3] - mu[1]);
-            ls[0] += s[n][0] + s[n][1];
-            ls[1] += s[n][2] + s[n][3];
-        }
-        l[0] = l[0] * alpha[0] + ls[0];
-        l[1] = l[1] * alpha[1] + ls[1];
-#pragma unroll
-        for (int n = 0; n < HD / 8; n++) {
-            o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
-            o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
-        }
-#pragma unroll
-        for (int kk = 0; kk < FP_BN / 16; kk++) {
-            const uint32_t a[4] = { fp_pack(s[2 * kk][0], s[2 * kk][1]), fp_pack(s[2 * kk][2], s[2 * kk][3]),
-                                    fp_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), fp_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]) };
+            for (int mt = 0; mt < MT; mt++) {
+                a[mt][0] = fp_pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                a[mt][1] = fp_pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                a[mt][2] = fp_pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                a[mt][3] = fp_pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int n = 0; n < HD / 8; n += 2) {
                 uint32_t b0, b1, b2, b3;
                 fp_ldsm4t(b0, b1, b2, b3, Vs + (kk * 16 + (mat & 1) * 8 + (lane & 7)) * LD + n * 8 + (mat >> 1) * 8);
-                fp_mma(o[n], a, b0, b1);
-                fp_mma(o[n + 1], a, b2, b3);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    fp_mma(o[mt][n], a[mt], b0, b1);
+                    fp_mma(o[mt][n + 1], a[mt], b2, b3);
+                }
             }
         }
     }
 
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
-        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
-    }
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
-        const int r = i ? rB : rA;
-        if (r >= n_rows) continue;
-        const size_t th = (size_t)(r / p.gs) * p.H + g * p.gs + r % p.gs;
-        float *dst;
-        float mul;
-        if (p.n_split == 1) {
-            dst = p.out + th * HD;
-            mul = l[i] > 0.f ? 1.f / l[i] : 0.f;
-        } else {
-            const size_t sth = (size_t)split * p.T * p.H + th;
-            dst = p.pacc + sth * HD;
-            mul = 1.f;
-            if ((lane & 3) == 0) { p.pm[sth] = m[i]; p.pl[sth] = l[i]; }
+        for (int i = 0; i < 2; i++) {
+            l[mt][i] += __shfl_xor_sync(0xffffffffu, l[mt][i], 1);
+            l[mt][i] += __shfl_xor_sync(0xffffffffu, l[mt][i], 2);
         }
 #pragma unroll
-        for (int n = 0; n < HD / 8; n++)
-            *reinterpret_cast<float2 *>(dst + n * 8 + (lane & 3) * 2) = make_float2(o[n][2 * i] * mul, o[n][2 * i + 1] * mul);
-    }
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const float li = l[mt][i];
+            const int r = R0 + wr0 + mt * 16 + i * 8 + (lane >> 2);
+            if (r >= n_rows) continue;
+            const size_t th = (size_t)(r / p.gs) * p.H + g * p.gs + r % p.gs;
+            float *dst;
+            float mul;
+            if (p.n_split == 1) {
+                dst = p.out + th * HD;
+                mul = li > 0.f ? 1.f / li : 0.f;
+            } else {
+                const size_t sth = (size_t)split * p.T * p.H + th;
+                dst = p.pacc + sth * HD;
+                mul = 1.f;
+                if ((lane & 3) == 0) { p.pm[sth] = m[mt][i]; p.pl[sth] = li; }
+            }
+#pragma unroll
+            for (int n = 0; n < HD / 8; n++)
+                *reinterpret_cast<float2 *>(dst + n * 8 + (lane & 3) * 2) = make_float2(o[mt][n][2 * i] * mul, o[mt][n][2 * i + 1] * mul);
+        }
 #endif
 }
 
@@ -275,15 +347,25 @@ static int expand_f16(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int n
     return 0;
 }
 
-/* HEARTH_CUDA_PP (tests and timing): "gemm" keeps prompt attention on attn_gemm.cu's path,
- * "w4" uses CTAs of 4 warps (two a multiprocessor) instead of 8, "s2" two tiles in shared
- * memory instead of three, "expand" expands an f16 cache too. Read on each call. The
- * default (8 warps, 3 stages) was the fastest at depth on an H200 (gpu_pp_attn, d32768,
- * one layer of Mistral-7B shape: 1.26 ms against 1.37 for 4 warps and 2 stages): a tile of
- * 128 rows halves the K/V bytes read from L2 per product against 64. */
+/* HEARTH_CUDA_PP (tests and timing), read on each call: "gemm" keeps prompt attention on
+ * attn_gemm.cu's path; "expand" expands an f16 cache too; the kernel variant: "m1" the
+ * previous default (8 warps of 16 rows, 3 stages: 1.255 ms for one layer of Mistral-7B shape
+ * at d32768 on an H200, against 1.37 for 4 warps and 2 stages), "w4m2s2" 4 warps of 32 rows
+ * and 2 stages (tiles of 64 cells; "w4m2s2b32", "w4m2s3b32": of 32 cells, 2 or 3 stages), "w8m2s2" / "w8m2s3" 8 warps of 32 rows (256-row CTAs) and 2 or 3 stages.
+ * The default is FP_DEFAULT (see BENCHMARKS.md "Prompt attention: 32 rows a warp"). */
 static int pp_env(const char *word) {
     const char *e = getenv("HEARTH_CUDA_PP");
     return e && strstr(e, word) != NULL;
+}
+enum { FP_M1, FP_W4M2S2, FP_W4M2S2B32, FP_W4M2S3B32, FP_W8M2S2, FP_W8M2S3, FP_DEFAULT = FP_W4M2S2 };
+static int pp_variant(void) {
+    if (pp_env("m1")) return FP_M1;
+    if (pp_env("w4m2s2b32")) return FP_W4M2S2B32;
+    if (pp_env("w4m2s3b32")) return FP_W4M2S3B32;
+    if (pp_env("w4m2s2")) return FP_W4M2S2;
+    if (pp_env("w8m2s2")) return FP_W8M2S2;
+    if (pp_env("w8m2s3")) return FP_W8M2S3;
+    return FP_DEFAULT;
 }
 
 /* The card is sm_80 or newer, and so is the code it runs (a build for older targets only,
@@ -296,7 +378,7 @@ static int sm80_ok(const gpu_ctx *g) {
         cudaFuncAttributes fa;
         memset(&fa, 0, sizeof fa);
         if (cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, g->phys) != cudaSuccess) v = 0;
-        if (cudaFuncGetAttributes(&fa, k_fa_prompt<128, 4, 2>) != cudaSuccess) fa.ptxVersion = -1;
+        if (cudaFuncGetAttributes(&fa, k_fa_prompt<128, 4, 2, 2, 64>) != cudaSuccess) fa.ptxVersion = -1;
         cudaGetLastError();
         fp_cc[d] = v > 0 ? v : -1;
         fp_ptx[d] = fa.ptxVersion;
@@ -319,22 +401,59 @@ const char *cuda_attn_prompt_why_not(const gpu_ctx *g, const attn_args *a) {
     return NULL;
 }
 
-template <int HD, int W, int S> static int launch_fa(gpu_ctx *g, const fp_args &p, dim3 grid) {
-    static int attr_set[64];
+/* The kernel variant's launch for the batch: the row tiles of BM rows times the KV heads,
+ * and when they leave CTA slots free, the cells split over as many CTAs per tile as fit in
+ * one wave (at least 4 tiles of cells a split); then the merge of the splits. */
+template <int HD, int W, int MT, int S, int BN> static int launch_fa(gpu_ctx *g, fp_args p, float *out) {
+    constexpr int BM = 16 * MT * W, smem = fp_smem_bytes<HD, BM, S, BN, (MT > 1)>();
+    const int max_tiles = (p.n_cells + BN - 1) / BN;
+    static int per_sm[64];
     const int d = g->phys >= 0 && g->phys < 64 ? g->phys : 0;
-    const int smem = fp_smem_bytes<HD, S>();
-    if (!attr_set[d]) {
-        CU(g, cudaFuncSetAttribute(k_fa_prompt<HD, W, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-        attr_set[d] = 1;
+    if (!per_sm[d]) {
+        int n = 0;
+        CU(g, cudaFuncSetAttribute(k_fa_prompt<HD, W, MT, S, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        CU(g, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_fa_prompt<HD, W, MT, S, BN>, 32 * W, smem));
+        per_sm[d] = n > 0 ? n : 1;
     }
-    k_fa_prompt<HD, W, S><<<grid, 32 * W, smem, g->stream>>>(p);
+    const int G = p.H / p.gs, row_tiles = (p.T * p.gs + BM - 1) / BM;
+    const long ctas = (long)row_tiles * G, slots = (long)per_sm[d] * g->sm_count;
+    long s = ctas < slots ? slots / ctas : 1;
+    const long smax = (max_tiles + 3) / 4;
+    if (s > smax) s = smax;
+    if (s < 1) s = 1;
+    p.tps = (int)((max_tiles + s - 1) / s);
+    if (p.tps < 1) p.tps = 1;
+    int n_split = (max_tiles + p.tps - 1) / p.tps;
+    if (n_split < 1) n_split = 1;
+    p.n_split = n_split;
+    if (n_split > 1) {
+        const size_t nst = (size_t)n_split * p.T * p.H;
+        float *pb = (float *)cuda_scratch(g, SCR_ATTN_PART, sizeof(float) * (nst * 2 + nst * HD));
+        if (!pb) return -1;
+        p.pm = pb; p.pl = pb + nst; p.pacc = pb + 2 * nst;
+    }
+    k_fa_prompt<HD, W, MT, S, BN><<<dim3(row_tiles, G, n_split), 32 * W, smem, g->stream>>>(p);
     CU_LAUNCHED(g);
+    if (n_split > 1) {
+        k_fa_merge<<<p.T * p.H, HD, 0, g->stream>>>(p.pm, p.pl, p.pacc, n_split, p.T * p.H, HD, out);
+        CU_LAUNCHED(g);
+    }
     return 0;
+}
+
+template <int HD> static int launch_variant(gpu_ctx *g, const fp_args &p, float *out) {
+    switch (pp_variant()) {
+    case FP_M1: return launch_fa<HD, 8, 1, 3, 64>(g, p, out);
+    case FP_W4M2S2B32: return launch_fa<HD, 4, 2, 2, 32>(g, p, out);
+    case FP_W4M2S3B32: return launch_fa<HD, 4, 2, 3, 32>(g, p, out);
+    case FP_W8M2S2: return launch_fa<HD, 8, 2, 2, 64>(g, p, out);
+    case FP_W8M2S3: return launch_fa<HD, 8, 2, 3, 64>(g, p, out);
+    default: return launch_fa<HD, 4, 2, 2, 64>(g, p, out);
+    }
 }
 
 int cuda_attn_prompt(gpu_ctx *g, const attn_args *a) {
     const int H = a->n_head, G = a->n_head_kv, gs = H / G, hd = a->head_dim, T = a->T, row = a->row;
-    const int W = pp_env("w4") ? 4 : 8, BM = 16 * W;
     int n_vis = a->pos0 + T;
     if (n_vis > a->n_cells) n_vis = a->n_cells;
     fp_args p;
@@ -364,40 +483,5 @@ int cuda_attn_prompt(gpu_ctx *g, const attn_args *a) {
         if (expand_f16(g, a->type_v, a->v, a->v_row_bytes, n_vis, row, vx)) return -1;
         p.v = vx; p.vs = row;
     }
-    /* grid: row tiles x KV heads; split the cells when that leaves SMs idle */
-    const int row_tiles = (T * gs + BM - 1) / BM;
-    const int max_tiles = (n_vis + FP_BN - 1) / FP_BN;
-    const long ctas = (long)row_tiles * G;
-    const long want = (W == 4 ? 2L : 1L) * g->sm_count;
-    int n_split = 1;
-    if (ctas < want) {
-        long s = (want + ctas - 1) / ctas;
-        long smax = (max_tiles + 3) / 4; /* at least 4 tiles a split */
-        if (s > smax) s = smax;
-        n_split = s < 1 ? 1 : (int)s;
-    }
-    p.tps = (max_tiles + n_split - 1) / n_split;
-    if (p.tps < 1) p.tps = 1;
-    n_split = (max_tiles + p.tps - 1) / p.tps;
-    if (n_split < 1) n_split = 1;
-    p.n_split = n_split;
-    if (n_split > 1) {
-        const size_t nst = (size_t)n_split * T * H;
-        float *pb = (float *)cuda_scratch(g, SCR_ATTN_PART, sizeof(float) * (nst * 2 + nst * hd));
-        if (!pb) return -1;
-        p.pm = pb; p.pl = pb + nst; p.pacc = pb + 2 * nst;
-    }
-    dim3 grid(row_tiles, G, n_split);
-    int rc;
-    const bool s3 = !pp_env("s2");
-    if (hd == 64) rc = W == 8 ? (s3 ? launch_fa<64, 8, 3>(g, p, grid) : launch_fa<64, 8, 2>(g, p, grid))
-                              : (s3 ? launch_fa<64, 4, 3>(g, p, grid) : launch_fa<64, 4, 2>(g, p, grid));
-    else rc = W == 8 ? (s3 ? launch_fa<128, 8, 3>(g, p, grid) : launch_fa<128, 8, 2>(g, p, grid))
-                     : (s3 ? launch_fa<128, 4, 3>(g, p, grid) : launch_fa<128, 4, 2>(g, p, grid));
-    if (rc) return rc;
-    if (n_split > 1) {
-        k_fa_merge<<<T * H, hd, 0, g->stream>>>(p.pm, p.pl, p.pacc, n_split, T * H, hd, a->out);
-        CU_LAUNCHED(g);
-    }
-    return 0;
+    return hd == 64 ? launch_variant<64>(g, p, a->out) : launch_variant<128>(g, p, a->out);
 }
