@@ -442,7 +442,8 @@ template <int HD, int W, int MT, int S, int BN> static int launch_fa(gpu_ctx *g,
 }
 
 template <int HD> static int launch_variant(gpu_ctx *g, const fp_args &p, float *out) {
-    switch (pp_variant()) {
+    /* the 32-row variants read the query 16 bytes at a time */
+    switch ((uintptr_t)p.q % 16 ? FP_M1 : pp_variant()) {
     case FP_M1: return launch_fa<HD, 8, 1, 3, 64>(g, p, out);
     case FP_W4M2S2B32: return launch_fa<HD, 4, 2, 2, 32>(g, p, out);
     case FP_W4M2S3B32: return launch_fa<HD, 4, 2, 3, 32>(g, p, out);
