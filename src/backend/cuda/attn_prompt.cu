@@ -348,24 +348,23 @@ static int expand_f16(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int n
 }
 
 /* HEARTH_CUDA_PP (tests and timing), read on each call: "gemm" keeps prompt attention on
- * attn_gemm.cu's path; "expand" expands an f16 cache too; the kernel variant: "m1" the
- * previous default (8 warps of 16 rows, 3 stages: 1.255 ms for one layer of Mistral-7B shape
- * at d32768 on an H200, against 1.37 for 4 warps and 2 stages), "w4m2s2" 4 warps of 32 rows
- * and 2 stages (tiles of 64 cells; "w4m2s2b32", "w4m2s3b32": of 32 cells, 2 or 3 stages), "w8m2s2" / "w8m2s3" 8 warps of 32 rows (256-row CTAs) and 2 or 3 stages.
- * The default is FP_DEFAULT (see BENCHMARKS.md "Prompt attention: 32 rows a warp"). */
+ * attn_gemm.cu's path; "expand" expands an f16 cache too; the kernel variant: "m1" 8 warps
+ * of 16 rows, 3 stages (the only kernel before 32-row warps), "w4m2s2" 4 warps of 32 rows, 2
+ * stages, "w8m2s2" 8 warps of 32 rows (256-row CTAs), 2 stages. Without one: w4m2s2, and m1
+ * for batches that see at most FP_SHORT cells (one layer of Mistral-7B shape on an H100,
+ * pp512: 0.829 ms against 1.107 for m1 and 0.847 for w8m2s2 at d32768; BENCHMARKS.md "Prompt
+ * attention: 32 rows a warp"). */
+#define FP_SHORT 1024
 static int pp_env(const char *word) {
     const char *e = getenv("HEARTH_CUDA_PP");
     return e && strstr(e, word) != NULL;
 }
-enum { FP_M1, FP_W4M2S2, FP_W4M2S2B32, FP_W4M2S3B32, FP_W8M2S2, FP_W8M2S3, FP_DEFAULT = FP_W4M2S2 };
-static int pp_variant(void) {
+enum { FP_M1, FP_W4M2S2, FP_W8M2S2 };
+static int pp_variant(int n_vis) {
     if (pp_env("m1")) return FP_M1;
-    if (pp_env("w4m2s2b32")) return FP_W4M2S2B32;
-    if (pp_env("w4m2s3b32")) return FP_W4M2S3B32;
     if (pp_env("w4m2s2")) return FP_W4M2S2;
     if (pp_env("w8m2s2")) return FP_W8M2S2;
-    if (pp_env("w8m2s3")) return FP_W8M2S3;
-    return FP_DEFAULT;
+    return n_vis <= FP_SHORT ? FP_M1 : FP_W4M2S2;
 }
 
 /* The card is sm_80 or newer, and so is the code it runs (a build for older targets only,
@@ -403,7 +402,7 @@ const char *cuda_attn_prompt_why_not(const gpu_ctx *g, const attn_args *a) {
 
 /* The kernel variant's launch for the batch: the row tiles of BM rows times the KV heads,
  * and when they leave CTA slots free, the cells split over as many CTAs per tile as fit in
- * one wave (at least 4 tiles of cells a split); then the merge of the splits. */
+ * one wave; then the merge of the splits. */
 template <int HD, int W, int MT, int S, int BN> static int launch_fa(gpu_ctx *g, fp_args p, float *out) {
     constexpr int BM = 16 * MT * W, smem = fp_smem_bytes<HD, BM, S, BN, (MT > 1)>();
     const int max_tiles = (p.n_cells + BN - 1) / BN;
@@ -418,7 +417,10 @@ template <int HD, int W, int MT, int S, int BN> static int launch_fa(gpu_ctx *g,
     const int G = p.H / p.gs, row_tiles = (p.T * p.gs + BM - 1) / BM;
     const long ctas = (long)row_tiles * G, slots = (long)per_sm[d] * g->sm_count;
     long s = ctas < slots ? slots / ctas : 1;
-    const long smax = (max_tiles + 3) / 4;
+    /* a split has at least 4 tiles, more for larger batches: the merge reads every split's
+     * partial output (T H hd values each), while what a split saves does not grow with T
+     * (pp512 at d0: 0.032 ms unsplit, 0.058 split in two and merged) */
+    const long smax = max_tiles / (4 + (long)p.T * p.H / 1024);
     if (s > smax) s = smax;
     if (s < 1) s = 1;
     p.tps = (int)((max_tiles + s - 1) / s);
@@ -443,12 +445,9 @@ template <int HD, int W, int MT, int S, int BN> static int launch_fa(gpu_ctx *g,
 
 template <int HD> static int launch_variant(gpu_ctx *g, const fp_args &p, float *out) {
     /* the 32-row variants read the query 16 bytes at a time */
-    switch ((uintptr_t)p.q % 16 ? FP_M1 : pp_variant()) {
+    switch ((uintptr_t)p.q % 16 ? FP_M1 : pp_variant(p.n_cells)) {
     case FP_M1: return launch_fa<HD, 8, 1, 3, 64>(g, p, out);
-    case FP_W4M2S2B32: return launch_fa<HD, 4, 2, 2, 32>(g, p, out);
-    case FP_W4M2S3B32: return launch_fa<HD, 4, 2, 3, 32>(g, p, out);
     case FP_W8M2S2: return launch_fa<HD, 8, 2, 2, 64>(g, p, out);
-    case FP_W8M2S3: return launch_fa<HD, 8, 2, 3, 64>(g, p, out);
     default: return launch_fa<HD, 4, 2, 2, 64>(g, p, out);
     }
 }
