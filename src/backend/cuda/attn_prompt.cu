@@ -232,10 +232,14 @@ __global__ void __launch_bounds__(32 * W) k_fa_prompt(fp_args p) {
             }
             l[mt][0] = l[mt][0] * alpha[0] + ls[0];
             l[mt][1] = l[mt][1] * alpha[1] + ls[1];
+            /* deep in the cells a row's max rarely moves: skip the rescale (x * 1 == x) unless
+             * some row of the warp's tile needs it */
+            if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
-            for (int n = 0; n < HD / 8; n++) {
-                o[mt][n][0] *= alpha[0]; o[mt][n][1] *= alpha[0];
-                o[mt][n][2] *= alpha[1]; o[mt][n][3] *= alpha[1];
+                for (int n = 0; n < HD / 8; n++) {
+                    o[mt][n][0] *= alpha[0]; o[mt][n][1] *= alpha[0];
+                    o[mt][n][2] *= alpha[1]; o[mt][n][3] *= alpha[1];
+                }
             }
         }
 #pragma unroll
@@ -348,23 +352,14 @@ static int expand_f16(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int n
 }
 
 /* HEARTH_CUDA_PP (tests and timing), read on each call: "gemm" keeps prompt attention on
- * attn_gemm.cu's path; "expand" expands an f16 cache too; the kernel variant: "m1" 8 warps
- * of 16 rows, 3 stages (the only kernel before 32-row warps), "w4m2s2" 4 warps of 32 rows, 2
- * stages, "w8m2s2" 8 warps of 32 rows (256-row CTAs), 2 stages. Without one: w4m2s2, and m1
- * for batches that see at most FP_SHORT cells (one layer of Mistral-7B shape on an H100,
- * pp512: 0.829 ms against 1.107 for m1 and 0.847 for w8m2s2 at d32768; BENCHMARKS.md "Prompt
- * attention: 32 rows a warp"). */
-#define FP_SHORT 1024
+ * attn_gemm.cu's path; "expand" expands an f16 cache too; "m1" takes the kernel of 8 warps
+ * of 16 rows and 3 stages (the only one before warps of 32 rows) instead of the default, 4
+ * warps of 32 rows and 2 stages. One layer of Mistral-7B shape, pp512, H100: 0.817 ms
+ * against 1.098 at d32768, 0.033 against 0.033 at d0; 8 warps of 32 rows (256-row CTAs, one
+ * a multiprocessor) took 0.838 and 0.045 (BENCHMARKS.md "Prompt attention: 32 rows a warp"). */
 static int pp_env(const char *word) {
     const char *e = getenv("HEARTH_CUDA_PP");
     return e && strstr(e, word) != NULL;
-}
-enum { FP_M1, FP_W4M2S2, FP_W8M2S2 };
-static int pp_variant(int n_vis) {
-    if (pp_env("m1")) return FP_M1;
-    if (pp_env("w4m2s2")) return FP_W4M2S2;
-    if (pp_env("w8m2s2")) return FP_W8M2S2;
-    return n_vis <= FP_SHORT ? FP_M1 : FP_W4M2S2;
 }
 
 /* The card is sm_80 or newer, and so is the code it runs (a build for older targets only,
@@ -444,12 +439,9 @@ template <int HD, int W, int MT, int S, int BN> static int launch_fa(gpu_ctx *g,
 }
 
 template <int HD> static int launch_variant(gpu_ctx *g, const fp_args &p, float *out) {
-    /* the 32-row variants read the query 16 bytes at a time */
-    switch ((uintptr_t)p.q % 16 ? FP_M1 : pp_variant(p.n_cells)) {
-    case FP_M1: return launch_fa<HD, 8, 1, 3, 64>(g, p, out);
-    case FP_W8M2S2: return launch_fa<HD, 8, 2, 2, 64>(g, p, out);
-    default: return launch_fa<HD, 4, 2, 2, 64>(g, p, out);
-    }
+    /* the 32-row kernel reads the query 16 bytes at a time */
+    if ((uintptr_t)p.q % 16 || pp_env("m1")) return launch_fa<HD, 8, 1, 3, 64>(g, p, out);
+    return launch_fa<HD, 4, 2, 2, 64>(g, p, out);
 }
 
 int cuda_attn_prompt(gpu_ctx *g, const attn_args *a) {
