@@ -2,16 +2,18 @@
  * this engine): scores, causal mask, online softmax and the weighted sum of V in one
  * kernel, so the score matrix never reaches device memory.
  *
- * Rows. A CTA takes 16 * W rows of (token, query head) pairs of one KV head, ordered token
+ * Rows. A CTA takes 128 rows of (token, query head) pairs of one KV head, ordered token
  * by token and within a token by head (row r: token r / gs, head g * gs + r % gs), so the
  * query heads that share the KV head (grouped-query attention) share every K and V tile it
- * loads. Warp w owns rows 16w..16w+15: the query as f16 mma fragments in registers (scaled
- * by scale * log2 e, so the softmax runs on exp2), the output accumulators in f32.
+ * loads. The query is scaled by scale * log2 e (the softmax runs on exp2) and rounded to
+ * f16; the output accumulators are f32. By default 4 warps of 32 rows (two 16-row mma
+ * tiles), the query tile in shared memory: each K or V fragment a warp reads from shared
+ * memory feeds two products. HEARTH_CUDA_PP=m1: 8 warps of 16 rows, the query in registers.
  *
  * Cells. Tiles of 64 cells of K and V (f16, rows padded by 16 bytes so ldmatrix reads hit
- * distinct banks) are copied to shared memory with cp.async, two or three stages deep:
- * the next tiles are in flight while tile j is used, one barrier a tile. Per tile and warp: S = Q K^T (mma m16n8k16, f32
- * accumulate), the mask (cell c is seen by token t when c <= pos0 + t; only tiles that
+ * distinct banks) are copied to shared memory with cp.async, two (m1: three) stages deep:
+ * the next tiles are in flight while tile j is used, one barrier a tile. Per tile and
+ * warp: S = Q K^T (mma m16n8k16, f32 accumulate), the mask (cell c is seen by token t when c <= pos0 + t; only tiles that
  * reach past the first token of the CTA need it), the running max and sum per row (f32),
  * P in f16 straight from the S registers as the A operand of O += P V (V through
  * ldmatrix.trans). Tiles past the CTA's last token are never loaded (causal skipping).
