@@ -356,9 +356,10 @@ static int expand_f16(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int n
 /* HEARTH_CUDA_PP (tests and timing), read on each call: "gemm" keeps prompt attention on
  * attn_gemm.cu's path; "expand" expands an f16 cache too; "m1" takes the kernel of 8 warps
  * of 16 rows and 3 stages (the only one before warps of 32 rows) instead of the default, 4
- * warps of 32 rows and 2 stages. One layer of Mistral-7B shape, pp512, H100: 0.817 ms
- * against 1.098 at d32768, 0.033 against 0.033 at d0; 8 warps of 32 rows (256-row CTAs, one
- * a multiprocessor) took 0.838 and 0.045 (BENCHMARKS.md "Prompt attention: 32 rows a warp"). */
+ * warps of 32 rows and 2 stages. One layer of Mistral-7B shape, pp512, H100: 0.772 ms
+ * against 1.094 at d32768, 0.037 against 0.036 at d0; 8 warps of 32 rows (256-row CTAs, one
+ * a multiprocessor) took 0.838 against 0.819 for 4 at d32768 and 0.120 against 0.080 at d1536
+ * (BENCHMARKS.md "Prompt attention: 32 rows a warp"). */
 static int pp_env(const char *word) {
     const char *e = getenv("HEARTH_CUDA_PP");
     return e && strstr(e, word) != NULL;
@@ -416,7 +417,7 @@ template <int HD, int W, int MT, int S, int BN> static int launch_fa(gpu_ctx *g,
     long s = ctas < slots ? slots / ctas : 1;
     /* a split has at least 4 tiles, more for larger batches: the merge reads every split's
      * partial output (T H hd values each), while what a split saves does not grow with T
-     * (pp512 at d0: 0.032 ms unsplit, 0.058 split in two and merged) */
+     * (H100, pp512 at d0, the 32-row kernel: 0.034 ms unsplit, 0.056 split in two and merged) */
     const long smax = max_tiles / (4 + (long)p.T * p.H / 1024);
     if (s > smax) s = smax;
     if (s < 1) s = 1;
