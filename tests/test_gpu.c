@@ -426,6 +426,59 @@ static void one_token_products(void) {
     }
     gpu_free(0, (void *)wg2.data); gpu_free(0, (void *)wu2.data);
 
+    /* the RMSNorm left to the product after it (k_mv2 with RoPE, k_mv_swiglu) against the
+     * norm's own launch and the products on its floats: the blocks reproduce k_norm's sums,
+     * so the outputs should agree to the bit; the bound (a wrong scale or missing weights
+     * move them by O(1)) fails on anything but rounding. The fused norm's float output is
+     * never written (still NaN): proof that the fused path ran. */
+    float hn[NE0];
+    for (int i = 0; i < NE0; i++) hn[i] = 0.5f + frand(&seed);
+    float *nw = dev_floats(NE0, hn, err, sizeof err), *xn[3];
+    for (int i = 0; i < 3; i++) xn[i] = dev_floats(NE0, NULL, err, sizeof err);
+    float *y3[3], *g1 = dev_floats(NFF, NULL, err, sizeof err), *g2 = dev_floats(NFF, NULL, err, sizeof err);
+    for (int i = 0; i < 3; i++) y3[i] = dev_floats(ny, NULL, err, sizeof err);
+    const float eps = 1e-5f;
+    CHECK(gpu_rmsnorm(g, xn[0], x, nw, 1, NE0, eps) == 0 &&
+          gpu_matmul_rope(g, qkv, xn[0], 1, y1, NQ, NK, HD, HD, 5.0f, 10000.0f, 1.0f, NULL) == 0 &&
+          gpu_matmul_swiglu(g, &wg, &wu, xn[0], 1, g1, y2[2]) == 0, "norm, then products: %s", gpu_ctx_error(g));
+    gpu_quant_next(g, &wq, 1);
+    CHECK(gpu_rmsnorm(g, xn[1], x, nw, 1, NE0, eps) == 0 &&
+          gpu_matmul_rope(g, qkv, xn[1], 1, y3, NQ, NK, HD, HD, 5.0f, 10000.0f, 1.0f, NULL) == 0,
+          "norm in q, k, v: %s", gpu_ctx_error(g));
+    gpu_quant_next(g, &wg, 1);
+    CHECK(gpu_rmsnorm(g, xn[2], x, nw, 1, NE0, eps) == 0 && gpu_matmul_swiglu(g, &wg, &wu, xn[2], 1, g2, y2[2]) == 0,
+          "norm in gate/up: %s", gpu_ctx_error(g));
+    for (int i = 0; i < 4; i++) {
+        const size_t n = i < 3 ? (size_t)rows[i] : NFF;
+        a = to_host(g, i < 3 ? y1[i] : g1, n); b = to_host(g, i < 3 ? y3[i] : g2, n);
+        e = worst_rel(a, b, n);
+        CHECK(e < 1e-3, "norm in the product (%s): worst relative difference %.3g from the separate norm",
+              i < 3 ? "q, k, v" : "gate/up", e);
+        if (memcmp(a, b, sizeof(float) * n)) printf("note: norm in the product (%d) not bit-identical: %.3g\n", i, e);
+        free(a); free(b);
+    }
+    for (int i = 1; i < 3; i++) {
+        a = to_host(g, xn[i], NE0);
+        CHECK(isnan(a[0]) && isnan(a[NE0 - 1]), "norm %d was launched, not left to the product", i);
+        free(a);
+    }
+
+    /* the residual add in the product (gpu_matmul_add_norm) against product, then
+     * gpu_add_rmsnorm: the same sums, so the same bits */
+    float *xr[2], *o[2];
+    for (int i = 0; i < 2; i++) { xr[i] = dev_floats(NE0, hx, err, sizeof err); o[i] = dev_floats(NE0, NULL, err, sizeof err); }
+    CHECK(gpu_matmul_add_norm(g, &wd, g1, 1, xr[0], o[0], nw, NE0, eps) == 0 && gpu_matmul(g, &wd, g1, 1, yd1) == 0 &&
+          gpu_add_rmsnorm(g, o[1], xr[1], yd1, nw, 1, NE0, eps) == 0, "residual add in the product: %s", gpu_ctx_error(g));
+    for (int i = 0; i < 2; i++) {
+        a = to_host(g, i ? o[0] : xr[0], NE0); b = to_host(g, i ? o[1] : xr[1], NE0);
+        CHECK(memcmp(a, b, sizeof(float) * NE0) == 0, "residual add in the product: %s differs (worst %.3g)",
+              i ? "norm" : "sum", worst_rel(a, b, NE0));
+        free(a); free(b);
+    }
+    for (int i = 0; i < 3; i++) { gpu_free(0, xn[i]); gpu_free(0, y3[i]); }
+    for (int i = 0; i < 2; i++) { gpu_free(0, xr[i]); gpu_free(0, o[i]); }
+    gpu_free(0, nw); gpu_free(0, g1); gpu_free(0, g2);
+
     gpu_free(0, x); gpu_free(0, xw); gpu_free(0, yd1); gpu_free(0, yd2);
     for (int i = 0; i < 3; i++) { gpu_free(0, y1[i]); gpu_free(0, y2[i]); }
     const wtensor *all[7] = { &wq, &wk, &wv, &wg, &wu, &wd, &wo };

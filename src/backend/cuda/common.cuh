@@ -42,6 +42,8 @@ struct gpu_ctx {
     const float *xq_src;
     int8_t *xq_buf;
     size_t xq_bytes;
+    /* a one-token RMSNorm left to the product on out (mv8.cuh, cuda_norm_take) */
+    struct { const float *x, *w; float *out; int n; float eps; } pn;
     char err[512];
 };
 

@@ -175,6 +175,7 @@ static const int8_t *mv8_made(gpu_ctx *g, const float *x, int ne0, int T) {
 
 /* x as 8-bit activations: what its producer wrote, or quantized now; NULL on failure */
 static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
+    if (cuda_norm_flush(g)) return NULL;
     const int8_t *made = mv8_made(g, x, ne0, T);
     int8_t *xq = NULL;
     if (made) return made;
@@ -211,13 +212,23 @@ struct rope_args {
 };
 
 /* 16 float activations of a lane (lanes 2k and 2k + 1 hold a 32-value block) as 8-bit
- * ones and their block's scale, exactly as k_quant_act makes them */
-__device__ __forceinline__ void quant16(const float *__restrict__ x, int4 *q, float *scale) {
+ * ones and their block's scale, exactly as k_quant_act makes them; with w, each value
+ * times scale and its w first, as k_norm's output */
+__device__ __forceinline__ void quant16(const float *__restrict__ x, const float *__restrict__ w, float scale, int4 *q,
+                                        float *qscale) {
     float v[16];
 #pragma unroll
     for (int k = 0; k < 4; k++) {
         const float4 f = __ldg((const float4 *)x + k);
         v[4 * k] = f.x; v[4 * k + 1] = f.y; v[4 * k + 2] = f.z; v[4 * k + 3] = f.w;
+    }
+    if (w) {
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const float4 f = __ldg((const float4 *)w + k);
+            v[4 * k] = v[4 * k] * scale * f.x; v[4 * k + 1] = v[4 * k + 1] * scale * f.y;
+            v[4 * k + 2] = v[4 * k + 2] * scale * f.z; v[4 * k + 3] = v[4 * k + 3] * scale * f.w;
+        }
     }
     float amax = 0.0f;
 #pragma unroll
@@ -228,115 +239,214 @@ __device__ __forceinline__ void quant16(const float *__restrict__ x, int4 *q, fl
 #pragma unroll
     for (int k = 0; k < 16; k++) b[k >> 2] |= (__float2int_rn(v[k] * id) & 0xff) << (8 * (k & 3));
     *q = make_int4(b[0], b[1], b[2], b[3]);
-    *scale = q8_scale(amax);
+    *qscale = q8_scale(amax);
 }
 
-/* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
- * bytes) instead of by a k_quant_act launch */
-template <int R, bool ROPE, bool FX>
-__global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
-                                             rope_args ra) {
-    __shared__ float part[8][R], fin[R];
-    extern __shared__ int4 sx4[];
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
-    const uint8_t *row[R];
+/* x (n floats, n % 512 == 0, whole warps) as 8-bit activations into shared memory sx
+ * (cuda_act_stride(n) bytes). With na, RMS-normalized and times na->w first, as k_norm
+ * would output it: the sums of squares of k_norm's 1024 threads (thread j: values j,
+ * j + 1024, ...), each thread here doing 1024 / blockDim of them, reduced in k_norm's
+ * order, so the scale and the activations are the same bits as k_norm's. */
+__device__ void act_to_smem(const float *__restrict__ x, const norm_args *na, int n, int8_t *sx) {
+    float scale = 1.0f;
+    if (na) {
+        __shared__ float part[32];
+        const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+        for (int j = 0; j < 1024 / (int)blockDim.x; j++) {
+            float ss = 0.0f;
+            for (int i = threadIdx.x + j * blockDim.x; i < n; i += 1024) {
+                const float v = __ldg(x + i);
+                ss += v * v;
+            }
+            ss = warp_sum(ss);
+            if (lane == 0) part[j * nw + (threadIdx.x >> 5)] = ss;
+        }
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            const float v = warp_sum(part[threadIdx.x]);
+            if (threadIdx.x == 0) part[0] = v;
+        }
+        __syncthreads();
+        scale = rms_scale(part[0], n, na->eps);
+    }
+    for (int i = 16 * threadIdx.x; i < n; i += 16 * blockDim.x) {
+        int4 q;
+        float sc;
+        quant16(x + i, na ? na->w + i : NULL, scale, &q, &sc);
+        *(int4 *)(sx + i) = q;
+        if ((threadIdx.x & 1) == 0) ((float *)(sx + n))[i >> 5] = sc;
+    }
+}
+
+/* where k_mv2 and k_mv_swiglu take x from: 8-bit activations its producer made (X_Q8), floats
+ * the block quantizes into shared memory (X_F), or floats the block normalizes first (X_NORM:
+ * the RMSNorm a separate k_norm launch would do, see act_to_smem) */
+enum { X_Q8 = 0, X_F = 1, X_NORM = 2 };
+
+/* rows of group grp (R consecutive rows of the set; NULL past the end) */
+template <int R> __device__ __forceinline__ void mv2_rows(const mv_set &ms, int grp, const uint8_t *(&row)[R]) {
 #pragma unroll
     for (int r = 0; r < R; r++) {
         int m, lr;
-        row[r] = set_row(ms, blockIdx.x * R + r, &m, &lr);
+        row[r] = set_row(ms, grp * R + r, &m, &lr);
     }
+}
+
+/* each row's 16 weight bytes at i and their scale (zeros for a NULL row or i past the row) */
+template <int R>
+__device__ __forceinline__ void mv2_load(const uint8_t *const (&row)[R], int ne0, int i, int4 (&w)[R], __half (&d)[R]) {
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const bool ok = row[r] && i < ne0;
+        w[r] = ok ? __ldcs((const int4 *)(row[r] + i)) : make_int4(0, 0, 0, 0);
+        d[r] = ok ? ((const __half *)(row[r] + ne0))[i >> 5] : __ushort_as_half(0);
+    }
+}
+
+/* Groups of R rows, a block taking groups blockIdx.x, + gridDim.x, ... (the host sizes the
+ * grid to what runs at once, so x is made once per block and there is no tail wave); the
+ * next group's first weights are loaded during the current one's last step. With acc the
+ * product is added to y (a residual add, each value written by one thread). */
+template <int R, bool ROPE, int XM>
+__global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
+                                             norm_args na, rope_args ra, int acc, int pf) {
+    __shared__ float part[2][8][R], fin[2][R];
+    extern __shared__ int4 sx4[];
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9, t = threadIdx.x;
+    const int ngrp = (ms.rows[0] + ms.rows[1] + ms.rows[2] + R - 1) / R;
+    const uint8_t *row[R];
     int4 w[R];
     __half d[R];
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const int i = 512 * wid + 16 * lane;
-        w[r] = row[r] && wid < np ? __ldcs((const int4 *)(row[r] + i)) : make_int4(0, 0, 0, 0);
-        d[r] = row[r] && wid < np ? ((const __half *)(row[r] + ne0))[i >> 5] : __ushort_as_half(0);
-    }
+    mv2_rows<R>(ms, blockIdx.x, row);
+    mv2_load<R>(row, ne0, wid < np ? 512 * wid + 16 * lane : ne0, w, d);
     pdl_wait();
     pdl_next();
-    /* this thread's output row and, with RoPE, its rotation (the trigonometry overlaps the
-     * loads in flight) */
-    const int t = threadIdx.x;
-    int mo = 0, ro = 0;
-    const bool out = t < R && set_row(ms, blockIdx.x * R + t, &mo, &ro);
-    float c = 1.0f, sn = 0.0f;
-    const bool rot = ROPE && out && mo < 2 && (ro % ra.hd) < ra.n_rot;
-    if (rot) {
-        /* rows 2j and 2j + 1 (of one matrix: q and k have even rows, R is even) are a pair */
-        const int p = (ro % ra.hd) / 2;
-        rope_angle(ra.dpos ? (float)*ra.dpos : ra.pos0, p, ra.n_rot, ra.base, ra.freq_scale, ra.ff, &c, &sn);
-    }
-    const int8_t *xa = FX ? (const int8_t *)sx4 : xq;
-    if (FX) {
-        /* whole warps: ne0 % 512 == 0 */
-        int8_t *sx = (int8_t *)sx4;
-        for (int i = 16 * threadIdx.x; i < ne0; i += 16 * blockDim.x) {
-            int4 q;
-            float sc;
-            quant16(xf + i, &q, &sc);
-            *(int4 *)(sx + i) = q;
-            if ((lane & 1) == 0) ((float *)(sx + ne0))[i >> 5] = sc;
-        }
+    if (XM != X_Q8) {
+        act_to_smem(xf, XM == X_NORM ? &na : NULL, ne0, (int8_t *)sx4);
         __syncthreads();
     }
+    const int8_t *xa = XM == X_Q8 ? xq : (const int8_t *)sx4;
     const float *xd = (const float *)(xa + ne0);
-    float acc[R];
-#pragma unroll
-    for (int r = 0; r < R; r++) acc[r] = 0.0f;
-    for (int p = wid; p < np; p += 8) {
-        const int i = 512 * p + 16 * lane, inext = i + 8 * 512;
-        int4 wn[R];
-        __half dn[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            const bool ok = row[r] && inext < ne0;
-            wn[r] = ok ? __ldcs((const int4 *)(row[r] + inext)) : make_int4(0, 0, 0, 0);
-            dn[r] = ok ? ((const __half *)(row[r] + ne0))[inext >> 5] : __ushort_as_half(0);
-        }
-        const int4 x = FX ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
-        const float xs = FX ? xd[i >> 5] : __ldg(xd + (i >> 5));
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            acc[r] += __half2float(d[r]) * xs * (float)dot16(w[r], x);
-            w[r] = wn[r];
-            d[r] = dn[r];
-        }
-    }
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const float v = warp_sum(acc[r]);
-        if (lane == 0) part[wid][r] = v;
-    }
-    __syncthreads();
-    if (t < R) {
-        float v = 0.0f;
-#pragma unroll
-        for (int k = 0; k < 8; k++) v += part[k][t];
-        fin[t] = v;
-    }
-    if (ROPE) __syncthreads();
-    if (out) {
-        float v = fin[t];
+    int k = 0;
+    for (int grp = blockIdx.x; grp < ngrp; grp += gridDim.x, k ^= 1) {
+        /* this thread's output row and, with RoPE, its rotation (the trigonometry overlaps
+         * the loads in flight) */
+        int mo = 0, ro = 0;
+        const bool out = t < R && set_row(ms, grp * R + t, &mo, &ro);
+        float c = 1.0f, sn = 0.0f;
+        const bool rot = ROPE && out && mo < 2 && (ro % ra.hd) < ra.n_rot;
         if (rot) {
-            const float a = fin[t & ~1], b = fin[t | 1];
-            v = (t & 1) ? a * sn + b * c : a * c - b * sn;
+            /* rows 2j and 2j + 1 (of one matrix: q and k have even rows, R is even) are a pair */
+            const int p = (ro % ra.hd) / 2;
+            rope_angle(ra.dpos ? (float)*ra.dpos : ra.pos0, p, ra.n_rot, ra.base, ra.freq_scale, ra.ff, &c, &sn);
         }
-        (mo == 0 ? ms.y[0] : mo == 1 ? ms.y[1] : ms.y[2])[ro] = v;
+        if (pf) {
+            /* group grp + pf rounds ahead on its way to L2 (no registers held) */
+            const uint8_t *prow[R];
+            mv2_rows<R>(ms, grp + pf * gridDim.x, prow);
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                if (prow[r])
+                    for (int p = wid; p < np; p += 8) asm volatile("prefetch.global.L2 [%0];" ::"l"(prow[r] + 512 * p + 16 * lane));
+        }
+        float sum[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) sum[r] = 0.0f;
+        for (int p = wid; p < np; p += 8) {
+            const int i = 512 * p + 16 * lane;
+            /* the last step loads the next group's first piece */
+            const bool last = p + 8 >= np;
+            const uint8_t *nrow[R];
+            if (last) mv2_rows<R>(ms, grp + gridDim.x, nrow);
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                if (!last) nrow[r] = row[r];
+            int4 wn[R];
+            __half dn[R];
+            mv2_load<R>(nrow, ne0, last ? 512 * wid + 16 * lane : i + 8 * 512, wn, dn);
+            const int4 x = XM != X_Q8 ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
+            const float xs = XM != X_Q8 ? xd[i >> 5] : __ldg(xd + (i >> 5));
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                sum[r] += __half2float(d[r]) * xs * (float)dot16(w[r], x);
+                w[r] = wn[r];
+                d[r] = dn[r];
+                row[r] = nrow[r];
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const float v = warp_sum(sum[r]);
+            if (lane == 0) part[k][wid][r] = v;
+        }
+        /* part and fin alternate between groups, so one barrier (two with RoPE) a group
+         * keeps a fast warp's next group from overwriting what is still read */
+        __syncthreads();
+        if (t < R) {
+            float v = 0.0f;
+#pragma unroll
+            for (int q = 0; q < 8; q++) v += part[k][q][t];
+            fin[k][t] = v;
+        }
+        if (ROPE) __syncthreads();
+        if (out) {
+            float v = fin[k][t];
+            if (rot) {
+                const float a = fin[k][t & ~1], b = fin[k][t | 1];
+                v = (t & 1) ? a * sn + b * c : a * c - b * sn;
+            }
+            float *y = (mo == 0 ? ms.y[0] : mo == 1 ? ms.y[1] : ms.y[2]) + ro;
+            *y = acc ? *y + v : v;
+        }
+        /* a warp with no step in this group (np < 8) moves to the next group's rows here */
+        if (wid >= np) mv2_rows<R>(ms, grp + gridDim.x, row);
     }
 }
 
 #define MV2_R 4
 
-/* k_mv2 on x: the 8-bit activations its producer made, else x as floats where they fit
- * shared memory, else quantized by a launch first */
+/* blocks of kernel k (256 threads, sh bytes of shared memory) that run at once on the card
+ * (HEARTH_MV2_BPS=n: n a multiprocessor, 0: one group a block, for measuring) */
+static int resident_blocks(gpu_ctx *g, const void *k, size_t sh) {
+    static int env = -2;
+    static struct { const void *k; size_t sh; int n; } seen[16];
+    if (env == -2) { const char *e = getenv("HEARTH_MV2_BPS"); env = e ? atoi(e) : -1; }
+    if (env >= 0) return env * g->sm_count;
+    int i = 0;
+    while (i < 16 && seen[i].k && (seen[i].k != k || seen[i].sh != sh)) i++;
+    if (i < 16 && seen[i].k) return seen[i].n * g->sm_count;
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, 256, sh) != cudaSuccess || per_sm < 1) per_sm = 1;
+    if (i < 16) { seen[i].k = k; seen[i].sh = sh; seen[i].n = per_sm; }
+    return per_sm * g->sm_count;
+}
+
+/* k_mv2 on x: normalized by the block when a norm was left to this product, else the 8-bit
+ * activations its producer made, else x as floats where they fit shared memory, else
+ * quantized by a launch first */
 template <bool ROPE>
-static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra) {
-    const int8_t *xq = mv8_made(g, xf, ne0, 1);
-    if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
+static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra, int acc) {
+    norm_args na = { NULL, 0.0f };
+    const float *xn = cuda_norm_take(g, xf, ne0, &na);
+    const int8_t *xq = NULL;
+    if (xn) {
+        xf = xn;
+    } else {
+        if (cuda_norm_flush(g)) return -1;
+        xq = mv8_made(g, xf, ne0, 1);
+        if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
+    }
     const size_t sh = xq ? 0 : cuda_act_stride(ne0);
-    CU(g, cuda_launch(g, xq ? k_mv2<MV2_R, ROPE, false> : k_mv2<MV2_R, ROPE, true>, dim3(cuda_blocks((size_t)n_rows, MV2_R)),
-                      dim3(256), sh, ms, ne0, xq, xf, ra));
+    static int pf = -1;
+    if (pf < 0) { const char *e = getenv("HEARTH_MV2_PF"); pf = e ? atoi(e) : 0; }
+    void (*k)(mv_set, int, const int8_t *, const float *, norm_args, rope_args, int, int) =
+        xq ? k_mv2<MV2_R, ROPE, X_Q8> : xn ? k_mv2<MV2_R, ROPE, X_NORM> : k_mv2<MV2_R, ROPE, X_F>;
+    const int ngrp = cuda_blocks((size_t)n_rows, MV2_R);
+    int grid = resident_blocks(g, (const void *)k, sh);
+    /* every block the same number of groups */
+    if (grid <= 0 || grid > ngrp) grid = ngrp;
+    grid = cuda_blocks((size_t)ngrp, cuda_blocks((size_t)ngrp, grid));
+    CU(g, cuda_launch(g, k, dim3(grid), dim3(256), sh, ms, ne0, xq, xf, na, ra, acc, pf));
     return 0;
 }
 
@@ -345,7 +455,9 @@ static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const floa
 struct swiglu_args {
     mv_set ms;
     int ne0, n_pairs;   /* n_pairs = rows / 2: a warp's work per round */
-    const int8_t *xq;
+    const int8_t *xq;   /* x as 8-bit activations, or NULL: xf, normalized by the block */
+    const float *xf;
+    norm_args na;
     int8_t *xq_out;
 };
 
@@ -382,16 +494,23 @@ __device__ __forceinline__ void chunk_load(mv_chunk<R, U> &c, const uint8_t *con
     }
 }
 
+template <int XM>
 __global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
+    extern __shared__ int4 sx4[];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
     const int ne0 = a.ne0, nblk = (a.n_pairs + SW_W - 1) / SW_W;
-    const float *xd = (const float *)(a.xq + ne0);
+    const int8_t *xa = XM == X_NORM ? (const int8_t *)sx4 : a.xq;
+    const float *xd = (const float *)(xa + ne0);
     const uint8_t *row[4];
     mv_chunk<4, SW_U> cur;
     sw_rows(a, blockIdx.x * SW_W + wid, row);
     chunk_load<4, SW_U>(cur, row, ne0, 0);
     pdl_wait();
     pdl_next();
+    if (XM == X_NORM) {
+        act_to_smem(a.xf, &a.na, ne0, (int8_t *)sx4);
+        __syncthreads();
+    }
     for (int blk = blockIdx.x; blk < nblk; blk += gridDim.x) {
         const int pi = blk * SW_W + wid;
         float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
@@ -404,8 +523,8 @@ __global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
             for (int u = 0; u < SW_U; u++) {
                 const int i = base + 512 * u + 16 * lane;
                 if (i < ne0) {
-                    const int4 x = __ldg((const int4 *)(a.xq + i));
-                    const float xs = __ldg(xd + (i >> 5));
+                    const int4 x = XM == X_NORM ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
+                    const float xs = XM == X_NORM ? xd[i >> 5] : __ldg(xd + (i >> 5));
 #pragma unroll
                     for (int r = 0; r < 4; r++) acc[r] += __half2float(cur.d[r][u]) * xs * (float)dot16(cur.w[r][u], x);
                 }
@@ -425,6 +544,59 @@ __global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
     }
 }
 
+/* k_swiglu1: a warp per output at a time (its gate and up rows, SW1_U pieces of 512 values
+ * a chunk, the next chunk's loads before this one's arithmetic), outputs dealt round-robin
+ * over every warp of the grid, so warps differ by at most one output (k_mv_swiglu's
+ * 32-output blocks leave the last round of blocks part empty: 448 for 132 multiprocessors
+ * on a 14336-wide FFN). No 8-bit output: down quantizes the floats itself. */
+#define SW1_U 4
+
+template <int XM>
+__global__ void __launch_bounds__(32 * SW_W) k_swiglu1(swiglu_args a) {
+    extern __shared__ int4 sx4[];
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    const int ne0 = a.ne0, n = a.ms.rows[0], W = gridDim.x * nw;
+    const int8_t *xa = XM == X_NORM ? (const int8_t *)sx4 : a.xq;
+    const float *xd = (const float *)(xa + ne0);
+    int j = blockIdx.x * nw + (threadIdx.x >> 5);
+    const uint8_t *row[2] = { j < n ? a.ms.w[0] + (size_t)j * a.ms.rb : NULL, j < n ? a.ms.w[1] + (size_t)j * a.ms.rb : NULL };
+    mv_chunk<2, SW1_U> cur;
+    chunk_load<2, SW1_U>(cur, row, ne0, 0);
+    pdl_wait();
+    pdl_next();
+    if (XM == X_NORM) {
+        act_to_smem(a.xf, &a.na, ne0, (int8_t *)sx4);
+        __syncthreads();
+    }
+    for (; j < n; j += W) {
+        float acc[2] = { 0.0f, 0.0f };
+        for (int base = 0; base < ne0; base += 512 * SW1_U) {
+            int nbase = base + 512 * SW1_U;
+            if (nbase >= ne0) {
+                nbase = 0;
+                const int jn = j + W;
+                row[0] = jn < n ? a.ms.w[0] + (size_t)jn * a.ms.rb : NULL;
+                row[1] = jn < n ? a.ms.w[1] + (size_t)jn * a.ms.rb : NULL;
+            }
+            mv_chunk<2, SW1_U> nxt;
+            chunk_load<2, SW1_U>(nxt, row, ne0, nbase);
+#pragma unroll
+            for (int u = 0; u < SW1_U; u++) {
+                const int i = base + 512 * u + 16 * lane;
+                if (i < ne0) {
+                    const int4 x = XM == X_NORM ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
+                    const float xs = XM == X_NORM ? xd[i >> 5] : __ldg(xd + (i >> 5));
+#pragma unroll
+                    for (int r = 0; r < 2; r++) acc[r] += __half2float(cur.d[r][u]) * xs * (float)dot16(cur.w[r][u], x);
+                }
+            }
+            cur = nxt;
+        }
+        const float gt = warp_sum(acc[0]), up = warp_sum(acc[1]);
+        if (lane == 0) a.ms.y[0][j] = silu_mul(gt, up);
+    }
+}
+
 static int one_token_on(void) {
     static int on = -1;
     if (on < 0) on = getenv("HEARTH_NO_MV1") == NULL;
@@ -432,7 +604,7 @@ static int one_token_on(void) {
 }
 
 int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *x, int T) {
-    if (T == 1 && ne0 % 512 == 0 && one_token_on()) return mv2_run<false>(g, *ms, n_rows, ne0, x, rope_args());
+    if (T == 1 && ne0 % 512 == 0 && one_token_on()) return mv2_run<false>(g, *ms, n_rows, ne0, x, rope_args(), 0);
     const int8_t *xq = mv8_input(g, x, ne0, T);
     if (!xq) return -1;
     const size_t xs = cuda_act_stride(ne0);
@@ -471,7 +643,7 @@ extern "C" int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float 
         const int ne0 = (int)w[0]->ne0;
         const mv_set ms = set_of(w, 3, y);
         rope_args ra = { g->pos_on ? g->dpos : NULL, pos0, base, freq_scale, ff, hd, n_rot };
-        return mv2_run<true>(g, ms, ms.rows[0] + ms.rows[1] + ms.rows[2], ne0, x, ra);
+        return mv2_run<true>(g, ms, ms.rows[0] + ms.rows[1] + ms.rows[2], ne0, x, ra, 0);
     }
     return gpu_matmul_n(g, w, 3, x, T, y) || gpu_rope_qk(g, y[0], y[1], T, nq, nk, hd, n_rot, pos0, base, freq_scale, ff);
 }
@@ -482,22 +654,29 @@ extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor 
     float *const y[2] = { gate_out, up_out };
     if (one_token(w, 2, T) && gate->ne1 == up->ne1 && gate->ne1 % 32 == 0) {
         const int ne0 = (int)gate->ne0, n = (int)gate->ne1;
-        swiglu_args a = { set_of(w, 2, y), ne0, n / 2, mv8_input(g, x, ne0, 1), NULL };
-        if (!a.xq) return -1;
+        swiglu_args a = { set_of(w, 2, y), ne0, n / 2, NULL, NULL, { NULL, 0.0f }, NULL };
+        a.xf = ne0 % 512 == 0 ? cuda_norm_take(g, x, ne0, &a.na) : NULL;
+        if (!a.xf && !(a.xq = mv8_input(g, x, ne0, 1))) return -1;
         const size_t xs = cuda_act_stride(n);
-        if (g->q_next && g->q_rows == n && n % 256 == 0) {
+        static int old = -1;
+        if (old < 0) old = getenv("HEARTH_SWIGLU_OLD") != NULL;
+        if (old && g->q_next && g->q_rows == n && n % 256 == 0) {
             a.xq_out = (int8_t *)cuda_scratch(g, SCR_XQ2, xs);
             if (!a.xq_out) return -1;
         }
         g->q_next = 0;
-        static int per_sm = 0;
-        if (!per_sm) {
-            CU(g, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mv_swiglu, 32 * SW_W, 0));
-            if (per_sm < 1) per_sm = 1;
+        void (*k)(swiglu_args) = old ? (a.xf ? k_mv_swiglu<X_NORM> : k_mv_swiglu<X_Q8>)
+                                     : (a.xf ? k_swiglu1<X_NORM> : k_swiglu1<X_Q8>);
+        const size_t sh = a.xf ? cuda_act_stride(ne0) : 0;
+        static int per_sm[4] = { 0, 0, 0, 0 };
+        int &ps = per_sm[2 * old + (a.xf != NULL)];
+        if (!ps) {
+            CU(g, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ps, k, 32 * SW_W, sh));
+            if (ps < 1) ps = 1;
         }
-        int blocks = cuda_blocks((size_t)a.n_pairs, SW_W);
-        if (blocks > per_sm * g->sm_count) blocks = per_sm * g->sm_count;
-        CU(g, cuda_launch(g, k_mv_swiglu, dim3(blocks), dim3(32 * SW_W), 0, a));
+        int blocks = old ? cuda_blocks((size_t)a.n_pairs, SW_W) : cuda_blocks((size_t)n, SW_W);
+        if (blocks > ps * g->sm_count) blocks = ps * g->sm_count;
+        CU(g, cuda_launch(g, k, dim3(blocks), dim3(32 * SW_W), sh, a));
         if (a.xq_out) {
             g->xq_src = gate_out;
             g->xq_T = 1;
@@ -507,6 +686,17 @@ extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor 
         return 0;
     }
     return gpu_matmul_n(g, w, 2, x, T, y) || gpu_swiglu(g, gate_out, up_out, (size_t)T * gate->ne1);
+}
+
+extern "C" int gpu_matmul_add_norm(gpu_ctx *g, const wtensor *w, const float *xin, int T, float *x, float *out,
+                                   const float *norm_w, int n, float eps) {
+    if (one_token(&w, 1, T) && w->ne0 % 512 == 0 && w->ne1 == n) {
+        float *const y[1] = { x };
+        if (mv2_run<false>(g, set_of(&w, 1, y), n, (int)w->ne0, xin, rope_args(), 1)) return -1;
+        return norm_w ? gpu_rmsnorm(g, out, x, norm_w, 1, n, eps) : 0;
+    }
+    if (gpu_matmul(g, w, xin, T, out)) return -1;
+    return norm_w ? gpu_add_rmsnorm(g, out, x, out, norm_w, T, n, eps) : gpu_add(g, x, out, (size_t)T * n);
 }
 
 /* the split layout expanded to f16 for cuBLAS (prompts): a thread per 32 values */
