@@ -307,8 +307,8 @@ __device__ __forceinline__ void mv2_load(const uint8_t *const (&row)[R], int ne0
  * grid to what runs at once, so x is made once per block and there is no tail wave); the
  * next group's first weights are loaded during the current one's last step. With acc the
  * product is added to y (a residual add, each value written by one thread). */
-template <int R, bool ROPE, int XM>
-__global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
+template <int R, bool ROPE, int XM, int MINB>
+__global__ void __launch_bounds__(256, MINB) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
                                              norm_args na, rope_args ra, int acc, int pf) {
     __shared__ float part[2][8][R], fin[2][R];
     extern __shared__ int4 sx4[];
@@ -346,7 +346,7 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
             mv2_rows<R>(ms, grp + pf * gridDim.x, prow);
 #pragma unroll
             for (int r = 0; r < R; r++)
-                if (prow[r])
+                if (prow[r] && (lane & 7) == 0)   /* one a 128-byte line */
                     for (int p = wid; p < np; p += 8) asm volatile("prefetch.global.L2 [%0];" ::"l"(prow[r] + 512 * p + 16 * lane));
         }
         float sum[R];
@@ -403,7 +403,6 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
     }
 }
 
-#define MV2_R 4
 
 /* blocks of kernel k (256 threads, sh bytes of shared memory) that run at once on the card
  * (HEARTH_MV2_BPS=n: n a multiprocessor, 0: one group a block, for measuring) */
@@ -439,9 +438,17 @@ static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const floa
     const size_t sh = xq ? 0 : cuda_act_stride(ne0);
     static int pf = -1;
     if (pf < 0) { const char *e = getenv("HEARTH_MV2_PF"); pf = e ? atoi(e) : 0; }
-    void (*k)(mv_set, int, const int8_t *, const float *, norm_args, rope_args, int, int) =
-        xq ? k_mv2<MV2_R, ROPE, X_Q8> : xn ? k_mv2<MV2_R, ROPE, X_NORM> : k_mv2<MV2_R, ROPE, X_F>;
-    const int ngrp = cuda_blocks((size_t)n_rows, MV2_R);
+    static int var = -1;
+    if (var < 0) { const char *e = getenv("HEARTH_MV2_VAR"); var = e ? atoi(e) : 0; }
+    typedef void (*kfn)(mv_set, int, const int8_t *, const float *, norm_args, rope_args, int, int);
+    static const kfn ks[3][3] = {
+        { k_mv2<4, ROPE, X_Q8, 1>, k_mv2<4, ROPE, X_F, 1>, k_mv2<4, ROPE, X_NORM, 1> },
+        { k_mv2<4, ROPE, X_Q8, 3>, k_mv2<4, ROPE, X_F, 3>, k_mv2<4, ROPE, X_NORM, 3> },
+        { k_mv2<2, ROPE, X_Q8, 4>, k_mv2<2, ROPE, X_F, 4>, k_mv2<2, ROPE, X_NORM, 4> },
+    };
+    const int R = var == 2 ? 2 : 4;
+    kfn k = ks[var][xq ? X_Q8 : xn ? X_NORM : X_F];
+    const int ngrp = cuda_blocks((size_t)n_rows, R);
     int grid = resident_blocks(g, (const void *)k, sh);
     /* every block the same number of groups */
     if (grid <= 0 || grid > ngrp) grid = ngrp;
