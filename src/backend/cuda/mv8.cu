@@ -303,13 +303,15 @@ __device__ __forceinline__ void mv2_load(const uint8_t *const (&row)[R], int ne0
     }
 }
 
+#define MV2_ROT 256   /* rotated pairs a head at most (gpu_matmul_rope checks) */
+
 /* Groups of R rows, a block taking groups blockIdx.x, + gridDim.x, ... (the host sizes the
  * grid to what runs at once, so x is made once per block and there is no tail wave); the
  * next group's first weights are loaded during the current one's last step. With acc the
  * product is added to y (a residual add, each value written by one thread). */
 template <int R, bool ROPE, int XM, int MINB>
 __global__ void __launch_bounds__(256, MINB) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
-                                             norm_args na, rope_args ra, int acc, int pf) {
+                                             norm_args na, rope_args ra, int acc, int pf, int pf0) {
     __shared__ float part[2][8][R], fin[2][R];
     extern __shared__ int4 sx4[];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9, t = threadIdx.x;
@@ -319,27 +321,35 @@ __global__ void __launch_bounds__(256, MINB) k_mv2(mv_set ms, int ne0, const int
     __half d[R];
     mv2_rows<R>(ms, blockIdx.x, row);
     mv2_load<R>(row, ne0, wid < np ? 512 * wid + 16 * lane : ne0, w, d);
+    /* the next pf0 groups on their way to L2 too (one prefetch a 128-byte line), so the
+     * memory keeps streaming while the block makes x */
+    for (int j = 1; j <= pf0; j++) {
+        const uint8_t *prow[R];
+        mv2_rows<R>(ms, blockIdx.x + j * gridDim.x, prow);
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            if (prow[r] && (lane & 7) == 0)
+                for (int p = wid; p < np; p += 8) asm volatile("prefetch.global.L2 [%0];" ::"l"(prow[r] + 512 * p + 16 * lane));
+    }
     pdl_wait();
     pdl_next();
-    if (XM != X_Q8) {
-        act_to_smem(xf, XM == X_NORM ? &na : NULL, ne0, (int8_t *)sx4);
-        __syncthreads();
-    }
+    /* RoPE's rotations of this position, a pair a thread (the double trigonometry once a
+     * block, not once a group on the way to a barrier) */
+    __shared__ float rcos[ROPE ? MV2_ROT : 1], rsin[ROPE ? MV2_ROT : 1];
+    if (ROPE && t < ra.n_rot / 2)
+        rope_angle(ra.dpos ? (float)*ra.dpos : ra.pos0, t, ra.n_rot, ra.base, ra.freq_scale, ra.ff, &rcos[t], &rsin[t]);
+    if (XM != X_Q8) act_to_smem(xf, XM == X_NORM ? &na : NULL, ne0, (int8_t *)sx4);
+    if (ROPE || XM != X_Q8) __syncthreads();
     const int8_t *xa = XM == X_Q8 ? xq : (const int8_t *)sx4;
     const float *xd = (const float *)(xa + ne0);
     int k = 0;
     for (int grp = blockIdx.x; grp < ngrp; grp += gridDim.x, k ^= 1) {
-        /* this thread's output row and, with RoPE, its rotation (the trigonometry overlaps
-         * the loads in flight) */
+        /* this thread's output row and, with RoPE, its rotation: rows 2j and 2j + 1 (of one
+         * matrix: q and k have even rows, R is even) are pair j of their head */
         int mo = 0, ro = 0;
         const bool out = t < R && set_row(ms, grp * R + t, &mo, &ro);
-        float c = 1.0f, sn = 0.0f;
         const bool rot = ROPE && out && mo < 2 && (ro % ra.hd) < ra.n_rot;
-        if (rot) {
-            /* rows 2j and 2j + 1 (of one matrix: q and k have even rows, R is even) are a pair */
-            const int p = (ro % ra.hd) / 2;
-            rope_angle(ra.dpos ? (float)*ra.dpos : ra.pos0, p, ra.n_rot, ra.base, ra.freq_scale, ra.ff, &c, &sn);
-        }
+        const float c = rot ? rcos[(ro % ra.hd) / 2] : 1.0f, sn = rot ? rsin[(ro % ra.hd) / 2] : 0.0f;
         if (pf) {
             /* group grp + pf rounds ahead on its way to L2 (no registers held) */
             const uint8_t *prow[R];
@@ -436,11 +446,12 @@ static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const floa
         if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
     }
     const size_t sh = xq ? 0 : cuda_act_stride(ne0);
-    static int pf = -1;
+    static int pf = -1, pf0 = -1;
     if (pf < 0) { const char *e = getenv("HEARTH_MV2_PF"); pf = e ? atoi(e) : 0; }
+    if (pf0 < 0) { const char *e = getenv("HEARTH_MV2_PF0"); pf0 = e ? atoi(e) : 0; }
     static int var = -1;
     if (var < 0) { const char *e = getenv("HEARTH_MV2_VAR"); var = e ? atoi(e) : 0; }
-    typedef void (*kfn)(mv_set, int, const int8_t *, const float *, norm_args, rope_args, int, int);
+    typedef void (*kfn)(mv_set, int, const int8_t *, const float *, norm_args, rope_args, int, int, int);
     static const kfn ks[3][3] = {
         { k_mv2<4, ROPE, X_Q8, 1>, k_mv2<4, ROPE, X_F, 1>, k_mv2<4, ROPE, X_NORM, 1> },
         { k_mv2<4, ROPE, X_Q8, 3>, k_mv2<4, ROPE, X_F, 3>, k_mv2<4, ROPE, X_NORM, 3> },
@@ -449,11 +460,13 @@ static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const floa
     const int R = var == 2 ? 2 : 4;
     kfn k = ks[var][xq ? X_Q8 : xn ? X_NORM : X_F];
     const int ngrp = cuda_blocks((size_t)n_rows, R);
-    int grid = resident_blocks(g, (const void *)k, sh);
+    static int hyb = -1;
+    if (hyb < 0) hyb = getenv("HEARTH_MV2_HYB") != NULL;
+    int grid = hyb && xq ? ngrp : resident_blocks(g, (const void *)k, sh);
     /* every block the same number of groups */
     if (grid <= 0 || grid > ngrp) grid = ngrp;
     grid = cuda_blocks((size_t)ngrp, cuda_blocks((size_t)ngrp, grid));
-    CU(g, cuda_launch(g, k, dim3(grid), dim3(256), sh, ms, ne0, xq, xf, na, ra, acc, pf));
+    CU(g, cuda_launch(g, k, dim3(grid), dim3(256), sh, ms, ne0, xq, xf, na, ra, acc, pf, pf0));
     return 0;
 }
 
@@ -645,7 +658,8 @@ static mv_set set_of(const wtensor *const *w, int n, float *const *y) {
 
 extern "C" int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float *x, int T, float *const *y, int nq,
                                int nk, int hd, int n_rot, float pos0, float base, float freq_scale, const float *ff) {
-    if (one_token(w, 3, T) && w[0]->ne0 % 512 == 0 && hd % 2 == 0 && n_rot <= hd && w[0]->ne1 == (int64_t)nq * hd &&
+    if (one_token(w, 3, T) && w[0]->ne0 % 512 == 0 && hd % 2 == 0 && n_rot <= hd && n_rot <= 2 * MV2_ROT &&
+        w[0]->ne1 == (int64_t)nq * hd &&
         w[1]->ne1 == (int64_t)nk * hd) {
         const int ne0 = (int)w[0]->ne0;
         const mv_set ms = set_of(w, 3, y);
