@@ -13,7 +13,7 @@
 #include "backend/gpu.h"
 
 /* Scratch slots: each is a buffer that grows on demand and lives as long as the context. */
-enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_XQ2, SCR_COUNT };
+enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_XQ2, SCR_SWCNT, SCR_COUNT };
 
 struct gpu_ctx {
     int dev;                /* the engine's device slot (messages) */

@@ -193,11 +193,15 @@ static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
  * producer quantized (the attention output) is quantized by each block into shared
  * memory, which saves the k_quant_act launch.
  *
- * k_mv_swiglu (gate and up, SwiGLU, its 8-bit output): a warp owns the gate and up rows of
- * two outputs and walks them in chunks of 512 * U values; the next chunk's loads (the next
- * outputs' first chunk at the end) are issued before the current chunk's arithmetic. A
- * block's 16 warps make 32 consecutive outputs, which its first warp quantizes for the
- * down product; the grid is what fits the card at once, blocks striding over the rest.
+ * k_mvrr (gate and up, SwiGLU, its 8-bit output): a warp takes one output at a time,
+ * its gate and up rows in chunks of 512 * SW_U values, the next chunk's loads (the next
+ * output's first chunk at the end) issued before the current chunk's arithmetic; outputs
+ * are dealt round-robin over every warp of a grid of what fits the card, so warps differ
+ * by at most one output (blocks of 32 outputs, as before, left the last round of blocks
+ * part empty: 448 blocks for 132 multiprocessors at 14336 outputs; ncu, H100: 48 µs with
+ * the norm below against 50-52 + 7 for the norm launch). The last warp to finish an output
+ * of a 32-output block quantizes the block. Given a norm left to it (X_NORM), each block
+ * normalizes x into shared memory first (act_to_smem).
  *
  * Both load their first weights before pdl_wait: weights do not depend on the kernel
  * before. */
@@ -278,217 +282,116 @@ __device__ void act_to_smem(const float *__restrict__ x, const norm_args *na, in
     }
 }
 
-/* where k_mv2 and k_mv_swiglu take x from: 8-bit activations its producer made (X_Q8), floats
- * the block quantizes into shared memory (X_F), or floats the block normalizes first (X_NORM:
- * the RMSNorm a separate k_norm launch would do, see act_to_smem) */
-enum { X_Q8 = 0, X_F = 1, X_NORM = 2 };
+/* where k_mvrr takes x from: 8-bit activations its producer made (X_Q8), floats the
+ * block quantizes (X_F), or floats the block normalizes first (X_NORM: the RMSNorm a
+ * k_norm launch would do) */
+enum { X_Q8, X_F, X_NORM };
 
-/* rows of group grp (R consecutive rows of the set; NULL past the end) */
-template <int R> __device__ __forceinline__ void mv2_rows(const mv_set &ms, int grp, const uint8_t *(&row)[R]) {
+/* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
+ * bytes) instead of by a k_quant_act launch; with add the product is added to y (a
+ * residual add: each value is read and written by one thread) */
+template <int R, bool ROPE, bool FX>
+__global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
+                                             rope_args ra, int add) {
+    __shared__ float part[8][R], fin[R];
+    extern __shared__ int4 sx4[];
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
+    const uint8_t *row[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
         int m, lr;
-        row[r] = set_row(ms, grp * R + r, &m, &lr);
+        row[r] = set_row(ms, blockIdx.x * R + r, &m, &lr);
     }
-}
-
-/* each row's 16 weight bytes at i and their scale (zeros for a NULL row or i past the row) */
-template <int R>
-__device__ __forceinline__ void mv2_load(const uint8_t *const (&row)[R], int ne0, int i, int4 (&w)[R], __half (&d)[R]) {
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const bool ok = row[r] && i < ne0;
-        w[r] = ok ? __ldcs((const int4 *)(row[r] + i)) : make_int4(0, 0, 0, 0);
-        d[r] = ok ? ((const __half *)(row[r] + ne0))[i >> 5] : __ushort_as_half(0);
-    }
-}
-
-#define MV2_ROT 256   /* rotated pairs a head at most (gpu_matmul_rope checks) */
-
-/* Groups of R rows, a block taking groups blockIdx.x, + gridDim.x, ... (the host sizes the
- * grid to what runs at once, so x is made once per block and there is no tail wave); the
- * next group's first weights are loaded during the current one's last step. With acc the
- * product is added to y (a residual add, each value written by one thread). */
-template <int R, bool ROPE, int XM, int MINB>
-__global__ void __launch_bounds__(256, MINB) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
-                                             norm_args na, rope_args ra, int acc, int pf, int pf0) {
-    __shared__ float part[2][8][R], fin[2][R];
-    extern __shared__ int4 sx4[];
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9, t = threadIdx.x;
-    const int ngrp = (ms.rows[0] + ms.rows[1] + ms.rows[2] + R - 1) / R;
-    const uint8_t *row[R];
     int4 w[R];
     __half d[R];
-    mv2_rows<R>(ms, blockIdx.x, row);
-    mv2_load<R>(row, ne0, wid < np ? 512 * wid + 16 * lane : ne0, w, d);
-    /* the next pf0 groups on their way to L2 too (one prefetch a 128-byte line), so the
-     * memory keeps streaming while the block makes x */
-    for (int j = 1; j <= pf0; j++) {
-        const uint8_t *prow[R];
-        mv2_rows<R>(ms, blockIdx.x + j * gridDim.x, prow);
 #pragma unroll
-        for (int r = 0; r < R; r++)
-            if (prow[r] && (lane & 7) == 0)
-                for (int p = wid; p < np; p += 8) asm volatile("prefetch.global.L2 [%0];" ::"l"(prow[r] + 512 * p + 16 * lane));
+    for (int r = 0; r < R; r++) {
+        const int i = 512 * wid + 16 * lane;
+        w[r] = row[r] && wid < np ? __ldcs((const int4 *)(row[r] + i)) : make_int4(0, 0, 0, 0);
+        d[r] = row[r] && wid < np ? ((const __half *)(row[r] + ne0))[i >> 5] : __ushort_as_half(0);
     }
     pdl_wait();
     pdl_next();
-    /* RoPE's rotations of this position, a pair a thread (the double trigonometry once a
-     * block, not once a group on the way to a barrier) */
-    __shared__ float rcos[ROPE ? MV2_ROT : 1], rsin[ROPE ? MV2_ROT : 1];
-    if (ROPE && t < ra.n_rot / 2)
-        rope_angle(ra.dpos ? (float)*ra.dpos : ra.pos0, t, ra.n_rot, ra.base, ra.freq_scale, ra.ff, &rcos[t], &rsin[t]);
-    if (XM != X_Q8) act_to_smem(xf, XM == X_NORM ? &na : NULL, ne0, (int8_t *)sx4);
-    if (ROPE || XM != X_Q8) __syncthreads();
-    const int8_t *xa = XM == X_Q8 ? xq : (const int8_t *)sx4;
+    /* this thread's output row and, with RoPE, its rotation (the trigonometry overlaps the
+     * loads in flight) */
+    const int t = threadIdx.x;
+    int mo = 0, ro = 0;
+    const bool out = t < R && set_row(ms, blockIdx.x * R + t, &mo, &ro);
+    float c = 1.0f, sn = 0.0f;
+    const bool rot = ROPE && out && mo < 2 && (ro % ra.hd) < ra.n_rot;
+    if (rot) {
+        /* rows 2j and 2j + 1 (of one matrix: q and k have even rows, R is even) are a pair */
+        const int p = (ro % ra.hd) / 2;
+        rope_angle(ra.dpos ? (float)*ra.dpos : ra.pos0, p, ra.n_rot, ra.base, ra.freq_scale, ra.ff, &c, &sn);
+    }
+    const int8_t *xa = FX ? (const int8_t *)sx4 : xq;
+    if (FX) {
+        act_to_smem(xf, NULL, ne0, (int8_t *)sx4);
+        __syncthreads();
+    }
     const float *xd = (const float *)(xa + ne0);
-    int k = 0;
-    for (int grp = blockIdx.x; grp < ngrp; grp += gridDim.x, k ^= 1) {
-        /* this thread's output row and, with RoPE, its rotation: rows 2j and 2j + 1 (of one
-         * matrix: q and k have even rows, R is even) are pair j of their head */
-        int mo = 0, ro = 0;
-        const bool out = t < R && set_row(ms, grp * R + t, &mo, &ro);
-        const bool rot = ROPE && out && mo < 2 && (ro % ra.hd) < ra.n_rot;
-        const float c = rot ? rcos[(ro % ra.hd) / 2] : 1.0f, sn = rot ? rsin[(ro % ra.hd) / 2] : 0.0f;
-        if (pf) {
-            /* group grp + pf rounds ahead on its way to L2 (no registers held) */
-            const uint8_t *prow[R];
-            mv2_rows<R>(ms, grp + pf * gridDim.x, prow);
+    float acc[R];
 #pragma unroll
-            for (int r = 0; r < R; r++)
-                if (prow[r] && (lane & 7) == 0)   /* one a 128-byte line */
-                    for (int p = wid; p < np; p += 8) asm volatile("prefetch.global.L2 [%0];" ::"l"(prow[r] + 512 * p + 16 * lane));
-        }
-        float sum[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) sum[r] = 0.0f;
-        for (int p = wid; p < np; p += 8) {
-            const int i = 512 * p + 16 * lane;
-            /* the last step loads the next group's first piece */
-            const bool last = p + 8 >= np;
-            const uint8_t *nrow[R];
-            if (last) mv2_rows<R>(ms, grp + gridDim.x, nrow);
-#pragma unroll
-            for (int r = 0; r < R; r++)
-                if (!last) nrow[r] = row[r];
-            int4 wn[R];
-            __half dn[R];
-            mv2_load<R>(nrow, ne0, last ? 512 * wid + 16 * lane : i + 8 * 512, wn, dn);
-            const int4 x = XM != X_Q8 ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
-            const float xs = XM != X_Q8 ? xd[i >> 5] : __ldg(xd + (i >> 5));
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                sum[r] += __half2float(d[r]) * xs * (float)dot16(w[r], x);
-                w[r] = wn[r];
-                d[r] = dn[r];
-                row[r] = nrow[r];
-            }
-        }
+    for (int r = 0; r < R; r++) acc[r] = 0.0f;
+    for (int p = wid; p < np; p += 8) {
+        const int i = 512 * p + 16 * lane, inext = i + 8 * 512;
+        int4 wn[R];
+        __half dn[R];
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            const float v = warp_sum(sum[r]);
-            if (lane == 0) part[k][wid][r] = v;
+            const bool ok = row[r] && inext < ne0;
+            wn[r] = ok ? __ldcs((const int4 *)(row[r] + inext)) : make_int4(0, 0, 0, 0);
+            dn[r] = ok ? ((const __half *)(row[r] + ne0))[inext >> 5] : __ushort_as_half(0);
         }
-        /* part and fin alternate between groups, so one barrier (two with RoPE) a group
-         * keeps a fast warp's next group from overwriting what is still read */
-        __syncthreads();
-        if (t < R) {
-            float v = 0.0f;
+        const int4 x = FX ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
+        const float xs = FX ? xd[i >> 5] : __ldg(xd + (i >> 5));
 #pragma unroll
-            for (int q = 0; q < 8; q++) v += part[k][q][t];
-            fin[k][t] = v;
+        for (int r = 0; r < R; r++) {
+            acc[r] += __half2float(d[r]) * xs * (float)dot16(w[r], x);
+            w[r] = wn[r];
+            d[r] = dn[r];
         }
-        if (ROPE) __syncthreads();
-        if (out) {
-            float v = fin[k][t];
-            if (rot) {
-                const float a = fin[k][t & ~1], b = fin[k][t | 1];
-                v = (t & 1) ? a * sn + b * c : a * c - b * sn;
-            }
-            float *y = (mo == 0 ? ms.y[0] : mo == 1 ? ms.y[1] : ms.y[2]) + ro;
-            *y = acc ? *y + v : v;
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const float v = warp_sum(acc[r]);
+        if (lane == 0) part[wid][r] = v;
+    }
+    __syncthreads();
+    if (t < R) {
+        float v = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; k++) v += part[k][t];
+        fin[t] = v;
+    }
+    if (ROPE) __syncthreads();
+    if (out) {
+        float v = fin[t];
+        if (rot) {
+            const float a = fin[t & ~1], b = fin[t | 1];
+            v = (t & 1) ? a * sn + b * c : a * c - b * sn;
         }
-        /* a warp with no step in this group (np < 8) moves to the next group's rows here */
-        if (wid >= np) mv2_rows<R>(ms, grp + gridDim.x, row);
+        float *y = (mo == 0 ? ms.y[0] : mo == 1 ? ms.y[1] : ms.y[2]) + ro;
+        *y = add ? *y + v : v;
     }
 }
 
-
-/* blocks of kernel k (256 threads, sh bytes of shared memory) that run at once on the card
- * (HEARTH_MV2_BPS=n: n a multiprocessor, 0: one group a block, for measuring) */
-static int resident_blocks(gpu_ctx *g, const void *k, size_t sh) {
-    static int env = -2;
-    static struct { const void *k; size_t sh; int n; } seen[16];
-    if (env == -2) { const char *e = getenv("HEARTH_MV2_BPS"); env = e ? atoi(e) : -1; }
-    if (env >= 0) return env * g->sm_count;
-    int i = 0;
-    while (i < 16 && seen[i].k && (seen[i].k != k || seen[i].sh != sh)) i++;
-    if (i < 16 && seen[i].k) return seen[i].n * g->sm_count;
-    int per_sm = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, 256, sh) != cudaSuccess || per_sm < 1) per_sm = 1;
-    if (i < 16) { seen[i].k = k; seen[i].sh = sh; seen[i].n = per_sm; }
-    return per_sm * g->sm_count;
-}
-
-/* k_mv2 on x: normalized by the block when a norm was left to this product, else the 8-bit
- * activations its producer made, else x as floats where they fit shared memory, else
- * quantized by a launch first */
-template <bool ROPE>
-static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra, int acc) {
-    norm_args na = { NULL, 0.0f };
-    const float *xn = cuda_norm_take(g, xf, ne0, &na);
-    const int8_t *xq = NULL;
-    if (xn) {
-        xf = xn;
-    } else {
-        if (cuda_norm_flush(g)) return -1;
-        xq = mv8_made(g, xf, ne0, 1);
-        if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
-    }
-    const size_t sh = xq ? 0 : cuda_act_stride(ne0);
-    static int pf = -1, pf0 = -1;
-    if (pf < 0) { const char *e = getenv("HEARTH_MV2_PF"); pf = e ? atoi(e) : 0; }
-    if (pf0 < 0) { const char *e = getenv("HEARTH_MV2_PF0"); pf0 = e ? atoi(e) : 0; }
-    static int var = -1;
-    if (var < 0) { const char *e = getenv("HEARTH_MV2_VAR"); var = e ? atoi(e) : 0; }
-    typedef void (*kfn)(mv_set, int, const int8_t *, const float *, norm_args, rope_args, int, int, int);
-    static const kfn ks[3][3] = {
-        { k_mv2<4, ROPE, X_Q8, 1>, k_mv2<4, ROPE, X_F, 1>, k_mv2<4, ROPE, X_NORM, 1> },
-        { k_mv2<4, ROPE, X_Q8, 3>, k_mv2<4, ROPE, X_F, 3>, k_mv2<4, ROPE, X_NORM, 3> },
-        { k_mv2<2, ROPE, X_Q8, 4>, k_mv2<2, ROPE, X_F, 4>, k_mv2<2, ROPE, X_NORM, 4> },
-    };
-    const int R = var == 2 ? 2 : 4;
-    kfn k = ks[var][xq ? X_Q8 : xn ? X_NORM : X_F];
-    const int ngrp = cuda_blocks((size_t)n_rows, R);
-    static int hyb = -1;
-    if (hyb < 0) hyb = getenv("HEARTH_MV2_HYB") != NULL;
-    int grid = hyb && xq ? ngrp : resident_blocks(g, (const void *)k, sh);
-    /* every block the same number of groups */
-    if (grid <= 0 || grid > ngrp) grid = ngrp;
-    grid = cuda_blocks((size_t)ngrp, cuda_blocks((size_t)ngrp, grid));
-    CU(g, cuda_launch(g, k, dim3(grid), dim3(256), sh, ms, ne0, xq, xf, na, ra, acc, pf, pf0));
-    return 0;
-}
-
-/* y[0][j] = silu(W0[j] x) * W1[j] x for the set's two matrices, and with xq_out the same as
- * 8-bit activations */
-struct swiglu_args {
+/* k_mvrr's work: SwiGLU (SW), y[0][j] = silu(W0[j] x) * W1[j] x for the set's two
+ * matrices, and with xq_out the same as 8-bit activations (cnt: a zeroed int per 32
+ * outputs); or (!SW) rows 2j and 2j + 1 of one matrix into y[0] (added to it with add) */
+struct rr_args {
     mv_set ms;
-    int ne0, n_pairs;   /* n_pairs = rows / 2: a warp's work per round */
-    const int8_t *xq;   /* x as 8-bit activations, or NULL: xf, normalized by the block */
+    int ne0;
+    const int8_t *xq;   /* x as 8-bit activations, or NULL: xf, quantized (normalized with na.w) by the block */
     const float *xf;
     norm_args na;
     int8_t *xq_out;
+    int *cnt;
+    int add;
 };
 
-#define SW_W 16   /* warps a block: 2 outputs each, the 32 of a quantization block */
-#define SW_U 2
-
-/* the gate and up rows of outputs 2 pi and 2 pi + 1 (NULL past the end) */
-__device__ __forceinline__ void sw_rows(const swiglu_args &a, int pi, const uint8_t *(&row)[4]) {
-#pragma unroll
-    for (int s = 0; s < 4; s++) row[s] = pi < a.n_pairs ? a.ms.w[s & 1] + (size_t)(2 * pi + (s >> 1)) * a.ms.rb : NULL;
-}
+#define SW_W 16   /* warps a block */
+#define SW_U 4    /* 512-value pieces a chunk */
 
 template <int R, int U> struct mv_chunk {
     int4 w[R][U];
@@ -514,107 +417,129 @@ __device__ __forceinline__ void chunk_load(mv_chunk<R, U> &c, const uint8_t *con
     }
 }
 
-template <int XM>
-__global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
-    extern __shared__ int4 sx4[];
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-    const int ne0 = a.ne0, nblk = (a.n_pairs + SW_W - 1) / SW_W;
-    const int8_t *xa = XM == X_NORM ? (const int8_t *)sx4 : a.xq;
-    const float *xd = (const float *)(xa + ne0);
-    const uint8_t *row[4];
-    mv_chunk<4, SW_U> cur;
-    sw_rows(a, blockIdx.x * SW_W + wid, row);
-    chunk_load<4, SW_U>(cur, row, ne0, 0);
-    pdl_wait();
-    pdl_next();
-    if (XM == X_NORM) {
-        act_to_smem(a.xf, &a.na, ne0, (int8_t *)sx4);
-        __syncthreads();
-    }
-    for (int blk = blockIdx.x; blk < nblk; blk += gridDim.x) {
-        const int pi = blk * SW_W + wid;
-        float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
-        for (int base = 0; base < ne0; base += 512 * SW_U) {
-            int nbase = base + 512 * SW_U;
-            if (nbase >= ne0) { nbase = 0; sw_rows(a, (blk + gridDim.x) * SW_W + wid, row); }
-            mv_chunk<4, SW_U> nxt;
-            chunk_load<4, SW_U>(nxt, row, ne0, nbase);
+/* the two rows of unit j (NULL past the end): gate and up of output j, or rows 2j, 2j + 1 */
+template <bool SW> __device__ __forceinline__ void rr_rows(const rr_args &a, int j, const uint8_t *(&row)[2]) {
 #pragma unroll
-            for (int u = 0; u < SW_U; u++) {
-                const int i = base + 512 * u + 16 * lane;
-                if (i < ne0) {
-                    const int4 x = XM == X_NORM ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
-                    const float xs = XM == X_NORM ? xd[i >> 5] : __ldg(xd + (i >> 5));
-#pragma unroll
-                    for (int r = 0; r < 4; r++) acc[r] += __half2float(cur.d[r][u]) * xs * (float)dot16(cur.w[r][u], x);
-                }
-            }
-            cur = nxt;
-        }
-        __shared__ float out[2 * SW_W];
-#pragma unroll
-        for (int o = 0; o < 2; o++) {
-            const float gt = warp_sum(acc[2 * o]), up = warp_sum(acc[2 * o + 1]);
-            const float v = silu_mul(gt, up);
-            if (lane == 0 && pi < a.n_pairs) { a.ms.y[0][2 * pi + o] = v; out[2 * wid + o] = v; }
-        }
-        __syncthreads();
-        if (a.xq_out && wid == 0) q8_store32(out[lane], a.xq_out, a.ms.rows[0], blk * 2 * SW_W);
-        __syncthreads();
+    for (int s = 0; s < 2; s++) {
+        const int r = SW ? j : 2 * j + s;
+        row[s] = (SW ? j : r) < a.ms.rows[0] ? a.ms.w[SW ? s : 0] + (size_t)r * a.ms.rb : NULL;
     }
 }
 
-/* k_swiglu1: a warp per output at a time (its gate and up rows, SW1_U pieces of 512 values
- * a chunk, the next chunk's loads before this one's arithmetic), outputs dealt round-robin
- * over every warp of the grid, so warps differ by at most one output (k_mv_swiglu's
- * 32-output blocks leave the last round of blocks part empty: 448 for 132 multiprocessors
- * on a 14336-wide FFN). No 8-bit output: down quantizes the floats itself. */
-#define SW1_U 4
+/* The last warp to finish an output of a 32-output block (counted in cnt, which it sets
+ * back to 0 for the next launch) quantizes the block for the down product, from the
+ * floats the others wrote (each made visible by a fence before its count). */
+__device__ __forceinline__ void sw_quant_last(const rr_args &a, int j) {
+    const int lane = threadIdx.x & 31, j0 = j & ~31;
+    int c = 0;
+    if (lane == 0) {
+        __threadfence();
+        c = atomicAdd(a.cnt + (j >> 5), 1);
+    }
+    c = __shfl_sync(0xffffffffu, c, 0);
+    if (c != 31) return;
+    __threadfence();
+    q8_store32(__ldcg(a.ms.y[0] + j0 + lane), a.xq_out, a.ms.rows[0], j0);
+    if (lane == 0) a.cnt[j >> 5] = 0;
+}
 
-template <int XM>
-__global__ void __launch_bounds__(32 * SW_W) k_swiglu1(swiglu_args a) {
+template <int XM, bool SW>
+__global__ void __launch_bounds__(32 * SW_W) k_mvrr(rr_args a) {
     extern __shared__ int4 sx4[];
     const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    const int ne0 = a.ne0, n = a.ms.rows[0], W = gridDim.x * nw;
-    const int8_t *xa = XM == X_NORM ? (const int8_t *)sx4 : a.xq;
+    const int ne0 = a.ne0, n = SW ? a.ms.rows[0] : (a.ms.rows[0] + 1) / 2, W = gridDim.x * nw;
+    const int8_t *xa = XM != X_Q8 ? (const int8_t *)sx4 : a.xq;
     const float *xd = (const float *)(xa + ne0);
     int j = blockIdx.x * nw + (threadIdx.x >> 5);
-    const uint8_t *row[2] = { j < n ? a.ms.w[0] + (size_t)j * a.ms.rb : NULL, j < n ? a.ms.w[1] + (size_t)j * a.ms.rb : NULL };
-    mv_chunk<2, SW1_U> cur;
-    chunk_load<2, SW1_U>(cur, row, ne0, 0);
+    const uint8_t *row[2];
+    rr_rows<SW>(a, j, row);
+    mv_chunk<2, SW_U> cur;
+    chunk_load<2, SW_U>(cur, row, ne0, 0);
     pdl_wait();
     pdl_next();
-    if (XM == X_NORM) {
-        act_to_smem(a.xf, &a.na, ne0, (int8_t *)sx4);
+    if (XM != X_Q8) {
+        act_to_smem(a.xf, XM == X_NORM ? &a.na : NULL, ne0, (int8_t *)sx4);
         __syncthreads();
     }
     for (; j < n; j += W) {
         float acc[2] = { 0.0f, 0.0f };
-        for (int base = 0; base < ne0; base += 512 * SW1_U) {
-            int nbase = base + 512 * SW1_U;
-            if (nbase >= ne0) {
-                nbase = 0;
-                const int jn = j + W;
-                row[0] = jn < n ? a.ms.w[0] + (size_t)jn * a.ms.rb : NULL;
-                row[1] = jn < n ? a.ms.w[1] + (size_t)jn * a.ms.rb : NULL;
-            }
-            mv_chunk<2, SW1_U> nxt;
-            chunk_load<2, SW1_U>(nxt, row, ne0, nbase);
+        for (int base = 0; base < ne0; base += 512 * SW_U) {
+            int nbase = base + 512 * SW_U;
+            if (nbase >= ne0) { nbase = 0; rr_rows<SW>(a, j + W, row); }
+            mv_chunk<2, SW_U> nxt;
+            chunk_load<2, SW_U>(nxt, row, ne0, nbase);
 #pragma unroll
-            for (int u = 0; u < SW1_U; u++) {
+            for (int u = 0; u < SW_U; u++) {
                 const int i = base + 512 * u + 16 * lane;
                 if (i < ne0) {
-                    const int4 x = XM == X_NORM ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
-                    const float xs = XM == X_NORM ? xd[i >> 5] : __ldg(xd + (i >> 5));
+                    const int4 x = XM != X_Q8 ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
+                    const float xs = XM != X_Q8 ? xd[i >> 5] : __ldg(xd + (i >> 5));
 #pragma unroll
                     for (int r = 0; r < 2; r++) acc[r] += __half2float(cur.d[r][u]) * xs * (float)dot16(cur.w[r][u], x);
                 }
             }
             cur = nxt;
         }
-        const float gt = warp_sum(acc[0]), up = warp_sum(acc[1]);
-        if (lane == 0) a.ms.y[0][j] = silu_mul(gt, up);
+        const float s0 = warp_sum(acc[0]), s1 = warp_sum(acc[1]);
+        if (SW) {
+            if (lane == 0) a.ms.y[0][j] = silu_mul(s0, s1);
+            if (a.xq_out) sw_quant_last(a, j);
+        } else if (lane < 2 && 2 * j + lane < a.ms.rows[0]) {
+            float *y = a.ms.y[0] + 2 * j + lane;
+            const float v = lane ? s1 : s0;
+            *y = a.add ? *y + v : v;
+        }
     }
+}
+
+/* blocks of k (32 * SW_W threads, sh bytes of shared memory) that run at once, at most
+ * enough for n units */
+static int rr_grid(gpu_ctx *g, void (*k)(rr_args), size_t sh, int n, int *grid) {
+    static struct { void (*k)(rr_args); size_t sh; int per_sm; } seen[8];
+    int i = 0;
+    while (i < 8 && seen[i].k && (seen[i].k != k || seen[i].sh != sh)) i++;
+    if (i == 8 || !seen[i].k) {
+        int per_sm = 0;
+        CU(g, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, 32 * SW_W, sh));
+        if (per_sm < 1) per_sm = 1;
+        if (i == 8) i = 0;
+        seen[i].k = k; seen[i].sh = sh; seen[i].per_sm = per_sm;
+    }
+    *grid = cuda_blocks((size_t)n, SW_W);
+    if (*grid > seen[i].per_sm * g->sm_count) *grid = seen[i].per_sm * g->sm_count;
+    return 0;
+}
+
+/* products of one matrix k_mvrr takes (HEARTH_MV_RR, for measuring: 0 none, 1 rows wider
+ * than 4096 on 8-bit x, 2 any on 8-bit x, 3 any) */
+static bool rr_takes(const mv_set &ms, int ne0, bool x8) {
+    static int rr = -1;
+    if (rr < 0) { const char *e = getenv("HEARTH_MV_RR"); rr = e ? atoi(e) : 0; }
+    return ms.rows[1] == 0 && (x8 ? rr >= 2 || (rr == 1 && ne0 > 4096) : rr >= 3);
+}
+
+#define MV2_R 4
+
+/* k_mv2 on x: the 8-bit activations its producer made, else x as floats where they fit
+ * shared memory, else quantized by a launch first */
+template <bool ROPE>
+static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra, int add) {
+    /* a norm left to this product runs first: a block per 4 rows would each redo it */
+    if (cuda_norm_flush(g)) return -1;
+    const int8_t *xq = mv8_made(g, xf, ne0, 1);
+    if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
+    const size_t sh = xq ? 0 : cuda_act_stride(ne0);
+    if (!ROPE && rr_takes(ms, ne0, xq != NULL)) {
+        rr_args a = { ms, ne0, xq, xf, { NULL, 0.0f }, NULL, NULL, add };
+        void (*k)(rr_args) = xq ? k_mvrr<X_Q8, false> : k_mvrr<X_F, false>;
+        int grid = 0;
+        if (rr_grid(g, k, sh, (n_rows + 1) / 2, &grid)) return -1;
+        CU(g, cuda_launch(g, k, dim3(grid), dim3(32 * SW_W), sh, a));
+        return 0;
+    }
+    CU(g, cuda_launch(g, xq ? k_mv2<MV2_R, ROPE, false> : k_mv2<MV2_R, ROPE, true>, dim3(cuda_blocks((size_t)n_rows, MV2_R)),
+                      dim3(256), sh, ms, ne0, xq, xf, ra, add));
+    return 0;
 }
 
 static int one_token_on(void) {
@@ -658,8 +583,7 @@ static mv_set set_of(const wtensor *const *w, int n, float *const *y) {
 
 extern "C" int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float *x, int T, float *const *y, int nq,
                                int nk, int hd, int n_rot, float pos0, float base, float freq_scale, const float *ff) {
-    if (one_token(w, 3, T) && w[0]->ne0 % 512 == 0 && hd % 2 == 0 && n_rot <= hd && n_rot <= 2 * MV2_ROT &&
-        w[0]->ne1 == (int64_t)nq * hd &&
+    if (one_token(w, 3, T) && w[0]->ne0 % 512 == 0 && hd % 2 == 0 && n_rot <= hd && w[0]->ne1 == (int64_t)nq * hd &&
         w[1]->ne1 == (int64_t)nk * hd) {
         const int ne0 = (int)w[0]->ne0;
         const mv_set ms = set_of(w, 3, y);
@@ -675,28 +599,24 @@ extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor 
     float *const y[2] = { gate_out, up_out };
     if (one_token(w, 2, T) && gate->ne1 == up->ne1 && gate->ne1 % 32 == 0) {
         const int ne0 = (int)gate->ne0, n = (int)gate->ne1;
-        swiglu_args a = { set_of(w, 2, y), ne0, n / 2, NULL, NULL, { NULL, 0.0f }, NULL };
+        rr_args a = { set_of(w, 2, y), ne0, NULL, NULL, { NULL, 0.0f }, NULL, NULL, 0 };
         a.xf = ne0 % 512 == 0 ? cuda_norm_take(g, x, ne0, &a.na) : NULL;
         if (!a.xf && !(a.xq = mv8_input(g, x, ne0, 1))) return -1;
         const size_t xs = cuda_act_stride(n);
-        static int old = -1;
-        if (old < 0) old = getenv("HEARTH_SWIGLU_OLD") != NULL;
-        if (old && g->q_next && g->q_rows == n && n % 256 == 0) {
-            a.xq_out = (int8_t *)cuda_scratch(g, SCR_XQ2, xs);
-            if (!a.xq_out) return -1;
+        if (g->q_next && g->q_rows == n && n % 256 == 0) {
+            const size_t cb = sizeof(int) * (size_t)(n / 32);
+            if (!(a.xq_out = (int8_t *)cuda_scratch(g, SCR_XQ2, xs))) return -1;
+            a.cnt = (int *)g->scr[SCR_SWCNT];
+            if (g->scr_size[SCR_SWCNT] < cb) {
+                if (!(a.cnt = (int *)cuda_scratch(g, SCR_SWCNT, cb))) return -1;
+                CU(g, cudaMemsetAsync(a.cnt, 0, g->scr_size[SCR_SWCNT], g->stream));
+            }
         }
         g->q_next = 0;
-        void (*k)(swiglu_args) = old ? (a.xf ? k_mv_swiglu<X_NORM> : k_mv_swiglu<X_Q8>)
-                                     : (a.xf ? k_swiglu1<X_NORM> : k_swiglu1<X_Q8>);
+        void (*k)(rr_args) = a.xf ? k_mvrr<X_NORM, true> : k_mvrr<X_Q8, true>;
         const size_t sh = a.xf ? cuda_act_stride(ne0) : 0;
-        static int per_sm[4] = { 0, 0, 0, 0 };
-        int &ps = per_sm[2 * old + (a.xf != NULL)];
-        if (!ps) {
-            CU(g, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ps, k, 32 * SW_W, sh));
-            if (ps < 1) ps = 1;
-        }
-        int blocks = old ? cuda_blocks((size_t)a.n_pairs, SW_W) : cuda_blocks((size_t)n, SW_W);
-        if (blocks > ps * g->sm_count) blocks = ps * g->sm_count;
+        int blocks = 0;
+        if (rr_grid(g, k, sh, n, &blocks)) return -1;
         CU(g, cuda_launch(g, k, dim3(blocks), dim3(32 * SW_W), sh, a));
         if (a.xq_out) {
             g->xq_src = gate_out;

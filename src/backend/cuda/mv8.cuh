@@ -29,12 +29,12 @@ int cuda_q8s_to_f16(gpu_ctx *g, const wtensor *w, __half *out);
 
 /* An RMSNorm of one token left to the product after it (ops.cu): gpu_rmsnorm, asked by
  * gpu_quant_next for the 8-bit activations of a one-token product on rows of a multiple
- * of 512 values, launches nothing and records the norm in g->pn; the product's blocks
- * normalize x themselves (k_mv2, k_mv_swiglu: act_to_smem), so the norm's float output
- * is never written. cuda_norm_take hands a product on out the norm (its x as the return
- * value, w and eps in *na) and clears it, NULL when none is pending for out; any other
- * reader calls cuda_norm_flush first, which launches the recorded norm. HEARTH_NO_NORMFUSE
- * turns this off (for measuring). */
+ * of 512 values, launches nothing and records the norm in g->pn. k_swiglu1's blocks
+ * normalize x themselves (mv8.cu, act_to_smem), so the norm's float output is never
+ * written: cuda_norm_take hands a product on out the norm (its x as the return value, w
+ * and eps in *na) and clears it, NULL when none is pending for out. Every other reader
+ * (k_mv2, whose thousand blocks would each redo it) calls cuda_norm_flush first, which
+ * launches the recorded norm. HEARTH_NO_NORMFUSE turns this off (for measuring). */
 struct norm_args {
     const float *w;
     float eps;
