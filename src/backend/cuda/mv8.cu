@@ -193,7 +193,7 @@ static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
  * producer quantized (the attention output) is quantized by each block into shared
  * memory, which saves the k_quant_act launch.
  *
- * k_mvrr (gate and up, SwiGLU, its 8-bit output): a warp takes one output at a time,
+ * k_swiglu_rr (gate and up, SwiGLU, its 8-bit output): a warp takes one output at a time,
  * its gate and up rows in chunks of 512 * SW_U values, the next chunk's loads (the next
  * output's first chunk at the end) issued before the current chunk's arithmetic; outputs
  * are dealt round-robin over every warp of a grid of what fits the card, so warps differ
@@ -282,10 +282,9 @@ __device__ void act_to_smem(const float *__restrict__ x, const norm_args *na, in
     }
 }
 
-/* where k_mvrr takes x from: 8-bit activations its producer made (X_Q8), floats the
- * block quantizes (X_F), or floats the block normalizes first (X_NORM: the RMSNorm a
- * k_norm launch would do) */
-enum { X_Q8, X_F, X_NORM };
+/* where k_swiglu_rr takes x from: 8-bit activations its producer made (X_Q8), or floats
+ * the block normalizes first (X_NORM: the RMSNorm a k_norm launch would do) */
+enum { X_Q8, X_NORM };
 
 /* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
  * bytes) instead of by a k_quant_act launch; with add the product is added to y (a
@@ -376,18 +375,16 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
     }
 }
 
-/* k_mvrr's work: SwiGLU (SW), y[0][j] = silu(W0[j] x) * W1[j] x for the set's two
- * matrices, and with xq_out the same as 8-bit activations (cnt: a zeroed int per 32
- * outputs); or (!SW) rows 2j and 2j + 1 of one matrix into y[0] (added to it with add) */
-struct rr_args {
+/* y[0][j] = silu(W0[j] x) * W1[j] x for the set's two matrices, and with xq_out the same as
+ * 8-bit activations (cnt: a zeroed int per 32 outputs) */
+struct sw_args {
     mv_set ms;
     int ne0;
-    const int8_t *xq;   /* x as 8-bit activations, or NULL: xf, quantized (normalized with na.w) by the block */
+    const int8_t *xq;   /* x as 8-bit activations, or NULL: xf, normalized by the block */
     const float *xf;
     norm_args na;
     int8_t *xq_out;
     int *cnt;
-    int add;
 };
 
 #define SW_W 16   /* warps a block */
@@ -417,13 +414,10 @@ __device__ __forceinline__ void chunk_load(mv_chunk<R, U> &c, const uint8_t *con
     }
 }
 
-/* the two rows of unit j (NULL past the end): gate and up of output j, or rows 2j, 2j + 1 */
-template <bool SW> __device__ __forceinline__ void rr_rows(const rr_args &a, int j, const uint8_t *(&row)[2]) {
+/* the gate and up rows of output j (NULL past the end) */
+__device__ __forceinline__ void sw_rows(const sw_args &a, int j, const uint8_t *(&row)[2]) {
 #pragma unroll
-    for (int s = 0; s < 2; s++) {
-        const int r = SW ? j : 2 * j + s;
-        row[s] = (SW ? j : r) < a.ms.rows[0] ? a.ms.w[SW ? s : 0] + (size_t)r * a.ms.rb : NULL;
-    }
+    for (int s = 0; s < 2; s++) row[s] = j < a.ms.rows[0] ? a.ms.w[s] + (size_t)j * a.ms.rb : NULL;
 }
 
 /* After a warp's last output: each of its outputs j = j1, j1 + W, ... counted in cnt (a
@@ -432,7 +426,7 @@ template <bool SW> __device__ __forceinline__ void rr_rows(const rr_args &a, int
  * t/s, H100); the warp whose count completes a 32-output block quantizes it for the down
  * product from the floats the others wrote, and sets its count back to 0 for the next
  * launch. */
-__device__ __forceinline__ void sw_quant_last(const rr_args &a, int j1, int W) {
+__device__ __forceinline__ void sw_quant_last(const sw_args &a, int j1, int W) {
     const int lane = threadIdx.x & 31, n = a.ms.rows[0];
     __threadfence();
     for (int jb = j1; jb < n; jb += 32 * W) {
@@ -449,30 +443,30 @@ __device__ __forceinline__ void sw_quant_last(const rr_args &a, int j1, int W) {
     }
 }
 
-template <int XM, bool SW>
-__global__ void __launch_bounds__(32 * SW_W) k_mvrr(rr_args a) {
+template <int XM>
+__global__ void __launch_bounds__(32 * SW_W) k_swiglu_rr(sw_args a) {
     extern __shared__ int4 sx4[];
     const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    const int ne0 = a.ne0, n = SW ? a.ms.rows[0] : (a.ms.rows[0] + 1) / 2, W = gridDim.x * nw;
+    const int ne0 = a.ne0, n = a.ms.rows[0], W = gridDim.x * nw;
     const int8_t *xa = XM != X_Q8 ? (const int8_t *)sx4 : a.xq;
     const float *xd = (const float *)(xa + ne0);
     const int j1 = blockIdx.x * nw + (threadIdx.x >> 5);
     int j = j1;
     const uint8_t *row[2];
-    rr_rows<SW>(a, j, row);
+    sw_rows(a, j, row);
     mv_chunk<2, SW_U> cur;
     chunk_load<2, SW_U>(cur, row, ne0, 0);
     pdl_wait();
     pdl_next();
     if (XM != X_Q8) {
-        act_to_smem(a.xf, XM == X_NORM ? &a.na : NULL, ne0, (int8_t *)sx4);
+        act_to_smem(a.xf, &a.na, ne0, (int8_t *)sx4);
         __syncthreads();
     }
     for (; j < n; j += W) {
         float acc[2] = { 0.0f, 0.0f };
         for (int base = 0; base < ne0; base += 512 * SW_U) {
             int nbase = base + 512 * SW_U;
-            if (nbase >= ne0) { nbase = 0; rr_rows<SW>(a, j + W, row); }
+            if (nbase >= ne0) { nbase = 0; sw_rows(a, j + W, row); }
             mv_chunk<2, SW_U> nxt;
             chunk_load<2, SW_U>(nxt, row, ne0, nbase);
 #pragma unroll
@@ -487,22 +481,16 @@ __global__ void __launch_bounds__(32 * SW_W) k_mvrr(rr_args a) {
             }
             cur = nxt;
         }
-        const float s0 = warp_sum(acc[0]), s1 = warp_sum(acc[1]);
-        if (SW) {
-            if (lane == 0) a.ms.y[0][j] = silu_mul(s0, s1);
-        } else if (lane < 2 && 2 * j + lane < a.ms.rows[0]) {
-            float *y = a.ms.y[0] + 2 * j + lane;
-            const float v = lane ? s1 : s0;
-            *y = a.add ? *y + v : v;
-        }
+        const float v = silu_mul(warp_sum(acc[0]), warp_sum(acc[1]));
+        if (lane == 0) a.ms.y[0][j] = v;
     }
-    if (SW && a.xq_out) sw_quant_last(a, j1, W);
+    if (a.xq_out) sw_quant_last(a, j1, W);
 }
 
 /* blocks of k (32 * SW_W threads, sh bytes of shared memory) that run at once, at most
  * enough for n units */
-static int rr_grid(gpu_ctx *g, void (*k)(rr_args), size_t sh, int n, int *grid) {
-    static struct { void (*k)(rr_args); size_t sh; int per_sm; } seen[8];
+static int sw_grid(gpu_ctx *g, void (*k)(sw_args), size_t sh, int n, int *grid) {
+    static struct { void (*k)(sw_args); size_t sh; int per_sm; } seen[8];
     int i = 0;
     while (i < 8 && seen[i].k && (seen[i].k != k || seen[i].sh != sh)) i++;
     if (i == 8 || !seen[i].k) {
@@ -517,14 +505,6 @@ static int rr_grid(gpu_ctx *g, void (*k)(rr_args), size_t sh, int n, int *grid) 
     return 0;
 }
 
-/* products of one matrix k_mvrr takes (HEARTH_MV_RR, for measuring: 0 none, 1 rows wider
- * than 4096 on 8-bit x, 2 any on 8-bit x, 3 any) */
-static bool rr_takes(const mv_set &ms, int ne0, bool x8) {
-    static int rr = -1;
-    if (rr < 0) { const char *e = getenv("HEARTH_MV_RR"); rr = e ? atoi(e) : 0; }
-    return ms.rows[1] == 0 && (x8 ? rr >= 2 || (rr == 1 && ne0 > 4096) : rr >= 3);
-}
-
 #define MV2_R 4
 
 /* k_mv2 on x: the 8-bit activations its producer made, else x as floats where they fit
@@ -536,14 +516,6 @@ static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const floa
     const int8_t *xq = mv8_made(g, xf, ne0, 1);
     if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
     const size_t sh = xq ? 0 : cuda_act_stride(ne0);
-    if (!ROPE && rr_takes(ms, ne0, xq != NULL)) {
-        rr_args a = { ms, ne0, xq, xf, { NULL, 0.0f }, NULL, NULL, add };
-        void (*k)(rr_args) = xq ? k_mvrr<X_Q8, false> : k_mvrr<X_F, false>;
-        int grid = 0;
-        if (rr_grid(g, k, sh, (n_rows + 1) / 2, &grid)) return -1;
-        CU(g, cuda_launch(g, k, dim3(grid), dim3(32 * SW_W), sh, a));
-        return 0;
-    }
     CU(g, cuda_launch(g, xq ? k_mv2<MV2_R, ROPE, false> : k_mv2<MV2_R, ROPE, true>, dim3(cuda_blocks((size_t)n_rows, MV2_R)),
                       dim3(256), sh, ms, ne0, xq, xf, ra, add));
     return 0;
@@ -606,7 +578,7 @@ extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor 
     float *const y[2] = { gate_out, up_out };
     if (one_token(w, 2, T) && gate->ne1 == up->ne1 && gate->ne1 % 32 == 0) {
         const int ne0 = (int)gate->ne0, n = (int)gate->ne1;
-        rr_args a = { set_of(w, 2, y), ne0, NULL, NULL, { NULL, 0.0f }, NULL, NULL, 0 };
+        sw_args a = { set_of(w, 2, y), ne0, NULL, NULL, { NULL, 0.0f }, NULL, NULL };
         a.xf = ne0 % 512 == 0 ? cuda_norm_take(g, x, ne0, &a.na) : NULL;
         if (!a.xf && !(a.xq = mv8_input(g, x, ne0, 1))) return -1;
         const size_t xs = cuda_act_stride(n);
@@ -620,10 +592,10 @@ extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor 
             }
         }
         g->q_next = 0;
-        void (*k)(rr_args) = a.xf ? k_mvrr<X_NORM, true> : k_mvrr<X_Q8, true>;
+        void (*k)(sw_args) = a.xf ? k_swiglu_rr<X_NORM> : k_swiglu_rr<X_Q8>;
         const size_t sh = a.xf ? cuda_act_stride(ne0) : 0;
         int blocks = 0;
-        if (rr_grid(g, k, sh, n, &blocks)) return -1;
+        if (sw_grid(g, k, sh, n, &blocks)) return -1;
         CU(g, cuda_launch(g, k, dim3(blocks), dim3(32 * SW_W), sh, a));
         if (a.xq_out) {
             g->xq_src = gate_out;
