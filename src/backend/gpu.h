@@ -62,9 +62,8 @@ int  gpu_sync(gpu_ctx *g);
 int gpu_weight_layout(int dev, wtensor *w, char *err, size_t errlen);
 
 /* The next gpu_rmsnorm / gpu_add_rmsnorm / gpu_swiglu feeds w (T tokens): it also writes
- * its output as the 8-bit activations w's decode kernel reads, saving a launch (a one-token
- * gpu_rmsnorm may launch nothing and leave the norm to w's product). The output must go
- * straight into gpu_matmul(w) (any other product forgets it). */
+ * its output as the 8-bit activations w's decode kernel reads, saving a launch. The
+ * output must go straight into gpu_matmul(w) (any other product forgets it). */
 void gpu_quant_next(gpu_ctx *g, const wtensor *w, int T);
 
 /* ---- a decode step as a CUDA graph ----
@@ -89,12 +88,6 @@ int gpu_matmul(gpu_ctx *g, const wtensor *w, const float *x, int T, float *y);
 int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *w, int T, int n, float eps);
 /* x += y, then out = rmsnorm(x) (a residual add and the next norm in one launch). */
 int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps);
-/* x += W xin (the residual add), then with norm_w out = rmsnorm(x) * norm_w (n values a
- * token, eps): the product that ends a layer's half and the next norm. out is also scratch.
- * One token with q8_0 weights adds in the product's kernel, and the norm goes into the next
- * product when gpu_quant_next named it (out is then not written: only that product reads it). */
-int gpu_matmul_add_norm(gpu_ctx *g, const wtensor *w, const float *xin, int T, float *x, float *out, const float *norm_w,
-                        int n, float eps);
 /* gpu_rope of q (nq heads) and k (nk heads) at positions pos0 + t, in one launch. */
 int gpu_rope_qk(gpu_ctx *g, float *q, float *k, int T, int nq, int nk, int hd, int n_rot, float pos0, float base,
                 float freq_scale, const float *freq_factors);

@@ -20,6 +20,7 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     kv_cache *kv = &c->kv;
     gpu_ctx *g = c->g;
     const int E = hp->n_embd, hd = hp->head_dim;
+    const size_t TE = (size_t)T * E;
     /* the first layer normalizes the embeddings; later ones got their norm from the
      * previous layer's last residual add (gpu_add_rmsnorm) */
     const int first_on_card = il == 0 || m->card_of[il] != m->card_of[il - 1];
@@ -45,12 +46,18 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
      * or the output norm (llama_forward), or none when the CPU or another card takes over */
     const float *next_norm =
         il + 1 < c->n_gpu && m->card_of[il + 1] == m->card_of[il] ? m->glayers[il + 1].attn_norm : NULL;
+    if (gpu_matmul(g, &l->wo, c->datt, T, c->dxn)) return -1;
     gpu_quant_next(g, &l->w_gate, T);
-    if (gpu_matmul_add_norm(g, &l->wo, c->datt, T, c->dx, c->dxn, l->ffn_norm, E, hp->eps)) return -1;
+    if (gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps)) return -1;
     gpu_quant_next(g, &l->w_down, T);
-    if (gpu_matmul_swiglu(g, &l->w_gate, &l->w_up, c->dxn, T, c->dgate, c->dup)) return -1;
-    if (next_norm) gpu_quant_next(g, &m->glayers[il + 1].wq, T);
-    return gpu_matmul_add_norm(g, &l->w_down, c->dgate, T, c->dx, c->dxn, next_norm, E, hp->eps);
+    if (gpu_matmul_swiglu(g, &l->w_gate, &l->w_up, c->dxn, T, c->dgate, c->dup) ||
+        gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn))
+        return -1;
+    if (next_norm) {
+        gpu_quant_next(g, &m->glayers[il + 1].wq, T);
+        return gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, next_norm, T, E, hp->eps);
+    }
+    return gpu_add(g, c->dx, c->dxn, TE);
 }
 
 static int gpu_failed(hearth_ctx *c) {

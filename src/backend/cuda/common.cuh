@@ -13,7 +13,7 @@
 #include "backend/gpu.h"
 
 /* Scratch slots: each is a buffer that grows on demand and lives as long as the context. */
-enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_XQ2, SCR_SWCNT, SCR_COUNT };
+enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_XQ2, SCR_COUNT };
 
 struct gpu_ctx {
     int dev;                /* the engine's device slot (messages) */
@@ -42,8 +42,6 @@ struct gpu_ctx {
     const float *xq_src;
     int8_t *xq_buf;
     size_t xq_bytes;
-    /* a one-token RMSNorm left to the product on out (mv8.cuh, cuda_norm_take) */
-    struct { const float *x, *w; float *out; int n; float eps; } pn;
     char err[512];
 };
 

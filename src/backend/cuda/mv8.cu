@@ -175,7 +175,6 @@ static const int8_t *mv8_made(gpu_ctx *g, const float *x, int ne0, int T) {
 
 /* x as 8-bit activations: what its producer wrote, or quantized now; NULL on failure */
 static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
-    if (cuda_norm_flush(g)) return NULL;
     const int8_t *made = mv8_made(g, x, ne0, T);
     int8_t *xq = NULL;
     if (made) return made;
@@ -193,15 +192,11 @@ static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
  * producer quantized (the attention output) is quantized by each block into shared
  * memory, which saves the k_quant_act launch.
  *
- * k_swiglu_rr (gate and up, SwiGLU, its 8-bit output): a warp takes one output at a time,
- * its gate and up rows in chunks of 512 * SW_U values, the next chunk's loads (the next
- * output's first chunk at the end) issued before the current chunk's arithmetic; outputs
- * are dealt round-robin over every warp of a grid of what fits the card, so warps differ
- * by at most one output (blocks of 32 outputs, as before, left the last round of blocks
- * part empty: 448 blocks for 132 multiprocessors at 14336 outputs; ncu, H100: 48 µs with
- * the norm below against 50-52 + 7 for the norm launch). The last warp to finish an output
- * of a 32-output block quantizes the block (sw_quant_last). Given a norm left to it (X_NORM), each block
- * normalizes x into shared memory first (act_to_smem).
+ * k_mv_swiglu (gate and up, SwiGLU, its 8-bit output): a warp owns the gate and up rows of
+ * two outputs and walks them in chunks of 512 * U values; the next chunk's loads (the next
+ * outputs' first chunk at the end) are issued before the current chunk's arithmetic. A
+ * block's 16 warps make 32 consecutive outputs, which its first warp quantizes for the
+ * down product; the grid is what fits the card at once, blocks striding over the rest.
  *
  * Both load their first weights before pdl_wait: weights do not depend on the kernel
  * before. */
@@ -216,23 +211,13 @@ struct rope_args {
 };
 
 /* 16 float activations of a lane (lanes 2k and 2k + 1 hold a 32-value block) as 8-bit
- * ones and their block's scale, exactly as k_quant_act makes them; with w, each value
- * times scale and its w first, as k_norm's output */
-__device__ __forceinline__ void quant16(const float *__restrict__ x, const float *__restrict__ w, float scale, int4 *q,
-                                        float *qscale) {
+ * ones and their block's scale, exactly as k_quant_act makes them */
+__device__ __forceinline__ void quant16(const float *__restrict__ x, int4 *q, float *scale) {
     float v[16];
 #pragma unroll
     for (int k = 0; k < 4; k++) {
         const float4 f = __ldg((const float4 *)x + k);
         v[4 * k] = f.x; v[4 * k + 1] = f.y; v[4 * k + 2] = f.z; v[4 * k + 3] = f.w;
-    }
-    if (w) {
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            const float4 f = __ldg((const float4 *)w + k);
-            v[4 * k] = v[4 * k] * scale * f.x; v[4 * k + 1] = v[4 * k + 1] * scale * f.y;
-            v[4 * k + 2] = v[4 * k + 2] * scale * f.z; v[4 * k + 3] = v[4 * k + 3] * scale * f.w;
-        }
     }
     float amax = 0.0f;
 #pragma unroll
@@ -243,55 +228,14 @@ __device__ __forceinline__ void quant16(const float *__restrict__ x, const float
 #pragma unroll
     for (int k = 0; k < 16; k++) b[k >> 2] |= (__float2int_rn(v[k] * id) & 0xff) << (8 * (k & 3));
     *q = make_int4(b[0], b[1], b[2], b[3]);
-    *qscale = q8_scale(amax);
+    *scale = q8_scale(amax);
 }
-
-/* x (n floats, n % 512 == 0, whole warps) as 8-bit activations into shared memory sx
- * (cuda_act_stride(n) bytes). With na, RMS-normalized and times na->w first, as k_norm
- * would output it: the sums of squares of k_norm's 1024 threads (thread j: values j,
- * j + 1024, ...), each thread here doing 1024 / blockDim of them, reduced in k_norm's
- * order, so the scale and the activations are the same bits as k_norm's. */
-__device__ void act_to_smem(const float *__restrict__ x, const norm_args *na, int n, int8_t *sx) {
-    float scale = 1.0f;
-    if (na) {
-        __shared__ float part[32];
-        const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-        for (int j = 0; j < 1024 / (int)blockDim.x; j++) {
-            float ss = 0.0f;
-            for (int i = threadIdx.x + j * blockDim.x; i < n; i += 1024) {
-                const float v = __ldg(x + i);
-                ss += v * v;
-            }
-            ss = warp_sum(ss);
-            if (lane == 0) part[j * nw + (threadIdx.x >> 5)] = ss;
-        }
-        __syncthreads();
-        if (threadIdx.x < 32) {
-            const float v = warp_sum(part[threadIdx.x]);
-            if (threadIdx.x == 0) part[0] = v;
-        }
-        __syncthreads();
-        scale = rms_scale(part[0], n, na->eps);
-    }
-    for (int i = 16 * threadIdx.x; i < n; i += 16 * blockDim.x) {
-        int4 q;
-        float sc;
-        quant16(x + i, na ? na->w + i : NULL, scale, &q, &sc);
-        *(int4 *)(sx + i) = q;
-        if ((threadIdx.x & 1) == 0) ((float *)(sx + n))[i >> 5] = sc;
-    }
-}
-
-/* where k_swiglu_rr takes x from: 8-bit activations its producer made (X_Q8), or floats
- * the block normalizes first (X_NORM: the RMSNorm a k_norm launch would do) */
-enum { X_Q8, X_NORM };
 
 /* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
- * bytes) instead of by a k_quant_act launch; with add the product is added to y (a
- * residual add: each value is read and written by one thread) */
+ * bytes) instead of by a k_quant_act launch */
 template <int R, bool ROPE, bool FX>
 __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
-                                             rope_args ra, int add) {
+                                             rope_args ra) {
     __shared__ float part[8][R], fin[R];
     extern __shared__ int4 sx4[];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
@@ -325,7 +269,15 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
     }
     const int8_t *xa = FX ? (const int8_t *)sx4 : xq;
     if (FX) {
-        act_to_smem(xf, NULL, ne0, (int8_t *)sx4);
+        /* whole warps: ne0 % 512 == 0 */
+        int8_t *sx = (int8_t *)sx4;
+        for (int i = 16 * threadIdx.x; i < ne0; i += 16 * blockDim.x) {
+            int4 q;
+            float sc;
+            quant16(xf + i, &q, &sc);
+            *(int4 *)(sx + i) = q;
+            if ((lane & 1) == 0) ((float *)(sx + ne0))[i >> 5] = sc;
+        }
         __syncthreads();
     }
     const float *xd = (const float *)(xa + ne0);
@@ -370,25 +322,41 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
             const float a = fin[t & ~1], b = fin[t | 1];
             v = (t & 1) ? a * sn + b * c : a * c - b * sn;
         }
-        float *y = (mo == 0 ? ms.y[0] : mo == 1 ? ms.y[1] : ms.y[2]) + ro;
-        *y = add ? *y + v : v;
+        (mo == 0 ? ms.y[0] : mo == 1 ? ms.y[1] : ms.y[2])[ro] = v;
     }
 }
 
+#define MV2_R 4
+
+/* k_mv2 on x: the 8-bit activations its producer made, else x as floats where they fit
+ * shared memory, else quantized by a launch first */
+template <bool ROPE>
+static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra) {
+    const int8_t *xq = mv8_made(g, xf, ne0, 1);
+    if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
+    const size_t sh = xq ? 0 : cuda_act_stride(ne0);
+    CU(g, cuda_launch(g, xq ? k_mv2<MV2_R, ROPE, false> : k_mv2<MV2_R, ROPE, true>, dim3(cuda_blocks((size_t)n_rows, MV2_R)),
+                      dim3(256), sh, ms, ne0, xq, xf, ra));
+    return 0;
+}
+
 /* y[0][j] = silu(W0[j] x) * W1[j] x for the set's two matrices, and with xq_out the same as
- * 8-bit activations (cnt: a zeroed int per 32 outputs) */
-struct sw_args {
+ * 8-bit activations */
+struct swiglu_args {
     mv_set ms;
-    int ne0;
-    const int8_t *xq;   /* x as 8-bit activations, or NULL: xf, normalized by the block */
-    const float *xf;
-    norm_args na;
+    int ne0, n_pairs;   /* n_pairs = rows / 2: a warp's work per round */
+    const int8_t *xq;
     int8_t *xq_out;
-    int *cnt;
 };
 
-#define SW_W 16   /* warps a block */
-#define SW_U 4    /* 512-value pieces a chunk */
+#define SW_W 16   /* warps a block: 2 outputs each, the 32 of a quantization block */
+#define SW_U 2
+
+/* the gate and up rows of outputs 2 pi and 2 pi + 1 (NULL past the end) */
+__device__ __forceinline__ void sw_rows(const swiglu_args &a, int pi, const uint8_t *(&row)[4]) {
+#pragma unroll
+    for (int s = 0; s < 4; s++) row[s] = pi < a.n_pairs ? a.ms.w[s & 1] + (size_t)(2 * pi + (s >> 1)) * a.ms.rb : NULL;
+}
 
 template <int R, int U> struct mv_chunk {
     int4 w[R][U];
@@ -414,111 +382,47 @@ __device__ __forceinline__ void chunk_load(mv_chunk<R, U> &c, const uint8_t *con
     }
 }
 
-/* the gate and up rows of output j (NULL past the end) */
-__device__ __forceinline__ void sw_rows(const sw_args &a, int j, const uint8_t *(&row)[2]) {
-#pragma unroll
-    for (int s = 0; s < 2; s++) row[s] = j < a.ms.rows[0] ? a.ms.w[s] + (size_t)j * a.ms.rb : NULL;
-}
-
-/* After a warp's last output: each of its outputs j = j1, j1 + W, ... counted in cnt (a
- * lane an output, one fence for all of them before, so the loads of the main loop are
- * never drained output by output: a fence and count per output cost ~9 µs a layer, 25
- * t/s, H100); the warp whose count completes a 32-output block quantizes it for the down
- * product from the floats the others wrote, and sets its count back to 0 for the next
- * launch. */
-__device__ __forceinline__ void sw_quant_last(const sw_args &a, int j1, int W) {
-    const int lane = threadIdx.x & 31, n = a.ms.rows[0];
-    __threadfence();
-    for (int jb = j1; jb < n; jb += 32 * W) {
-        const int j = jb + lane * W;
-        const int c = j < n ? atomicAdd(a.cnt + (j >> 5), 1) : 0;
-        unsigned last = __ballot_sync(0xffffffffu, c == 31);
-        if (last) __threadfence();
-        while (last) {
-            const int j0 = (jb + (__ffs(last) - 1) * W) & ~31;
-            last &= last - 1;
-            q8_store32(__ldcg(a.ms.y[0] + j0 + lane), a.xq_out, n, j0);
-            if (lane == 0) a.cnt[j0 >> 5] = 0;
-        }
-    }
-}
-
-template <int XM>
-__global__ void __launch_bounds__(32 * SW_W) k_swiglu_rr(sw_args a) {
-    extern __shared__ int4 sx4[];
-    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    const int ne0 = a.ne0, n = a.ms.rows[0], W = gridDim.x * nw;
-    const int8_t *xa = XM != X_Q8 ? (const int8_t *)sx4 : a.xq;
-    const float *xd = (const float *)(xa + ne0);
-    const int j1 = blockIdx.x * nw + (threadIdx.x >> 5);
-    int j = j1;
-    const uint8_t *row[2];
-    sw_rows(a, j, row);
-    mv_chunk<2, SW_U> cur;
-    chunk_load<2, SW_U>(cur, row, ne0, 0);
+__global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    const int ne0 = a.ne0, nblk = (a.n_pairs + SW_W - 1) / SW_W;
+    const float *xd = (const float *)(a.xq + ne0);
+    const uint8_t *row[4];
+    mv_chunk<4, SW_U> cur;
+    sw_rows(a, blockIdx.x * SW_W + wid, row);
+    chunk_load<4, SW_U>(cur, row, ne0, 0);
     pdl_wait();
     pdl_next();
-    if (XM != X_Q8) {
-        act_to_smem(a.xf, &a.na, ne0, (int8_t *)sx4);
-        __syncthreads();
-    }
-    for (; j < n; j += W) {
-        float acc[2] = { 0.0f, 0.0f };
+    for (int blk = blockIdx.x; blk < nblk; blk += gridDim.x) {
+        const int pi = blk * SW_W + wid;
+        float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
         for (int base = 0; base < ne0; base += 512 * SW_U) {
             int nbase = base + 512 * SW_U;
-            if (nbase >= ne0) { nbase = 0; sw_rows(a, j + W, row); }
-            mv_chunk<2, SW_U> nxt;
-            chunk_load<2, SW_U>(nxt, row, ne0, nbase);
+            if (nbase >= ne0) { nbase = 0; sw_rows(a, (blk + gridDim.x) * SW_W + wid, row); }
+            mv_chunk<4, SW_U> nxt;
+            chunk_load<4, SW_U>(nxt, row, ne0, nbase);
 #pragma unroll
             for (int u = 0; u < SW_U; u++) {
                 const int i = base + 512 * u + 16 * lane;
                 if (i < ne0) {
-                    const int4 x = XM != X_Q8 ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
-                    const float xs = XM != X_Q8 ? xd[i >> 5] : __ldg(xd + (i >> 5));
+                    const int4 x = __ldg((const int4 *)(a.xq + i));
+                    const float xs = __ldg(xd + (i >> 5));
 #pragma unroll
-                    for (int r = 0; r < 2; r++) acc[r] += __half2float(cur.d[r][u]) * xs * (float)dot16(cur.w[r][u], x);
+                    for (int r = 0; r < 4; r++) acc[r] += __half2float(cur.d[r][u]) * xs * (float)dot16(cur.w[r][u], x);
                 }
             }
             cur = nxt;
         }
-        const float v = silu_mul(warp_sum(acc[0]), warp_sum(acc[1]));
-        if (lane == 0) a.ms.y[0][j] = v;
+        __shared__ float out[2 * SW_W];
+#pragma unroll
+        for (int o = 0; o < 2; o++) {
+            const float gt = warp_sum(acc[2 * o]), up = warp_sum(acc[2 * o + 1]);
+            const float v = silu_mul(gt, up);
+            if (lane == 0 && pi < a.n_pairs) { a.ms.y[0][2 * pi + o] = v; out[2 * wid + o] = v; }
+        }
+        __syncthreads();
+        if (a.xq_out && wid == 0) q8_store32(out[lane], a.xq_out, a.ms.rows[0], blk * 2 * SW_W);
+        __syncthreads();
     }
-    if (a.xq_out) sw_quant_last(a, j1, W);
-}
-
-/* blocks of k (32 * SW_W threads, sh bytes of shared memory) that run at once, at most
- * enough for n units */
-static int sw_grid(gpu_ctx *g, void (*k)(sw_args), size_t sh, int n, int *grid) {
-    static struct { void (*k)(sw_args); size_t sh; int per_sm; } seen[8];
-    int i = 0;
-    while (i < 8 && seen[i].k && (seen[i].k != k || seen[i].sh != sh)) i++;
-    if (i == 8 || !seen[i].k) {
-        int per_sm = 0;
-        CU(g, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, 32 * SW_W, sh));
-        if (per_sm < 1) per_sm = 1;
-        if (i == 8) i = 0;
-        seen[i].k = k; seen[i].sh = sh; seen[i].per_sm = per_sm;
-    }
-    *grid = cuda_blocks((size_t)n, SW_W);
-    if (*grid > seen[i].per_sm * g->sm_count) *grid = seen[i].per_sm * g->sm_count;
-    return 0;
-}
-
-#define MV2_R 4
-
-/* k_mv2 on x: the 8-bit activations its producer made, else x as floats where they fit
- * shared memory, else quantized by a launch first */
-template <bool ROPE>
-static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra, int add) {
-    /* a norm left to this product runs first: a block per 4 rows would each redo it */
-    if (cuda_norm_flush(g)) return -1;
-    const int8_t *xq = mv8_made(g, xf, ne0, 1);
-    if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
-    const size_t sh = xq ? 0 : cuda_act_stride(ne0);
-    CU(g, cuda_launch(g, xq ? k_mv2<MV2_R, ROPE, false> : k_mv2<MV2_R, ROPE, true>, dim3(cuda_blocks((size_t)n_rows, MV2_R)),
-                      dim3(256), sh, ms, ne0, xq, xf, ra, add));
-    return 0;
 }
 
 static int one_token_on(void) {
@@ -528,7 +432,7 @@ static int one_token_on(void) {
 }
 
 int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *x, int T) {
-    if (T == 1 && ne0 % 512 == 0 && one_token_on()) return mv2_run<false>(g, *ms, n_rows, ne0, x, rope_args(), 0);
+    if (T == 1 && ne0 % 512 == 0 && one_token_on()) return mv2_run<false>(g, *ms, n_rows, ne0, x, rope_args());
     const int8_t *xq = mv8_input(g, x, ne0, T);
     if (!xq) return -1;
     const size_t xs = cuda_act_stride(ne0);
@@ -567,7 +471,7 @@ extern "C" int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float 
         const int ne0 = (int)w[0]->ne0;
         const mv_set ms = set_of(w, 3, y);
         rope_args ra = { g->pos_on ? g->dpos : NULL, pos0, base, freq_scale, ff, hd, n_rot };
-        return mv2_run<true>(g, ms, ms.rows[0] + ms.rows[1] + ms.rows[2], ne0, x, ra, 0);
+        return mv2_run<true>(g, ms, ms.rows[0] + ms.rows[1] + ms.rows[2], ne0, x, ra);
     }
     return gpu_matmul_n(g, w, 3, x, T, y) || gpu_rope_qk(g, y[0], y[1], T, nq, nk, hd, n_rot, pos0, base, freq_scale, ff);
 }
@@ -578,25 +482,22 @@ extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor 
     float *const y[2] = { gate_out, up_out };
     if (one_token(w, 2, T) && gate->ne1 == up->ne1 && gate->ne1 % 32 == 0) {
         const int ne0 = (int)gate->ne0, n = (int)gate->ne1;
-        sw_args a = { set_of(w, 2, y), ne0, NULL, NULL, { NULL, 0.0f }, NULL, NULL };
-        a.xf = ne0 % 512 == 0 ? cuda_norm_take(g, x, ne0, &a.na) : NULL;
-        if (!a.xf && !(a.xq = mv8_input(g, x, ne0, 1))) return -1;
+        swiglu_args a = { set_of(w, 2, y), ne0, n / 2, mv8_input(g, x, ne0, 1), NULL };
+        if (!a.xq) return -1;
         const size_t xs = cuda_act_stride(n);
         if (g->q_next && g->q_rows == n && n % 256 == 0) {
-            const size_t cb = sizeof(int) * (size_t)(n / 32);
-            if (!(a.xq_out = (int8_t *)cuda_scratch(g, SCR_XQ2, xs))) return -1;
-            a.cnt = (int *)g->scr[SCR_SWCNT];
-            if (g->scr_size[SCR_SWCNT] < cb) {
-                if (!(a.cnt = (int *)cuda_scratch(g, SCR_SWCNT, cb))) return -1;
-                CU(g, cudaMemsetAsync(a.cnt, 0, g->scr_size[SCR_SWCNT], g->stream));
-            }
+            a.xq_out = (int8_t *)cuda_scratch(g, SCR_XQ2, xs);
+            if (!a.xq_out) return -1;
         }
         g->q_next = 0;
-        void (*k)(sw_args) = a.xf ? k_swiglu_rr<X_NORM> : k_swiglu_rr<X_Q8>;
-        const size_t sh = a.xf ? cuda_act_stride(ne0) : 0;
-        int blocks = 0;
-        if (sw_grid(g, k, sh, n, &blocks)) return -1;
-        CU(g, cuda_launch(g, k, dim3(blocks), dim3(32 * SW_W), sh, a));
+        static int per_sm = 0;
+        if (!per_sm) {
+            CU(g, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mv_swiglu, 32 * SW_W, 0));
+            if (per_sm < 1) per_sm = 1;
+        }
+        int blocks = cuda_blocks((size_t)a.n_pairs, SW_W);
+        if (blocks > per_sm * g->sm_count) blocks = per_sm * g->sm_count;
+        CU(g, cuda_launch(g, k_mv_swiglu, dim3(blocks), dim3(32 * SW_W), 0, a));
         if (a.xq_out) {
             g->xq_src = gate_out;
             g->xq_T = 1;
@@ -606,17 +507,6 @@ extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor 
         return 0;
     }
     return gpu_matmul_n(g, w, 2, x, T, y) || gpu_swiglu(g, gate_out, up_out, (size_t)T * gate->ne1);
-}
-
-extern "C" int gpu_matmul_add_norm(gpu_ctx *g, const wtensor *w, const float *xin, int T, float *x, float *out,
-                                   const float *norm_w, int n, float eps) {
-    if (one_token(&w, 1, T) && w->ne0 % 512 == 0 && w->ne1 == n) {
-        float *const y[1] = { x };
-        if (mv2_run<false>(g, set_of(&w, 1, y), n, (int)w->ne0, xin, rope_args(), 1)) return -1;
-        return norm_w ? gpu_rmsnorm(g, out, x, norm_w, 1, n, eps) : 0;
-    }
-    if (gpu_matmul(g, w, xin, T, out)) return -1;
-    return norm_w ? gpu_add_rmsnorm(g, out, x, out, norm_w, T, n, eps) : gpu_add(g, x, out, (size_t)T * n);
 }
 
 /* the split layout expanded to f16 for cuBLAS (prompts): a thread per 32 values */

@@ -27,23 +27,6 @@ int cuda_mv_q8s(gpu_ctx *g, const mv_set *ms, int n_rows, int ne0, const float *
 /* a split-layout matrix expanded to f16 */
 int cuda_q8s_to_f16(gpu_ctx *g, const wtensor *w, __half *out);
 
-/* An RMSNorm of one token left to the product after it (ops.cu): gpu_rmsnorm, asked by
- * gpu_quant_next for the 8-bit activations of a one-token product on rows of a multiple
- * of 512 values, launches nothing and records the norm in g->pn. k_swiglu1's blocks
- * normalize x themselves (mv8.cu, act_to_smem), so the norm's float output is never
- * written: cuda_norm_take hands a product on out the norm (its x as the return value, w
- * and eps in *na) and clears it, NULL when none is pending for out. Every other reader
- * (k_mv2, whose thousand blocks would each redo it) calls cuda_norm_flush first, which
- * launches the recorded norm. HEARTH_NO_NORMFUSE turns this off (for measuring). */
-struct norm_args {
-    const float *w;
-    float eps;
-};
-const float *cuda_norm_take(gpu_ctx *g, const float *out, int n, norm_args *na);
-int cuda_norm_flush(gpu_ctx *g);
-/* k_norm's scale from the sum of squares of a row of n values */
-__device__ __forceinline__ float rms_scale(float ss, int n, float eps) { return (float)(1.0 / sqrt((double)ss / n + eps)); }
-
 /* For a producer kernel (norms, SwiGLU) asked to quantize its output (gpu_quant_next): the
  * SCR_XQ buffer for T rows of n values, or NULL when not asked or n does not fit the
  * kernels; *xs gets the row stride. Clears the request. */

@@ -16,7 +16,7 @@ __device__ __forceinline__ float norm_scale(float ss, int n, float eps) {
         if (threadIdx.x == 0) part[0] = v;
     }
     __syncthreads();
-    return rms_scale(part[0], n, eps);
+    return (float)(1.0 / sqrt((double)part[0] / n + eps));
 }
 
 /* one output value, with qr also as 8-bit activations (whole warps: n % 32 == 0) */
@@ -78,25 +78,8 @@ __global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float
     }
 }
 
-static int norm_fuse_on(void) {
-    static int on = -1;
-    if (on < 0) on = getenv("HEARTH_NO_NORMFUSE") == NULL;
-    return on;
-}
-
-/* may_defer: a one-token norm feeding a product that can normalize x itself is left to it
- * (mv8.cuh, cuda_norm_take) */
-static int norm_launch(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps,
-                       bool may_defer) {
+static int norm_launch(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps) {
     if (T <= 0) return 0;
-    if (cuda_norm_flush(g)) return -1;
-    if (may_defer && T == 1 && !y && g->q_next && g->q_rows == n && n % 512 == 0 && cuda_act_stride(n) <= 48 * 1024 &&
-        norm_fuse_on()) {
-        g->q_next = 0;
-        g->xq_src = NULL;
-        g->pn.x = x; g->pn.w = w; g->pn.out = out; g->pn.n = n; g->pn.eps = eps;
-        return 0;
-    }
     size_t xs = 0;
     int8_t *xq = cuda_q_take(g, n, T, &xs);
     const int per = cuda_blocks((size_t)n, 1024);
@@ -107,33 +90,13 @@ static int norm_launch(gpu_ctx *g, float *out, float *x, const float *y, const f
     return 0;
 }
 
-const float *cuda_norm_take(gpu_ctx *g, const float *out, int n, norm_args *na) {
-    if (!g->pn.out || g->pn.out != out || g->pn.n != n) return NULL;
-    const float *x = g->pn.x;
-    na->w = g->pn.w;
-    na->eps = g->pn.eps;
-    g->pn.out = NULL;
-    g->xq_src = NULL;
-    return x;
-}
-
-int cuda_norm_flush(gpu_ctx *g) {
-    if (!g->pn.out) return 0;
-    float *out = g->pn.out;
-    g->pn.out = NULL;
-    /* the 8-bit activations it was asked for, too */
-    g->q_next = 1;
-    g->q_rows = g->pn.n;
-    return norm_launch(g, out, (float *)g->pn.x, NULL, g->pn.w, 1, g->pn.n, g->pn.eps, false);
-}
-
 extern "C" int gpu_add_rmsnorm(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps) {
-    return norm_launch(g, out, x, y, w, T, n, eps, true);
+    return norm_launch(g, out, x, y, w, T, n, eps);
 }
 
 /* x is only read when there is no y */
 extern "C" int gpu_rmsnorm(gpu_ctx *g, float *out, const float *x, const float *w, int T, int n, float eps) {
-    return norm_launch(g, out, (float *)x, NULL, w, T, n, eps, true);
+    return norm_launch(g, out, (float *)x, NULL, w, T, n, eps);
 }
 
 /* one thread per (vector, pair); vector t at x + t * stride, heads of hd inside it */

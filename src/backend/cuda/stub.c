@@ -48,8 +48,6 @@ int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float *x, int T, 
 int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor *up, const float *x, int T, float *gate_out,
                       float *up_out) { return -1; }
 int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n) { return -1; }
-int gpu_matmul_add_norm(gpu_ctx *g, const wtensor *w, const float *xin, int T, float *x, float *out, const float *norm_w,
-                        int n, float eps) { return -1; }
 int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) { return -1; }
 int gpu_weight_layout(int dev, wtensor *w, char *err, size_t errlen) { return 0; }
 void gpu_quant_next(gpu_ctx *g, const wtensor *w, int T) { (void)g; }
