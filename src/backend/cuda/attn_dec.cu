@@ -24,7 +24,15 @@
  * a second kernel merges the blocks' (max, sum, vector) states.
  *
  * For CUDA graphs the position can come from device memory (dpos): the chunking is then
- * worked out on the card from the cell count, and the grid is sized for the capacity. */
+ * worked out on the card from the cell count, and the grid is sized for the capacity.
+ *
+ * Launch overlap (programmatic dependent launch, in a decode step's graph). Every kernel
+ * queued with cuda_launch calls pdl_wait before pdl_next, so when this kernel starts, the
+ * kernel before it has passed its wait: everything queued before that one is done. Right
+ * after the cache store (g->kv_stored), the query (the product before the store) and all
+ * cells but the store's are therefore final: a warp waits for the store only before it
+ * copies a tile holding one of the newest cells, and the other warps, nearly all at depth,
+ * run alongside the store. The merge kernel is let in at once and waits for this one. */
 #include "backend/cuda/attn_dec.cuh"
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/mma.cuh"
@@ -49,8 +57,10 @@ struct dec_p {
     int pos0;
     const int *dpos;        /* non-NULL: pos0 = *dpos */
     int cap;                /* most chunks (the grid holds at least the chunks this gives) */
+    int minc;               /* fewest cells a chunk (before rounding to whole tiles) */
     float qscale;           /* scale * log2 e */
     int rot_q, rot_o;       /* Hadamard-rotate each query head first / each output head back */
+    int early;              /* queued right after the cache store of cells pos0.. (top of file) */
     float *pm, *pl, *pacc, *out;
 };
 
@@ -72,8 +82,8 @@ __device__ __forceinline__ void ad_unrotate4(float *v) {
     for (int j = 0; j < 4; j++) v[j] = v[j] * (norm * cuda_sign_at(4 * lane + j));
 }
 
-__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int *cpc, int *nch) {
-    int c = (n_cells + 63) / 64;
+__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int minc, int *cpc, int *nch) {
+    int c = (n_cells + minc - 1) / minc;
     if (c > cap) c = cap;
     if (c < 1) c = 1;
     int p = (n_cells + c - 1) / c;
@@ -272,10 +282,13 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, gid = lane >> 2, tig = lane & 3;
     const int g = blockIdx.x;
     const int h0 = (blockIdx.y % p.nhpass) * p.hp, t0 = (blockIdx.y / p.nhpass) * p.tp;
+    /* the position is written before a graph starts, so it may be read before any wait */
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
+    if (!p.early) pdl_wait();
+    pdl_next();
     const int n_cells = pos0 + p.T;
     int cpc, nch;
-    ad_chunks(n_cells, p.cap, &cpc, &nch);
+    ad_chunks(n_cells, p.cap, p.minc, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;   /* chunk blocks: what the block writes */
     if ((int)blockIdx.z >= nchb) return;             /* the whole block */
     const int chunk = blockIdx.z * AD_WPB + wid;
@@ -291,8 +304,13 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     /* the head's pieces start at kg (vg); its first byte is koff (voff) into them */
     const int koff = g * KT::HB & 15, voff = g * VT::HB & 15;
     const uint8_t *kg = p.k + (size_t)(g * KT::HB - koff), *vg = p.v + (size_t)(g * VT::HB - voff);
-    /* tile cb.. (n cells) into stage st */
+    /* tile cb.. (n cells) into stage st; cells from pos0 on only once the store is done */
+    bool stored = !p.early;
     auto load = [&](int cb, int n, int st) {
+        if (!stored && cb + n > pos0) {
+            pdl_wait();
+            stored = true;
+        }
         const unsigned ks = ws_s + st * STAGE;
         ad_copy<KT::PK, KT::S>(ks, kg + (size_t)cb * p.kb, p.kb, n, lane);
         ad_copy<VT::PK, VT::S>(ks + AD_TILE * KT::S, vg + (size_t)cb * p.vb, p.vb, n, lane);
@@ -316,7 +334,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
             const float4 *qp = (const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD + 32 * tig);
 #pragma unroll
             for (int i = 0; i < 8; i++) {
-                const float4 v = qp[i];
+                const float4 v = __ldcg(qp + i);   /* from L2: written by a kernel still in flow */
                 x[4 * i] = v.x; x[4 * i + 1] = v.y; x[4 * i + 2] = v.z; x[4 * i + 3] = v.w;
             }
         } else {
@@ -451,9 +469,11 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
     __shared__ float wsh[AD_MERGE_MAX];
     __shared__ float red[2][AD_WPB];
     __shared__ float4 part[AD_WPB][32];
+    pdl_wait();   /* always, also when nothing is to merge: the next kernel's wait covers this one's */
+    pdl_next();
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
     int cpc, nch;
-    ad_chunks(pos0 + p.T, p.cap, &cpc, &nch);
+    ad_chunks(pos0 + p.T, p.cap, p.minc, &cpc, &nch);
     nch = (nch + AD_WPB - 1) / AD_WPB;   /* states: one per block of chunks */
     if (nch == 1) return;                /* the attention kernel wrote the output */
     const int th = blockIdx.x, lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
@@ -541,21 +561,20 @@ template <int TK, int TV> static int ad_prepare(int *per_sm) {
     return 0;
 }
 
-template <int TK, int TV> static cudaError_t ad_launch(const dec_p &p, dim3 grid, cudaStream_t s) {
-    k_attn_dec<TK, TV><<<grid, 32 * AD_WPB, ad_smem<TK, TV>(), s>>>(p);
-    return cudaGetLastError();
+template <int TK, int TV> static cudaError_t ad_launch(gpu_ctx *g, const dec_p &p, dim3 grid) {
+    return cuda_launch(g, k_attn_dec<TK, TV>, grid, dim3(32 * AD_WPB), ad_smem<TK, TV>(), p);
 }
 
 /* one switch over the pairs: what == 0 prepares (per_sm), 1 launches */
 #define AD_V(tk)                                                                                         \
     switch (tv) {                                                                                        \
-    case QT_F16: return what ? ad_launch<tk, QT_F16>(p, grid, s) : (cudaError_t)ad_prepare<tk, QT_F16>(per_sm);    \
-    case QT_Q8_0: return what ? ad_launch<tk, QT_Q8_0>(p, grid, s) : (cudaError_t)ad_prepare<tk, QT_Q8_0>(per_sm); \
-    case QT_Q4_0: return what ? ad_launch<tk, QT_Q4_0>(p, grid, s) : (cudaError_t)ad_prepare<tk, QT_Q4_0>(per_sm); \
+    case QT_F16: return what ? ad_launch<tk, QT_F16>(g, p, grid) : (cudaError_t)ad_prepare<tk, QT_F16>(per_sm);    \
+    case QT_Q8_0: return what ? ad_launch<tk, QT_Q8_0>(g, p, grid) : (cudaError_t)ad_prepare<tk, QT_Q8_0>(per_sm); \
+    case QT_Q4_0: return what ? ad_launch<tk, QT_Q4_0>(g, p, grid) : (cudaError_t)ad_prepare<tk, QT_Q4_0>(per_sm); \
     default: return cudaErrorInvalidValue;                                                               \
     }
 
-static cudaError_t ad_dispatch(int what, int tk, int tv, const dec_p &p, dim3 grid, cudaStream_t s, int *per_sm) {
+static cudaError_t ad_dispatch(gpu_ctx *g, int what, int tk, int tv, const dec_p &p, dim3 grid, int *per_sm) {
     switch (tk) {
     case QT_F16: AD_V(QT_F16)
     case QT_Q8_0: AD_V(QT_Q8_0)
@@ -573,6 +592,12 @@ static int ad_waves(void) {
     return w >= 1 && w <= 16 ? w : 1;
 }
 
+/* HEARTH_DEC_MIN (timing experiments): the fewest cells a chunk, 32 or 64 (default) */
+static int ad_min_cells(void) {
+    const char *e = getenv("HEARTH_DEC_MIN");
+    return e && atoi(e) == 32 ? 32 : 64;
+}
+
 int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells, int rot_q, int rot_o) {
     const int H = a->n_head, G = a->n_head_kv, T = a->T;
     dec_p p;
@@ -581,21 +606,24 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     p.T = T; p.H = H; p.gs = H / G; p.pos0 = a->pos0; p.dpos = dpos; p.out = a->out;
     p.qscale = a->scale * 1.4426950408889634f;
     p.rot_q = rot_q; p.rot_o = rot_o;
+    p.early = g->pdl && g->kv_stored && dpos;
+    g->kv_stored = 0;
     /* rows: the group's query heads (16 at most a pass), then as many tokens as fit */
     p.hp = p.gs < AD_R ? p.gs : AD_R;
     p.tp = AD_R / p.hp < T ? AD_R / p.hp : T;
     p.nhpass = (p.gs + p.hp - 1) / p.hp;
     const int passes = p.nhpass * ((T + p.tp - 1) / p.tp);
     int per_sm = 1;
-    cudaError_t e = ad_dispatch(0, a->type_k, a->type_v, p, dim3(1), g->stream, &per_sm);
+    cudaError_t e = ad_dispatch(g, 0, a->type_k, a->type_v, p, dim3(1), &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
     /* chunks (warps) for a few rounds of the blocks the card holds */
     long want = (long)ad_waves() * per_sm * AD_WPB * g->sm_count / ((long)G * passes);
     if (want > (long)AD_WPB * AD_MERGE_MAX) want = (long)AD_WPB * AD_MERGE_MAX;
     p.cap = want < 1 ? 1 : (int)want;
+    p.minc = ad_min_cells();
     /* the grid covers the chunks of the most cells this launch may see */
     int cpc, nch;
-    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, &cpc, &nch);
+    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, p.minc, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;
     if (nchb > 1 || dpos) {
         size_t nst = (size_t)nchb * T * H;
@@ -603,11 +631,10 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         if (!buf) return -1;
         p.pm = buf; p.pl = buf + nst; p.pacc = buf + 2 * nst;
     }
-    e = ad_dispatch(1, a->type_k, a->type_v, p, dim3(G, passes, nchb), g->stream, &per_sm);
+    e = ad_dispatch(g, 1, a->type_k, a->type_v, p, dim3(G, passes, nchb), &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
     if (nchb > 1 || dpos) {
-        k_attn_dec_merge<<<T * H, 32 * AD_WPB, 0, g->stream>>>(p);
-        CU_LAUNCHED(g);
+        CU(g, cuda_launch(g, k_attn_dec_merge, dim3(T * H), dim3(32 * AD_WPB), 0, p));
     }
     return 0;
 }
