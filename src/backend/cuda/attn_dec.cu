@@ -32,7 +32,8 @@
  * after the cache store (g->kv_stored), the query (the product before the store) and all
  * cells but the store's are therefore final: a warp waits for the store only before it
  * copies a tile holding one of the newest cells, and the other warps, nearly all at depth,
- * run alongside the store. The merge kernel is let in at once and waits for this one. */
+ * run alongside the store. The merge kernel is let in once the warps are through their
+ * cells, and waits for this one. (Block types on both sides only: see cuda_attn_dec.) */
 #include "backend/cuda/attn_dec.cuh"
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/mma.cuh"
@@ -57,7 +58,6 @@ struct dec_p {
     int pos0;
     const int *dpos;        /* non-NULL: pos0 = *dpos */
     int cap;                /* most chunks (the grid holds at least the chunks this gives) */
-    int minc;               /* fewest cells a chunk (before rounding to whole tiles) */
     float qscale;           /* scale * log2 e */
     int rot_q, rot_o;       /* Hadamard-rotate each query head first / each output head back */
     int early;              /* queued right after the cache store of cells pos0.. (top of file) */
@@ -82,8 +82,8 @@ __device__ __forceinline__ void ad_unrotate4(float *v) {
     for (int j = 0; j < 4; j++) v[j] = v[j] * (norm * cuda_sign_at(4 * lane + j));
 }
 
-__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int minc, int *cpc, int *nch) {
-    int c = (n_cells + minc - 1) / minc;
+__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int *cpc, int *nch) {
+    int c = (n_cells + 63) / 64;
     if (c > cap) c = cap;
     if (c < 1) c = 1;
     int p = (n_cells + c - 1) / c;
@@ -285,10 +285,9 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     /* the position is written before a graph starts, so it may be read before any wait */
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
     if (!p.early) pdl_wait();
-    pdl_next();
     const int n_cells = pos0 + p.T;
     int cpc, nch;
-    ad_chunks(n_cells, p.cap, p.minc, &cpc, &nch);
+    ad_chunks(n_cells, p.cap, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;   /* chunk blocks: what the block writes */
     if ((int)blockIdx.z >= nchb) return;             /* the whole block */
     const int chunk = blockIdx.z * AD_WPB + wid;
@@ -442,6 +441,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         fp_commit();
     }
     fp_wait<0>();
+    pdl_next();   /* only now: the merge's blocks waiting early cost more than their launch (q4_0) */
     l += __shfl_xor_sync(0xffffffffu, l, 1);
     l += __shfl_xor_sync(0xffffffffu, l, 2);
     /* the block's warps merged in shared memory (the tiles are free now) */
@@ -462,59 +462,71 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
 #endif
 }
 
-/* the chunk blocks' states merged (m in log2 units): a block per (token, head). The
- * blocks' weights first (threads over blocks), then warp w sums blocks w, w + AD_WPB, ..
- * with lanes on 4 values each (independent loads in flight), then the warps' sums */
+/* the chunk blocks' states merged (m in log2 units): a block per (token, head). Warp w
+ * takes states w, w + AD_WPB, .., AD_MS of them at a time with all their loads in flight
+ * (one trip to L2 for up to AD_WPB * AD_MS states), folds them into a running (max, sum,
+ * vector) of its own; then the warps' states are folded in shared memory. A state with
+ * l = 0 (no cells) weighs nothing. */
+#define AD_MS 16
 __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
-    __shared__ float wsh[AD_MERGE_MAX];
     __shared__ float red[2][AD_WPB];
     __shared__ float4 part[AD_WPB][32];
     pdl_wait();   /* always, also when nothing is to merge: the next kernel's wait covers this one's */
     pdl_next();
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
     int cpc, nch;
-    ad_chunks(pos0 + p.T, p.cap, p.minc, &cpc, &nch);
+    ad_chunks(pos0 + p.T, p.cap, &cpc, &nch);
     nch = (nch + AD_WPB - 1) / AD_WPB;   /* states: one per block of chunks */
     if (nch == 1) return;                /* the attention kernel wrote the output */
     const int th = blockIdx.x, lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
     const size_t cs = (size_t)p.T * p.H;
-    float mx = -INFINITY;
-    for (int c = threadIdx.x; c < nch; c += blockDim.x) mx = fmaxf(mx, p.pm[c * cs + th]);
-    mx = warp_max(mx);
-    if (lane == 0) red[0][wid] = mx;
-    __syncthreads();
-    mx = red[0][0];
-#pragma unroll
-    for (int w = 1; w < AD_WPB; w++) mx = fmaxf(mx, red[0][w]);
-    float ls = 0.0f;
-    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
-        const float l = p.pl[c * cs + th], w = l > 0.0f ? fp_exp2(p.pm[c * cs + th] - mx) : 0.0f;
-        wsh[c] = w;
-        ls += l * w;
-    }
-    ls = warp_sum(ls);
-    if (lane == 0) red[1][wid] = ls;
-    __syncthreads();
+    float m = -INFINITY, L = 0.0f;
     float4 A = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll 4
-    for (int c = wid; c < nch; c += AD_WPB) {
-        const float w = wsh[c];
-        const float4 a = ((const float4 *)(p.pacc + (c * cs + th) * AD_HD))[lane];
-        A.x += w * a.x; A.y += w * a.y; A.z += w * a.z; A.w += w * a.w;
+    for (int c0 = wid; c0 < nch; c0 += AD_WPB * AD_MS) {
+        float mk[AD_MS], lk[AD_MS];
+        float4 ak[AD_MS];
+#pragma unroll
+        for (int k = 0; k < AD_MS; k++) {
+            const int c = c0 + k * AD_WPB;
+            mk[k] = -INFINITY; lk[k] = 0.0f; ak[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (c < nch) {
+                mk[k] = p.pm[c * cs + th];
+                lk[k] = p.pl[c * cs + th];
+                ak[k] = ((const float4 *)(p.pacc + (c * cs + th) * AD_HD))[lane];
+            }
+        }
+        float mx = m;
+#pragma unroll
+        for (int k = 0; k < AD_MS; k++)
+            if (lk[k] > 0.0f) mx = fmaxf(mx, mk[k]);
+        const float sc = L > 0.0f ? fp_exp2(m - mx) : 0.0f;
+        L *= sc;
+        A.x *= sc; A.y *= sc; A.z *= sc; A.w *= sc;
+#pragma unroll
+        for (int k = 0; k < AD_MS; k++) {
+            const float w = lk[k] > 0.0f ? fp_exp2(mk[k] - mx) : 0.0f;
+            L += lk[k] * w;
+            A.x += w * ak[k].x; A.y += w * ak[k].y; A.z += w * ak[k].z; A.w += w * ak[k].w;
+        }
+        m = mx;
     }
+    if (lane == 0) { red[0][wid] = m; red[1][wid] = L; }
     part[wid][lane] = A;
     __syncthreads();
     if (wid) return;
-    float L = 0.0f;
+    float mx = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < AD_WPB; w++) L += red[1][w];
-    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    float o[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    for (int w = 0; w < AD_WPB; w++)
+        if (red[1][w] > 0.0f) mx = fmaxf(mx, red[0][w]);
+    float Ls = 0.0f, o[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
 #pragma unroll
     for (int w = 0; w < AD_WPB; w++) {
+        const float e = red[1][w] > 0.0f ? fp_exp2(red[0][w] - mx) : 0.0f;
         const float4 a = part[w][lane];
-        o[0] += a.x; o[1] += a.y; o[2] += a.z; o[3] += a.w;
+        Ls += red[1][w] * e;
+        o[0] += a.x * e; o[1] += a.y * e; o[2] += a.z * e; o[3] += a.w * e;
     }
+    const float inv = Ls > 0.0f ? 1.0f / Ls : 0.0f;
 #pragma unroll
     for (int j = 0; j < 4; j++) o[j] *= inv;
     if (p.rot_o) ad_unrotate4(o);
@@ -561,20 +573,23 @@ template <int TK, int TV> static int ad_prepare(int *per_sm) {
     return 0;
 }
 
-template <int TK, int TV> static cudaError_t ad_launch(gpu_ctx *g, const dec_p &p, dim3 grid) {
-    return cuda_launch(g, k_attn_dec<TK, TV>, grid, dim3(32 * AD_WPB), ad_smem<TK, TV>(), p);
+/* pdl: queued with cuda_launch (programmatic dependent launch while g->pdl), else plainly */
+template <int TK, int TV> static cudaError_t ad_launch(gpu_ctx *g, const dec_p &p, dim3 grid, int pdl) {
+    if (pdl) return cuda_launch(g, k_attn_dec<TK, TV>, grid, dim3(32 * AD_WPB), ad_smem<TK, TV>(), p);
+    k_attn_dec<TK, TV><<<grid, 32 * AD_WPB, ad_smem<TK, TV>(), g->stream>>>(p);
+    return cudaGetLastError();
 }
 
 /* one switch over the pairs: what == 0 prepares (per_sm), 1 launches */
 #define AD_V(tk)                                                                                         \
     switch (tv) {                                                                                        \
-    case QT_F16: return what ? ad_launch<tk, QT_F16>(g, p, grid) : (cudaError_t)ad_prepare<tk, QT_F16>(per_sm);    \
-    case QT_Q8_0: return what ? ad_launch<tk, QT_Q8_0>(g, p, grid) : (cudaError_t)ad_prepare<tk, QT_Q8_0>(per_sm); \
-    case QT_Q4_0: return what ? ad_launch<tk, QT_Q4_0>(g, p, grid) : (cudaError_t)ad_prepare<tk, QT_Q4_0>(per_sm); \
+    case QT_F16: return what ? ad_launch<tk, QT_F16>(g, p, grid, pdl) : (cudaError_t)ad_prepare<tk, QT_F16>(per_sm);    \
+    case QT_Q8_0: return what ? ad_launch<tk, QT_Q8_0>(g, p, grid, pdl) : (cudaError_t)ad_prepare<tk, QT_Q8_0>(per_sm); \
+    case QT_Q4_0: return what ? ad_launch<tk, QT_Q4_0>(g, p, grid, pdl) : (cudaError_t)ad_prepare<tk, QT_Q4_0>(per_sm); \
     default: return cudaErrorInvalidValue;                                                               \
     }
 
-static cudaError_t ad_dispatch(gpu_ctx *g, int what, int tk, int tv, const dec_p &p, dim3 grid, int *per_sm) {
+static cudaError_t ad_dispatch(gpu_ctx *g, int what, int tk, int tv, const dec_p &p, dim3 grid, int pdl, int *per_sm) {
     switch (tk) {
     case QT_F16: AD_V(QT_F16)
     case QT_Q8_0: AD_V(QT_Q8_0)
@@ -592,11 +607,6 @@ static int ad_waves(void) {
     return w >= 1 && w <= 16 ? w : 1;
 }
 
-/* HEARTH_DEC_MIN (timing experiments): the fewest cells a chunk, 32 or 64 (default) */
-static int ad_min_cells(void) {
-    const char *e = getenv("HEARTH_DEC_MIN");
-    return e && atoi(e) == 32 ? 32 : 64;
-}
 
 int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells, int rot_q, int rot_o) {
     const int H = a->n_head, G = a->n_head_kv, T = a->T;
@@ -606,7 +616,11 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     p.T = T; p.H = H; p.gs = H / G; p.pos0 = a->pos0; p.dpos = dpos; p.out = a->out;
     p.qscale = a->scale * 1.4426950408889634f;
     p.rot_q = rot_q; p.rot_o = rot_o;
-    p.early = g->pdl && g->kv_stored && dpos;
+    /* overlapped launches for two block types only: with an f16 side they made tg128 at
+     * depth 8192 2% slower on an H100 (with or without the early start), while both block
+     * types gain from the early start (their stores are the costly ones) */
+    const int pdl = g->pdl && a->type_k != QT_F16 && a->type_v != QT_F16;
+    p.early = pdl && g->kv_stored && dpos;
     g->kv_stored = 0;
     /* rows: the group's query heads (16 at most a pass), then as many tokens as fit */
     p.hp = p.gs < AD_R ? p.gs : AD_R;
@@ -614,16 +628,15 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     p.nhpass = (p.gs + p.hp - 1) / p.hp;
     const int passes = p.nhpass * ((T + p.tp - 1) / p.tp);
     int per_sm = 1;
-    cudaError_t e = ad_dispatch(g, 0, a->type_k, a->type_v, p, dim3(1), &per_sm);
+    cudaError_t e = ad_dispatch(g, 0, a->type_k, a->type_v, p, dim3(1), 0, &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
     /* chunks (warps) for a few rounds of the blocks the card holds */
     long want = (long)ad_waves() * per_sm * AD_WPB * g->sm_count / ((long)G * passes);
     if (want > (long)AD_WPB * AD_MERGE_MAX) want = (long)AD_WPB * AD_MERGE_MAX;
     p.cap = want < 1 ? 1 : (int)want;
-    p.minc = ad_min_cells();
     /* the grid covers the chunks of the most cells this launch may see */
     int cpc, nch;
-    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, p.minc, &cpc, &nch);
+    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;
     if (nchb > 1 || dpos) {
         size_t nst = (size_t)nchb * T * H;
@@ -631,10 +644,15 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         if (!buf) return -1;
         p.pm = buf; p.pl = buf + nst; p.pacc = buf + 2 * nst;
     }
-    e = ad_dispatch(g, 1, a->type_k, a->type_v, p, dim3(G, passes, nchb), &per_sm);
+    e = ad_dispatch(g, 1, a->type_k, a->type_v, p, dim3(G, passes, nchb), pdl, &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
     if (nchb > 1 || dpos) {
-        CU(g, cuda_launch(g, k_attn_dec_merge, dim3(T * H), dim3(32 * AD_WPB), 0, p));
+        if (pdl) {
+            CU(g, cuda_launch(g, k_attn_dec_merge, dim3(T * H), dim3(32 * AD_WPB), 0, p));
+        } else {
+            k_attn_dec_merge<<<T * H, 32 * AD_WPB, 0, g->stream>>>(p);
+            CU_LAUNCHED(g);
+        }
     }
     return 0;
 }
