@@ -619,7 +619,9 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     /* overlapped launches for two block types only: with an f16 side they made tg128 at
      * depth 8192 2% slower on an H100 (with or without the early start), while both block
      * types gain from the early start (their stores are the costly ones) */
-    const int pdl = g->pdl && a->type_k != QT_F16 && a->type_v != QT_F16;
+    static int pdl_all = -1;   /* HEARTH_DEC_PDL_ALL=1 (timing experiments): f16 sides too */
+    if (pdl_all < 0) pdl_all = getenv("HEARTH_DEC_PDL_ALL") != NULL;
+    const int pdl = g->pdl && (pdl_all || (a->type_k != QT_F16 && a->type_v != QT_F16));
     p.early = pdl && g->kv_stored && dpos;
     g->kv_stored = 0;
     /* rows: the group's query heads (16 at most a pass), then as many tokens as fit */
