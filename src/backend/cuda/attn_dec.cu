@@ -333,7 +333,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
             const float4 *qp = (const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD + 32 * tig);
 #pragma unroll
             for (int i = 0; i < 8; i++) {
-                const float4 v = __ldcg(qp + i);   /* from L2: written by a kernel still in flow */
+                const float4 v = __ldcg(qp + i);   /* from L2: this kernel may start before the store ends */
                 x[4 * i] = v.x; x[4 * i + 1] = v.y; x[4 * i + 2] = v.z; x[4 * i + 3] = v.w;
             }
         } else {
@@ -607,7 +607,6 @@ static int ad_waves(void) {
     return w >= 1 && w <= 16 ? w : 1;
 }
 
-
 int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells, int rot_q, int rot_o) {
     const int H = a->n_head, G = a->n_head_kv, T = a->T;
     dec_p p;
@@ -617,8 +616,8 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     p.qscale = a->scale * 1.4426950408889634f;
     p.rot_q = rot_q; p.rot_o = rot_o;
     /* overlapped launches for two block types only: with an f16 side they made tg128 at
-     * depth 8192 2% slower on an H100 (with or without the early start), while both block
-     * types gain from the early start (their stores are the costly ones) */
+     * depth 8192 1-2% slower on an H100 (with or without the early start), while both block
+     * types gain 3-6% from the early start (their stores are the costly ones; BENCHMARKS.md) */
     static int pdl_all = -1;   /* HEARTH_DEC_PDL_ALL=1 (timing experiments): f16 sides too */
     if (pdl_all < 0) pdl_all = getenv("HEARTH_DEC_PDL_ALL") != NULL;
     const int pdl = g->pdl && (pdl_all || (a->type_k != QT_F16 && a->type_v != QT_F16));
