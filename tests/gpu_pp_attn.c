@@ -8,7 +8,9 @@
  *   gpu_pp_attn prof q8_0 32768   three decode calls, no checks (for a profiler)
  * Checks: every cache type pair from a list, head sizes 64 and 128, group sizes 1, 4 and 8,
  * batches that split the cells and ones that do not, pos0 > 0; the output is poisoned
- * first. Error: ||gpu - cpu|| / ||cpu|| over the whole output. */
+ * first. Error: ||gpu - cpu|| / ||cpu|| over the whole output. The decode checks also
+ * replay a step's store and attention from a graph against the same calls queued plainly
+ * (check_graph_step). */
 #include "backend/gpu.h"
 #include "kv/kv.h"
 #include "quant/quant.h"
