@@ -47,6 +47,7 @@
 #define AD_WPB 4
 #define AD_TILE 32    /* cells a warp step */
 #define AD_OS (AD_HD + 4)   /* a row's stride in the merge area (floats; 4 banks apart) */
+#define AD_QS (2 * AD_HD + 16)   /* a query row's stride in shared memory (bytes; 4 banks apart) */
 #define AD_MERGE_MAX 4096   /* most chunk blocks */
 
 struct dec_p {
@@ -58,6 +59,7 @@ struct dec_p {
     int pos0;
     const int *dpos;        /* non-NULL: pos0 = *dpos */
     int cap;                /* most chunks (the grid holds at least the chunks this gives) */
+    int minc;               /* fewest cells a chunk (a multiple of 16) */
     float qscale;           /* scale * log2 e */
     int rot_q, rot_o;       /* Hadamard-rotate each query head first / each output head back */
     int early;              /* queued right after the cache store of cells pos0.. (top of file) */
@@ -82,12 +84,34 @@ __device__ __forceinline__ void ad_unrotate4(float *v) {
     for (int j = 0; j < 4; j++) v[j] = v[j] * (norm * cuda_sign_at(4 * lane + j));
 }
 
-__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int *cpc, int *nch) {
-    int c = (n_cells + 63) / 64;
+/* the forward rotation of the same layout (what gpu_hadamard does to a query head): signs,
+ * then butterflies, then the norm */
+__device__ __forceinline__ void ad_rotate4(float *v) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int j = 0; j < 4; j++) v[j] *= cuda_sign_at(4 * lane + j);
+    float a;
+    a = v[0]; v[0] = a + v[1]; v[1] = a - v[1];
+    a = v[2]; v[2] = a + v[3]; v[3] = a - v[3];
+    a = v[0]; v[0] = a + v[2]; v[2] = a - v[2];
+    a = v[1]; v[1] = a + v[3]; v[3] = a - v[3];
+#pragma unroll
+    for (int o = 1; o < 32; o *= 2)
+#pragma unroll
+        for (int j = 0; j < 4; j++) v[j] = hadamard_xor(v[j], o);
+    const float norm = 1.0f / sqrtf((float)AD_HD);
+#pragma unroll
+    for (int j = 0; j < 4; j++) v[j] *= norm;
+}
+
+/* chunks of at least minc cells, at most cap of them, a multiple of half a tile long (a
+ * warp's last step may be a half tile, which skips half the work) */
+__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int minc, int *cpc, int *nch) {
+    int c = (n_cells + minc - 1) / minc;
     if (c > cap) c = cap;
     if (c < 1) c = 1;
     int p = (n_cells + c - 1) / c;
-    p = (p + AD_TILE - 1) / AD_TILE * AD_TILE;
+    p = (p + AD_TILE / 2 - 1) / (AD_TILE / 2) * (AD_TILE / 2);
     *cpc = p;
     *nch = (n_cells + p - 1) / p;
 }
@@ -227,6 +251,9 @@ __device__ __forceinline__ void ad_copy(unsigned dst, const uint8_t *src, size_t
 }
 
 template <int TK, int TV> __host__ __device__ constexpr int ad_stage() { return AD_TILE * (ad_type<TK>::S + ad_type<TV>::S); }
+/* the query rows' place in shared memory: after two stages of tiles a warp and the 16 bytes
+ * that ad_words may read past the last tile */
+template <int TK, int TV> __host__ __device__ constexpr int ad_qoff() { return AD_WPB * 2 * ad_stage<TK, TV>() + 16; }
 
 /* rows r < R of a block: the AD_WPB states of each in shared memory (sm: [state][row] m,
  * l; sa: [state][row][AD_OS] vectors) folded into one; warp w takes rows w, w + AD_WPB, ..
@@ -287,7 +314,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     if (!p.early) pdl_wait();
     const int n_cells = pos0 + p.T;
     int cpc, nch;
-    ad_chunks(n_cells, p.cap, &cpc, &nch);
+    ad_chunks(n_cells, p.cap, p.minc, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;   /* chunk blocks: what the block writes */
     if ((int)blockIdx.z >= nchb) return;             /* the whole block */
     const int chunk = blockIdx.z * AD_WPB + wid;
@@ -320,51 +347,34 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     fp_commit();
     if (c0 + AD_TILE < c1) load(c0 + AD_TILE, c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE, 1);
     fp_commit();
-    /* the query rows in registers: lane (gid, t) holds values 32t..32t+31 of row gid, which
-     * are all the A fragments need (k-step s covers 32t + 4s .. + 3, the order ad_kfrag gives
-     * K). Rows rotated on the way (the rotation gpu_hadamard would have done): signs, then
-     * butterflies, the last two across the row's four lanes */
+    /* the query rows, prepared once for the block's warps: warp w takes rows w, w + AD_WPB,
+     * lane l values 4l..4l+3, rotated on the way (the rotation gpu_hadamard would have done)
+     * and scaled, into shared memory as f16. Then lane (gid, t) takes values 32t..32t+31 of
+     * row gid, which are all its A fragments need (k-step s covers 32t + 4s .. + 3, the order
+     * ad_kfrag gives K); rows 8..15 of the mma are zeros */
     const int R = p.hp * p.tp;
-    uint32_t qf[8][4];   /* rows 8..15 of the mma are zeros */
+    uint8_t *qsh = tiles + ad_qoff<TK, TV>();
+    for (int r = wid; r < AD_R; r += AD_WPB) {
+        const int t = t0 + r / p.hp, h = h0 + r % p.hp;
+        float x[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+        if (r < R && t < p.T && h < p.gs) {
+            /* from L2: this kernel may start before the store ends */
+            const float4 v = __ldcg((const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD) + lane);
+            x[0] = v.x; x[1] = v.y; x[2] = v.z; x[3] = v.w;
+            if (p.rot_q) ad_rotate4(x);
+        }
+        const float f = p.qscale;
+        *(uint2 *)(qsh + r * AD_QS + 8 * lane) = make_uint2(fp_pack(x[0] * f, x[1] * f), fp_pack(x[2] * f, x[3] * f));
+    }
+    __syncthreads();
+    uint32_t qf[8][4];
     {
-        const int t = t0 + gid / p.hp, h = h0 + gid % p.hp;
-        float x[32];
-        if (gid < R && t < p.T && h < p.gs) {
-            const float4 *qp = (const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD + 32 * tig);
+        const uint4 *qp = (const uint4 *)(qsh + gid * AD_QS + 64 * tig);
 #pragma unroll
-            for (int i = 0; i < 8; i++) {
-                const float4 v = __ldcg(qp + i);   /* from L2: this kernel may start before the store ends */
-                x[4 * i] = v.x; x[4 * i + 1] = v.y; x[4 * i + 2] = v.z; x[4 * i + 3] = v.w;
-            }
-        } else {
-#pragma unroll
-            for (int i = 0; i < 32; i++) x[i] = 0.0f;
-        }
-        float f = p.qscale;
-        if (p.rot_q) {
-#pragma unroll
-            for (int i = 0; i < 32; i++) x[i] *= cuda_sign_at(32 * tig + i);
-#pragma unroll
-            for (int hs = 1; hs < 32; hs *= 2)
-#pragma unroll
-                for (int i = 0; i < 32; i++)
-                    if (!(i & hs)) {
-                        const float a = x[i], c = x[i + hs];
-                        x[i] = a + c;
-                        x[i + hs] = a - c;
-                    }
-#pragma unroll
-            for (int o = 1; o < 4; o *= 2)
-#pragma unroll
-                for (int i = 0; i < 32; i++) x[i] = hadamard_xor(x[i], o);   /* tig = lane & 3 */
-            f *= 1.0f / sqrtf((float)AD_HD);
-        }
-#pragma unroll
-        for (int k = 0; k < 8; k++) {
-            qf[k][0] = fp_pack(x[4 * k] * f, x[4 * k + 1] * f);
-            qf[k][1] = 0;
-            qf[k][2] = fp_pack(x[4 * k + 2] * f, x[4 * k + 3] * f);
-            qf[k][3] = 0;
+        for (int i = 0; i < 4; i++) {
+            const uint4 u = qp[i];
+            qf[2 * i][0] = u.x; qf[2 * i][2] = u.y; qf[2 * i + 1][0] = u.z; qf[2 * i + 1][2] = u.w;
+            qf[2 * i][1] = qf[2 * i][3] = qf[2 * i + 1][1] = qf[2 * i + 1][3] = 0;
         }
     }
     /* O^T = V^T P^T: o[i] holds values 16 gid + i (0, 1) and 16 gid + 8 + i (2, 3) of
@@ -378,10 +388,14 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         fp_wait<1>();   /* tile cb is in (and the next may be on its way) */
         __syncwarp();
         const uint8_t *ks = ws + st * STAGE + koff, *vs = ws + st * STAGE + AD_TILE * KT::S + voff;
+        /* a chunk's last step may hold only 16 cells: the other half's work is skipped (its
+         * S stays 0 and is masked below, so its P is 0) */
+        const bool half = c1 - cb <= AD_TILE / 2;
         float s[4][4];
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+            if (j >= 2 && half) continue;
             uint32_t kf[16];
             ad_kfrag<TK>(ks + (8 * j + gid) * KT::S, tig, kf);
 #pragma unroll
@@ -420,6 +434,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         }
 #pragma unroll
         for (int kk = 0; kk < 2; kk++) {
+            if (kk && half) break;
             /* P^T as the B operand: S's registers of rows gid, cells 16kk + 2t .. */
             const uint32_t b0 = fp_pack(s[2 * kk][0], s[2 * kk][1]), b1 = fp_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
             const int ca = 16 * kk + 2 * tig;
@@ -475,7 +490,7 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
     pdl_next();
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
     int cpc, nch;
-    ad_chunks(pos0 + p.T, p.cap, &cpc, &nch);
+    ad_chunks(pos0 + p.T, p.cap, p.minc, &cpc, &nch);
     nch = (nch + AD_WPB - 1) / AD_WPB;   /* states: one per block of chunks */
     if (nch == 1) return;                /* the attention kernel wrote the output */
     const int th = blockIdx.x, lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
@@ -544,12 +559,11 @@ int cuda_attn_dec_ok(const attn_args *a) {
            a->n_head_kv > 0 && a->n_head % a->n_head_kv == 0;
 }
 
-/* two stages of tiles a warp and 16 bytes that ad_words may read past the last tile; the
- * merge area reuses the tiles */
+/* two stages of tiles a warp, 16 bytes that ad_words may read past the last tile, the query
+ * rows; the merge area reuses the tiles (and is smaller than them) */
 template <int TK, int TV> static size_t ad_smem() {
-    size_t tiles = (size_t)AD_WPB * 2 * ad_stage<TK, TV>();
-    size_t merge = sizeof(float) * AD_WPB * AD_R * (2 + AD_OS);
-    return (tiles > merge ? tiles : merge) + 16;
+    static_assert(sizeof(float) * AD_WPB * AD_R * (2 + AD_OS) <= (size_t)AD_WPB * 2 * ad_stage<TK, TV>(), "merge area");
+    return (size_t)ad_qoff<TK, TV>() + AD_R * AD_QS;
 }
 
 /* blocks of the kernel resident on a multiprocessor (asked once per type pair), after the
@@ -607,6 +621,13 @@ static int ad_waves(void) {
     return w >= 1 && w <= 16 ? w : 1;
 }
 
+/* HEARTH_DEC_MIN (timing experiments): the fewest cells a chunk, a multiple of 16 */
+static int ad_min_cells(void) {
+    const char *e = getenv("HEARTH_DEC_MIN");
+    int m = e ? atoi(e) : 0;
+    return m >= 16 && m <= 4096 && m % 16 == 0 ? m : 64;
+}
+
 int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells, int rot_q, int rot_o) {
     const int H = a->n_head, G = a->n_head_kv, T = a->T;
     dec_p p;
@@ -635,9 +656,10 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     long want = (long)ad_waves() * per_sm * AD_WPB * g->sm_count / ((long)G * passes);
     if (want > (long)AD_WPB * AD_MERGE_MAX) want = (long)AD_WPB * AD_MERGE_MAX;
     p.cap = want < 1 ? 1 : (int)want;
+    p.minc = ad_min_cells();
     /* the grid covers the chunks of the most cells this launch may see */
     int cpc, nch;
-    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, &cpc, &nch);
+    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, p.minc, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;
     if (nchb > 1 || dpos) {
         size_t nst = (size_t)nchb * T * H;
