@@ -9,7 +9,8 @@
  * fragments, scaled by scale * log2 e (the softmax runs on exp2).
  *
  * Cells. The cells are split into chunks over many warps (flash-decoding, enough to fill
- * the card: a chunk is at least 64 cells); a warp walks its chunk 32 cells at a time. The
+ * the card: a chunk is at least 32 cells, 64 for f16 pairs); a warp walks its chunk 32
+ * cells at a time (with a block type the last step may be 16 cells). The
  * tile's K and V bytes of its head are copied to the warp's shared memory with cp.async
  * (16-byte pieces), the next tile in flight while this one is used. Then
  *   S = Q K^T: K decoded from shared memory straight into B fragments. The order of the
@@ -33,7 +34,9 @@
  * cells but the store's are therefore final: a warp waits for the store only before it
  * copies a tile holding one of the newest cells, and the other warps, nearly all at depth,
  * run alongside the store. The merge kernel is let in once the warps are through their
- * cells, and waits for this one. (Block types on both sides only: see cuda_attn_dec.) */
+ * cells, and waits for this one. (Block types on both sides only: see cuda_attn_dec.) A
+ * warp whose second tile holds new cells copies it only after its first tile's work, so
+ * the warp with the newest cells, the last to finish, works on old ones during the store. */
 #include "backend/cuda/attn_dec.cuh"
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/mma.cuh"
@@ -59,10 +62,11 @@ struct dec_p {
     int pos0;
     const int *dpos;        /* non-NULL: pos0 = *dpos */
     int cap;                /* most chunks (the grid holds at least the chunks this gives) */
-    int minc;               /* fewest cells a chunk (a multiple of 16) */
+    int minc, step;         /* fewest cells a chunk; a chunk's length is a multiple of step */
     float qscale;           /* scale * log2 e */
     int rot_q, rot_o;       /* Hadamard-rotate each query head first / each output head back */
     int early;              /* queued right after the cache store of cells pos0.. (top of file) */
+    int nopend;             /* HEARTH_DEC_NOPEND (timing experiments): no deferred second tile */
     float *pm, *pl, *pacc, *out;
 };
 
@@ -104,14 +108,15 @@ __device__ __forceinline__ void ad_rotate4(float *v) {
     for (int j = 0; j < 4; j++) v[j] *= norm;
 }
 
-/* chunks of at least minc cells, at most cap of them, a multiple of half a tile long (a
- * warp's last step may be a half tile, which skips half the work) */
-__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int minc, int *cpc, int *nch) {
+/* chunks of at least minc cells, at most cap of them, a multiple of step cells long (a tile,
+ * or for block types half a tile: a warp's last step may be a half tile, which skips half
+ * the work) */
+__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int minc, int step, int *cpc, int *nch) {
     int c = (n_cells + minc - 1) / minc;
     if (c > cap) c = cap;
     if (c < 1) c = 1;
     int p = (n_cells + c - 1) / c;
-    p = (p + AD_TILE / 2 - 1) / (AD_TILE / 2) * (AD_TILE / 2);
+    p = (p + step - 1) / step * step;
     *cpc = p;
     *nch = (n_cells + p - 1) / p;
 }
@@ -251,6 +256,10 @@ __device__ __forceinline__ void ad_copy(unsigned dst, const uint8_t *src, size_t
 }
 
 template <int TK, int TV> __host__ __device__ constexpr int ad_stage() { return AD_TILE * (ad_type<TK>::S + ad_type<TV>::S); }
+/* a pair with a block type: the query prepared once a block, chunks in half tiles; an f16
+ * pair keeps a warp's own query and whole tiles (it lost 1.2 us a layer at depth 8192 on an
+ * H100 with the block's query, BENCHMARKS.md) */
+template <int TK, int TV> __host__ __device__ constexpr bool ad_blk() { return TK != QT_F16 || TV != QT_F16; }
 /* the query rows' place in shared memory: after two stages of tiles a warp and the 16 bytes
  * that ad_words may read past the last tile */
 template <int TK, int TV> __host__ __device__ constexpr int ad_qoff() { return AD_WPB * 2 * ad_stage<TK, TV>() + 16; }
@@ -314,7 +323,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     if (!p.early) pdl_wait();
     const int n_cells = pos0 + p.T;
     int cpc, nch;
-    ad_chunks(n_cells, p.cap, p.minc, &cpc, &nch);
+    ad_chunks(n_cells, p.cap, p.minc, p.step, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;   /* chunk blocks: what the block writes */
     if ((int)blockIdx.z >= nchb) return;             /* the whole block */
     const int chunk = blockIdx.z * AD_WPB + wid;
@@ -342,10 +351,17 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         ad_copy<VT::PK, VT::S>(ks + AD_TILE * KT::S, vg + (size_t)cb * p.vb, p.vb, n, lane);
     };
 
-    /* the first two tiles are on their way while the queries are prepared */
+    /* the first two tiles are on their way while the queries are prepared; a second tile
+     * that holds new cells is left for after the first tile's work (pend), so that the warp
+     * holding the newest cells works on its old ones while the store runs */
     if (c0 < c1) load(c0, c1 - c0 < AD_TILE ? c1 - c0 : AD_TILE, 0);
     fp_commit();
-    if (c0 + AD_TILE < c1) load(c0 + AD_TILE, c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE, 1);
+    bool pend = false;
+    if (c0 + AD_TILE < c1) {
+        const int n1 = c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE;
+        pend = !stored && !p.nopend && c0 + AD_TILE + n1 > pos0;
+        if (!pend) load(c0 + AD_TILE, n1, 1);
+    }
     fp_commit();
     /* the query rows, prepared once for the block's warps: warp w takes rows w, w + AD_WPB,
      * lane l values 4l..4l+3, rotated on the way (the rotation gpu_hadamard would have done)
@@ -353,28 +369,42 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
      * row gid, which are all its A fragments need (k-step s covers 32t + 4s .. + 3, the order
      * ad_kfrag gives K); rows 8..15 of the mma are zeros */
     const int R = p.hp * p.tp;
-    uint8_t *qsh = tiles + ad_qoff<TK, TV>();
-    for (int r = wid; r < AD_R; r += AD_WPB) {
-        const int t = t0 + r / p.hp, h = h0 + r % p.hp;
-        float x[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
-        if (r < R && t < p.T && h < p.gs) {
-            /* from L2: this kernel may start before the store ends */
-            const float4 v = __ldcg((const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD) + lane);
-            x[0] = v.x; x[1] = v.y; x[2] = v.z; x[3] = v.w;
-            if (p.rot_q) ad_rotate4(x);
-        }
-        const float f = p.qscale;
-        *(uint2 *)(qsh + r * AD_QS + 8 * lane) = make_uint2(fp_pack(x[0] * f, x[1] * f), fp_pack(x[2] * f, x[3] * f));
-    }
-    __syncthreads();
     uint32_t qf[8][4];
-    {
-        const uint4 *qp = (const uint4 *)(qsh + gid * AD_QS + 64 * tig);
+    if (ad_blk<TK, TV>()) {
+        uint8_t *qsh = tiles + ad_qoff<TK, TV>();
+        for (int r = wid; r < AD_R; r += AD_WPB) {
+            const int t = t0 + r / p.hp, h = h0 + r % p.hp;
+            float x[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+            if (r < R && t < p.T && h < p.gs) {
+                /* from L2: this kernel may start before the store ends */
+                const float4 v = __ldcg((const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD) + lane);
+                x[0] = v.x; x[1] = v.y; x[2] = v.z; x[3] = v.w;
+                if (p.rot_q) ad_rotate4(x);
+            }
+            const float f = p.qscale;
+            *(uint2 *)(qsh + r * AD_QS + 8 * lane) = make_uint2(fp_pack(x[0] * f, x[1] * f), fp_pack(x[2] * f, x[3] * f));
+        }
+        __syncthreads();
+        {
+            const uint4 *qp = (const uint4 *)(qsh + gid * AD_QS + 64 * tig);
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const uint4 u = qp[i];
-            qf[2 * i][0] = u.x; qf[2 * i][2] = u.y; qf[2 * i + 1][0] = u.z; qf[2 * i + 1][2] = u.w;
-            qf[2 * i][1] = qf[2 * i][3] = qf[2 * i + 1][1] = qf[2 * i + 1][3] = 0;
+            for (int i = 0; i < 4; i++) {
+                const uint4 u = qp[i];
+                qf[2 * i][0] = u.x; qf[2 * i][2] = u.y; qf[2 * i + 1][0] = u.z; qf[2 * i + 1][2] = u.w;
+                qf[2 * i][1] = qf[2 * i][3] = qf[2 * i + 1][1] = qf[2 * i + 1][3] = 0;
+            }
+        }
+    } else {   /* an f16 pair, never rotated (cuda_attn_dec): lane (gid, t) loads its own 32 values */
+        const int t = t0 + gid / p.hp, h = h0 + gid % p.hp;
+        const bool on = gid < R && t < p.T && h < p.gs;
+        const float4 *qp = (const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD + 32 * tig);
+        const float f = p.qscale;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const float4 v = on ? __ldcg(qp + k) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            qf[k][0] = fp_pack(v.x * f, v.y * f);
+            qf[k][2] = fp_pack(v.z * f, v.w * f);
+            qf[k][1] = qf[k][3] = 0;
         }
     }
     /* O^T = V^T P^T: o[i] holds values 16 gid + i (0, 1) and 16 gid + 8 + i (2, 3) of
@@ -385,12 +415,19 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     float m = -INFINITY, l = 0.0f;   /* row gid */
     int st = 0;
     for (int cb = c0; cb < c1; cb += AD_TILE, st ^= 1) {
-        fp_wait<1>();   /* tile cb is in (and the next may be on its way) */
+        if (pend) {   /* the second step: its tile comes now (after the store) */
+            load(cb, c1 - cb < AD_TILE ? c1 - cb : AD_TILE, st);
+            fp_commit();
+            pend = false;
+            fp_wait<0>();
+        } else {
+            fp_wait<1>();   /* tile cb is in (and the next may be on its way) */
+        }
         __syncwarp();
         const uint8_t *ks = ws + st * STAGE + koff, *vs = ws + st * STAGE + AD_TILE * KT::S + voff;
         /* a chunk's last step may hold only 16 cells: the other half's work is skipped (its
          * S stays 0 and is masked below, so its P is 0) */
-        const bool half = c1 - cb <= AD_TILE / 2;
+        const bool half = ad_blk<TK, TV>() && c1 - cb <= AD_TILE / 2;
         float s[4][4];
 #pragma unroll
         for (int j = 0; j < 4; j++) {
@@ -490,7 +527,7 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
     pdl_next();
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
     int cpc, nch;
-    ad_chunks(pos0 + p.T, p.cap, p.minc, &cpc, &nch);
+    ad_chunks(pos0 + p.T, p.cap, p.minc, p.step, &cpc, &nch);
     nch = (nch + AD_WPB - 1) / AD_WPB;   /* states: one per block of chunks */
     if (nch == 1) return;                /* the attention kernel wrote the output */
     const int th = blockIdx.x, lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
@@ -563,7 +600,7 @@ int cuda_attn_dec_ok(const attn_args *a) {
  * rows; the merge area reuses the tiles (and is smaller than them) */
 template <int TK, int TV> static size_t ad_smem() {
     static_assert(sizeof(float) * AD_WPB * AD_R * (2 + AD_OS) <= (size_t)AD_WPB * 2 * ad_stage<TK, TV>(), "merge area");
-    return (size_t)ad_qoff<TK, TV>() + AD_R * AD_QS;
+    return (size_t)ad_qoff<TK, TV>() + (ad_blk<TK, TV>() ? AD_R * AD_QS : 0);
 }
 
 /* blocks of the kernel resident on a multiprocessor (asked once per type pair), after the
@@ -621,11 +658,13 @@ static int ad_waves(void) {
     return w >= 1 && w <= 16 ? w : 1;
 }
 
-/* HEARTH_DEC_MIN (timing experiments): the fewest cells a chunk, a multiple of 16 */
-static int ad_min_cells(void) {
+/* the fewest cells a chunk: 64 for an f16 pair, 32 with a block type (H100, tg128 at depth
+ * 8192: q8_0 +1.5%, q4_0 +1.2% against 64); HEARTH_DEC_MIN (timing experiments) sets it, a
+ * multiple of the chunk step */
+static int ad_min_cells(int blk) {
     const char *e = getenv("HEARTH_DEC_MIN");
     int m = e ? atoi(e) : 0;
-    return m >= 16 && m <= 4096 && m % 16 == 0 ? m : 64;
+    return m >= 16 && m <= 4096 && m % (blk ? AD_TILE / 2 : AD_TILE) == 0 ? m : blk ? 32 : 64;
 }
 
 int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells, int rot_q, int rot_o) {
@@ -635,6 +674,13 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     p.q = a->q; p.k = a->k; p.v = a->v; p.kb = a->k_row_bytes; p.vb = a->v_row_bytes;
     p.T = T; p.H = H; p.gs = H / G; p.pos0 = a->pos0; p.dpos = dpos; p.out = a->out;
     p.qscale = a->scale * 1.4426950408889634f;
+    /* an f16 pair takes its query as it is: a rotation asked for is done first */
+    const int blk = a->type_k != QT_F16 || a->type_v != QT_F16;
+    if (!blk && rot_q) {
+        if (gpu_hadamard(g, (float *)a->q, T * H, AD_HD, 0)) return -1;
+        rot_q = 0;
+        g->kv_stored = 0;   /* the query is no longer final when the store ends */
+    }
     p.rot_q = rot_q; p.rot_o = rot_o;
     /* overlapped launches for two block types only: with an f16 side they made tg128 at
      * depth 8192 1-2% slower on an H100 (with or without the early start), while both block
@@ -643,6 +689,9 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     if (pdl_all < 0) pdl_all = getenv("HEARTH_DEC_PDL_ALL") != NULL;
     const int pdl = g->pdl && (pdl_all || (a->type_k != QT_F16 && a->type_v != QT_F16));
     p.early = pdl && g->kv_stored && dpos;
+    static int nopend = -1;
+    if (nopend < 0) nopend = getenv("HEARTH_DEC_NOPEND") != NULL;
+    p.nopend = nopend;
     g->kv_stored = 0;
     /* rows: the group's query heads (16 at most a pass), then as many tokens as fit */
     p.hp = p.gs < AD_R ? p.gs : AD_R;
@@ -656,10 +705,11 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     long want = (long)ad_waves() * per_sm * AD_WPB * g->sm_count / ((long)G * passes);
     if (want > (long)AD_WPB * AD_MERGE_MAX) want = (long)AD_WPB * AD_MERGE_MAX;
     p.cap = want < 1 ? 1 : (int)want;
-    p.minc = ad_min_cells();
+    p.minc = ad_min_cells(blk);
+    p.step = blk ? AD_TILE / 2 : AD_TILE;
     /* the grid covers the chunks of the most cells this launch may see */
     int cpc, nch;
-    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, p.minc, &cpc, &nch);
+    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, p.minc, p.step, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;
     if (nchb > 1 || dpos) {
         size_t nst = (size_t)nchb * T * H;
