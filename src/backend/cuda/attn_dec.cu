@@ -34,9 +34,7 @@
  * cells but the store's are therefore final: a warp waits for the store only before it
  * copies a tile holding one of the newest cells, and the other warps, nearly all at depth,
  * run alongside the store. The merge kernel is let in once the warps are through their
- * cells, and waits for this one. (Block types on both sides only: see cuda_attn_dec.) A
- * warp whose second tile holds new cells copies it only after its first tile's work, so
- * the warp with the newest cells, the last to finish, works on old ones during the store. */
+ * cells, and waits for this one. (Block types on both sides only: see cuda_attn_dec.) */
 #include "backend/cuda/attn_dec.cuh"
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/mma.cuh"
@@ -66,7 +64,6 @@ struct dec_p {
     float qscale;           /* scale * log2 e */
     int rot_q, rot_o;       /* Hadamard-rotate each query head first / each output head back */
     int early;              /* queued right after the cache store of cells pos0.. (top of file) */
-    int nopend;             /* HEARTH_DEC_NOPEND (timing experiments): no deferred second tile */
     float *pm, *pl, *pacc, *out;
 };
 
@@ -351,17 +348,10 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         ad_copy<VT::PK, VT::S>(ks + AD_TILE * KT::S, vg + (size_t)cb * p.vb, p.vb, n, lane);
     };
 
-    /* the first two tiles are on their way while the queries are prepared; a second tile
-     * that holds new cells is left for after the first tile's work (pend), so that the warp
-     * holding the newest cells works on its old ones while the store runs */
+    /* the first two tiles are on their way while the queries are prepared */
     if (c0 < c1) load(c0, c1 - c0 < AD_TILE ? c1 - c0 : AD_TILE, 0);
     fp_commit();
-    bool pend = false;
-    if (c0 + AD_TILE < c1) {
-        const int n1 = c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE;
-        pend = !stored && !p.nopend && c0 + AD_TILE + n1 > pos0;
-        if (!pend) load(c0 + AD_TILE, n1, 1);
-    }
+    if (c0 + AD_TILE < c1) load(c0 + AD_TILE, c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE, 1);
     fp_commit();
     /* the query rows, prepared once for the block's warps: warp w takes rows w, w + AD_WPB,
      * lane l values 4l..4l+3, rotated on the way (the rotation gpu_hadamard would have done)
@@ -415,14 +405,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     float m = -INFINITY, l = 0.0f;   /* row gid */
     int st = 0;
     for (int cb = c0; cb < c1; cb += AD_TILE, st ^= 1) {
-        if (pend) {   /* the second step: its tile comes now (after the store) */
-            load(cb, c1 - cb < AD_TILE ? c1 - cb : AD_TILE, st);
-            fp_commit();
-            pend = false;
-            fp_wait<0>();
-        } else {
-            fp_wait<1>();   /* tile cb is in (and the next may be on its way) */
-        }
+        fp_wait<1>();   /* tile cb is in (and the next may be on its way) */
         __syncwarp();
         const uint8_t *ks = ws + st * STAGE + koff, *vs = ws + st * STAGE + AD_TILE * KT::S + voff;
         /* a chunk's last step may hold only 16 cells: the other half's work is skipped (its
@@ -658,9 +641,9 @@ static int ad_waves(void) {
     return w >= 1 && w <= 16 ? w : 1;
 }
 
-/* the fewest cells a chunk: 64 for an f16 pair, 32 with a block type (H100, tg128 at depth
- * 8192: q8_0 +1.5%, q4_0 +1.2% against 64); HEARTH_DEC_MIN (timing experiments) sets it, a
- * multiple of the chunk step */
+/* the fewest cells a chunk: 64 for an f16 pair, 32 with a block type (H100, one layer at
+ * depth 8192: q8_0 14.5 against 15.5 us, q4_0 13.6 against 14.4; tg128 within the noise
+ * of 1%); HEARTH_DEC_MIN (timing experiments) sets it, a multiple of the chunk step */
 static int ad_min_cells(int blk) {
     const char *e = getenv("HEARTH_DEC_MIN");
     int m = e ? atoi(e) : 0;
@@ -689,9 +672,6 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     if (pdl_all < 0) pdl_all = getenv("HEARTH_DEC_PDL_ALL") != NULL;
     const int pdl = g->pdl && (pdl_all || (a->type_k != QT_F16 && a->type_v != QT_F16));
     p.early = pdl && g->kv_stored && dpos;
-    static int nopend = -1;
-    if (nopend < 0) nopend = getenv("HEARTH_DEC_NOPEND") != NULL;
-    p.nopend = nopend;
     g->kv_stored = 0;
     /* rows: the group's query heads (16 at most a pass), then as many tokens as fit */
     p.hp = p.gs < AD_R ? p.gs : AD_R;
