@@ -8,7 +8,9 @@
  *   gpu_pp_attn prof q8_0 32768   three decode calls, no checks (for a profiler)
  * Checks: every cache type pair from a list, head sizes 64 and 128, group sizes 1, 4 and 8,
  * batches that split the cells and ones that do not, pos0 > 0; the output is poisoned
- * first. Error: ||gpu - cpu|| / ||cpu|| over the whole output. */
+ * first. Error: ||gpu - cpu|| / ||cpu|| over the whole output. The decode checks also
+ * replay a step's store and attention from a graph against the same calls queued plainly
+ * (check_graph_step). */
 #include "backend/gpu.h"
 #include "kv/kv.h"
 #include "quant/quant.h"
@@ -103,6 +105,107 @@ static int check_case(pool *pl, int hd, int H, int G, int T, int pos0, int tk, i
     free(k); free(v); free(q); free(ref); free(got);
     kv_free(&kv);
     return 0;
+}
+
+/* A decode step's store and attention captured in a graph (pos mode: the attention's blocks
+ * start before the store ends, attn_dec.cu) against the same calls queued one after another,
+ * a few steps on: each step adds to the query first (a kernel before the store, as the
+ * model's product) and stores a new cell. The cells ahead are NaN, so an attention that
+ * read the newest cell before the store wrote it, or a stale query, shows. Error: the
+ * largest difference over the largest value (the same arithmetic: 0 expected). */
+static void check_graph_step(int n0, int tk, int tv) {
+    const int hd = 128, H = 32, G = 8, row = G * hd, steps = 4, cap = n0 + steps + 1;
+    char err[256];
+    gpu_kv_layout L = { .row = row, .row_k = row, .row_v = row, .head_dim = hd, .n_head_kv = G, .type_k = tk,
+                        .type_v = tv, .rot_k = quant_get(tk)->block > 1 ? KV_ROT_HEAD : 0,
+                        .rot_v = quant_get(tv)->block > 1 ? KV_ROT_HEAD : 0,
+                        .kb = quant_row_bytes(tk, row), .vb = quant_row_bytes(tv, row) };
+    const size_t qn = (size_t)H * hd, qb = sizeof(float) * qn, fb = sizeof(float) * (size_t)n0 * row;
+    float *h = malloc(fb > qb ? fb : qb), *h2 = malloc(fb > qb ? fb : qb), *ga = malloc(qb), *gb = malloc(qb);
+    uint8_t *poison = malloc(L.kb > L.vb ? L.kb * cap : L.vb * cap);
+    void *dkf = gpu_malloc(0, fb, "kf", err, sizeof err), *dvf = gpu_malloc(0, fb, "vf", err, sizeof err);
+    void *dd = gpu_malloc(0, qb, "dq", err, sizeof err);
+    uint8_t *dk[2], *dv[2];
+    void *dq[2], *dout[2], *dmu[2];
+    for (int c = 0; c < 2; c++) {
+        dk[c] = gpu_malloc(0, L.kb * cap, "k", err, sizeof err);
+        dv[c] = gpu_malloc(0, L.vb * cap, "v", err, sizeof err);
+        dq[c] = gpu_malloc(0, qb, "q", err, sizeof err);
+        dout[c] = gpu_malloc(0, qb, "out", err, sizeof err);
+        dmu[c] = gpu_malloc(0, sizeof(float) * row, "mu", err, sizeof err);
+    }
+    memset(poison, 0xff, L.kb > L.vb ? L.kb * cap : L.vb * cap);
+    for (size_t i = 0; i < (size_t)n0 * row; i++) { h[i] = frand() + 0.2f; h2[i] = frand(); }
+    gpu_to_device(g, dkf, h, fb);
+    gpu_to_device(g, dvf, h2, fb);
+    for (size_t i = 0; i < qn; i++) h[i] = frand();
+    int bad = 0;
+    for (int c = 0; c < 2 && !bad; c++) {
+        gpu_to_device(g, dk[c], poison, L.kb * cap);
+        gpu_to_device(g, dv[c], poison, L.vb * cap);
+        gpu_to_device(g, dq[c], h, qb);
+        bad = gpu_kv_put(g, &L, dk[c], dv[c], dmu[c], 1, 0, n0, dkf, dvf);
+    }
+    const int rk = L.rot_k == KV_ROT_HEAD, rv = L.rot_v == KV_ROT_HEAD;
+    /* one step of cache c at pos (the position is on the card in pos mode) */
+#define STEP(c, pos)                                                                                                  \
+    do {                                                                                                            \
+        attn_args a = { .T = 1, .n_head = H, .n_head_kv = G, .head_dim = hd, .pos0 = (pos), .n_cells = (pos) + 1,   \
+                        .q = dq[c], .k = dk[c], .v = dv[c], .k_row_bytes = L.kb, .v_row_bytes = L.vb, .type_k = tk, \
+                        .type_v = tv, .row = row, .scale = 1.0f / sqrtf((float)hd), .out = dout[c] };               \
+        ok = ok && !gpu_add(g, dq[c], dd, qn) && !gpu_kv_put(g, &L, dk[c], dv[c], dmu[c], 0, (pos), 1, dkf, dvf) &&  \
+             !gpu_attn_rot(g, &a, 1, rk, rv);                                                                       \
+    } while (0)
+    /* the first step outside the graph: scratch is allocated before the capture */
+    int ok = !bad;
+    for (size_t i = 0; i < qn; i++) h[i] = 0.0f;
+    gpu_to_device(g, dd, h, qb);
+    gpu_set_pos(g, n0);
+    gpu_pos_mode(g, 1, cap);
+    STEP(0, n0);
+    STEP(1, n0);
+    bad = !ok || gpu_sync(g) || gpu_graph_begin(g);
+    if (!bad) {
+        STEP(0, n0);
+        bad = gpu_graph_end(g, ok) || !ok;
+    }
+    double worst = 0;
+    for (int s = 1; s <= steps && !bad; s++) {
+        for (size_t i = 0; i < qn; i++) h[i] = 0.5f * frand();
+        gpu_to_device(g, dd, h, qb);
+        for (size_t i = 0; i < (size_t)row; i++) { h[i] = frand(); h2[i] = frand(); }
+        gpu_to_device(g, dkf, h, sizeof(float) * row);
+        gpu_to_device(g, dvf, h2, sizeof(float) * row);
+        gpu_set_pos(g, n0 + s);
+        bad = gpu_graph_launch(g);
+        gpu_pos_mode(g, 0, 0);
+        STEP(1, n0 + s);
+        gpu_pos_mode(g, 1, cap);
+        bad = bad || !ok || gpu_sync(g);
+        if (bad) break;
+        gpu_to_host(g, ga, dout[0], qb);
+        gpu_to_host(g, gb, dout[1], qb);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < qn; i++) {
+            double e = fabs((double)ga[i] - gb[i]);
+            if (!(e <= num)) num = e;   /* NaN stays */
+            if (fabs(gb[i]) > den) den = fabs(gb[i]);
+        }
+        double r = num / (den > 0 ? den : 1);
+        if (!(r <= worst)) worst = r;
+    }
+#undef STEP
+    gpu_pos_mode(g, 0, 0);
+    gpu_graph_drop(g);
+    int pass = !bad && worst <= 1e-6;
+    if (!pass) failures++;
+    printf("%-4s graph step (store + attention overlapped) K %-6s V %-6s cells %d..%d: %.2e %s%s\n", pass ? "ok" : "FAIL",
+           quant_get(tk)->name, quant_get(tv)->name, n0 + 1, n0 + steps, worst, bad ? gpu_ctx_error(g) : "", pass ? "" : " <--");
+    for (int c = 0; c < 2; c++) {
+        gpu_free(0, dk[c]); gpu_free(0, dv[c]); gpu_free(0, dq[c]); gpu_free(0, dout[c]); gpu_free(0, dmu[c]);
+    }
+    gpu_free(0, dkf); gpu_free(0, dvf); gpu_free(0, dd);
+    free(h); free(h2); free(ga); free(gb); free(poison);
 }
 
 static void timings(void) {
@@ -294,6 +397,12 @@ int main(int argc, char **argv) {
     check_case(pl, 128, 32, 2, 2, 2100, q4, q4, 1);
     check_case(pl, 128, 32, 8, 1, 0, q8, f16, 1);
     check_case(pl, 128, 32, 8, 7, 12, f16, f16, 0);
+    /* a step's store and attention in a graph, one chunk and many (past a tile edge) */
+    for (int i = 0; i < 3; i++) {
+        check_graph_step(40, dts[i], dts[i]);
+        check_graph_step(8190, dts[i], dts[i]);
+    }
+    check_graph_step(3000, q8, q4);
     printf("checks: %d failed\n", failures);
     if (argc > 1 && !strcmp(argv[1], "dec")) dec_timings(NULL, 0);
     else if (argc == 1) timings();

@@ -9,7 +9,8 @@
  * fragments, scaled by scale * log2 e (the softmax runs on exp2).
  *
  * Cells. The cells are split into chunks over many warps (flash-decoding, enough to fill
- * the card: a chunk is at least 64 cells); a warp walks its chunk 32 cells at a time. The
+ * the card: a chunk is at least 32 cells, 64 for f16 pairs); a warp walks its chunk 32
+ * cells at a time (with a block type the last step may be 16 cells). The
  * tile's K and V bytes of its head are copied to the warp's shared memory with cp.async
  * (16-byte pieces), the next tile in flight while this one is used. Then
  *   S = Q K^T: K decoded from shared memory straight into B fragments. The order of the
@@ -24,7 +25,16 @@
  * a second kernel merges the blocks' (max, sum, vector) states.
  *
  * For CUDA graphs the position can come from device memory (dpos): the chunking is then
- * worked out on the card from the cell count, and the grid is sized for the capacity. */
+ * worked out on the card from the cell count, and the grid is sized for the capacity.
+ *
+ * Launch overlap (programmatic dependent launch, in a decode step's graph). Every kernel
+ * queued with cuda_launch calls pdl_wait before pdl_next, so when this kernel starts, the
+ * kernel before it has passed its wait: everything queued before that one is done. Right
+ * after the cache store (g->kv_stored), the query (the product before the store) and all
+ * cells but the store's are therefore final: a warp waits for the store only before it
+ * copies a tile holding one of the newest cells, and the other warps, nearly all at depth,
+ * run alongside the store. The merge kernel is let in once the warps are through their
+ * cells, and waits for this one. (Block types on both sides only: see cuda_attn_dec.) */
 #include "backend/cuda/attn_dec.cuh"
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/mma.cuh"
@@ -38,6 +48,7 @@
 #define AD_WPB 4
 #define AD_TILE 32    /* cells a warp step */
 #define AD_OS (AD_HD + 4)   /* a row's stride in the merge area (floats; 4 banks apart) */
+#define AD_QS (2 * AD_HD + 16)   /* a query row's stride in shared memory (bytes; 4 banks apart) */
 #define AD_MERGE_MAX 4096   /* most chunk blocks */
 
 struct dec_p {
@@ -49,15 +60,16 @@ struct dec_p {
     int pos0;
     const int *dpos;        /* non-NULL: pos0 = *dpos */
     int cap;                /* most chunks (the grid holds at least the chunks this gives) */
+    int minc, step;         /* fewest cells a chunk; a chunk's length is a multiple of step */
     float qscale;           /* scale * log2 e */
     int rot_q, rot_o;       /* Hadamard-rotate each query head first / each output head back */
+    int early;              /* queued right after the cache store of cells pos0.. (top of file) */
     float *pm, *pl, *pacc, *out;
 };
 
-/* a warp's head of 128 values, lane l holding 4l..4l+3: the inverse rotation (butterflies,
- * then norm and signs, as k_hadamard's inverse) */
-__device__ __forceinline__ void ad_unrotate4(float *v) {
-    const int lane = threadIdx.x & 31;
+/* the Hadamard butterflies of a warp's head of 128 values, lane l holding 4l..4l+3: two
+ * stages within the lane, five across lanes */
+__device__ __forceinline__ void ad_butterflies4(float *v) {
     float a;
     a = v[0]; v[0] = a + v[1]; v[1] = a - v[1];
     a = v[2]; v[2] = a + v[3]; v[3] = a - v[3];
@@ -67,17 +79,39 @@ __device__ __forceinline__ void ad_unrotate4(float *v) {
     for (int o = 1; o < 32; o *= 2)
 #pragma unroll
         for (int j = 0; j < 4; j++) v[j] = hadamard_xor(v[j], o);
+}
+
+/* the inverse rotation of such a head (butterflies, then norm and signs, as k_hadamard's
+ * inverse) */
+__device__ __forceinline__ void ad_unrotate4(float *v) {
+    const int lane = threadIdx.x & 31;
+    ad_butterflies4(v);
     const float norm = 1.0f / sqrtf((float)AD_HD);
 #pragma unroll
     for (int j = 0; j < 4; j++) v[j] = v[j] * (norm * cuda_sign_at(4 * lane + j));
 }
 
-__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int *cpc, int *nch) {
-    int c = (n_cells + 63) / 64;
+/* the forward rotation of the same layout (what gpu_hadamard does to a query head): signs,
+ * then butterflies, then the norm */
+__device__ __forceinline__ void ad_rotate4(float *v) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int j = 0; j < 4; j++) v[j] *= cuda_sign_at(4 * lane + j);
+    ad_butterflies4(v);
+    const float norm = 1.0f / sqrtf((float)AD_HD);
+#pragma unroll
+    for (int j = 0; j < 4; j++) v[j] *= norm;
+}
+
+/* chunks of at least minc cells, at most cap of them, a multiple of step cells long (a tile,
+ * or for block types half a tile: a warp's last step may be a half tile, which skips half
+ * the work) */
+__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int minc, int step, int *cpc, int *nch) {
+    int c = (n_cells + minc - 1) / minc;
     if (c > cap) c = cap;
     if (c < 1) c = 1;
     int p = (n_cells + c - 1) / c;
-    p = (p + AD_TILE - 1) / AD_TILE * AD_TILE;
+    p = (p + step - 1) / step * step;
     *cpc = p;
     *nch = (n_cells + p - 1) / p;
 }
@@ -217,6 +251,13 @@ __device__ __forceinline__ void ad_copy(unsigned dst, const uint8_t *src, size_t
 }
 
 template <int TK, int TV> __host__ __device__ constexpr int ad_stage() { return AD_TILE * (ad_type<TK>::S + ad_type<TV>::S); }
+/* a pair with a block type: the query prepared once a block, chunks in half tiles; an f16
+ * pair keeps a warp's own query and whole tiles (it lost 1.2 us a layer at depth 8192 on an
+ * H100 with the block's query, BENCHMARKS.md) */
+template <int TK, int TV> __host__ __device__ constexpr bool ad_blk() { return TK != QT_F16 || TV != QT_F16; }
+/* the query rows' place in shared memory: after two stages of tiles a warp and the 16 bytes
+ * that ad_words may read past the last tile */
+template <int TK, int TV> __host__ __device__ constexpr int ad_qoff() { return AD_WPB * 2 * ad_stage<TK, TV>() + 16; }
 
 /* rows r < R of a block: the AD_WPB states of each in shared memory (sm: [state][row] m,
  * l; sa: [state][row][AD_OS] vectors) folded into one; warp w takes rows w, w + AD_WPB, ..
@@ -272,10 +313,12 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, gid = lane >> 2, tig = lane & 3;
     const int g = blockIdx.x;
     const int h0 = (blockIdx.y % p.nhpass) * p.hp, t0 = (blockIdx.y / p.nhpass) * p.tp;
+    /* the position is written before a graph starts, so it may be read before any wait */
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
+    if (!p.early) pdl_wait();
     const int n_cells = pos0 + p.T;
     int cpc, nch;
-    ad_chunks(n_cells, p.cap, &cpc, &nch);
+    ad_chunks(n_cells, p.cap, p.minc, p.step, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;   /* chunk blocks: what the block writes */
     if ((int)blockIdx.z >= nchb) return;             /* the whole block */
     const int chunk = blockIdx.z * AD_WPB + wid;
@@ -291,8 +334,13 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     /* the head's pieces start at kg (vg); its first byte is koff (voff) into them */
     const int koff = g * KT::HB & 15, voff = g * VT::HB & 15;
     const uint8_t *kg = p.k + (size_t)(g * KT::HB - koff), *vg = p.v + (size_t)(g * VT::HB - voff);
-    /* tile cb.. (n cells) into stage st */
+    /* tile cb.. (n cells) into stage st; cells from pos0 on only once the store is done */
+    bool stored = !p.early;
     auto load = [&](int cb, int n, int st) {
+        if (!stored && cb + n > pos0) {
+            pdl_wait();
+            stored = true;
+        }
         const unsigned ks = ws_s + st * STAGE;
         ad_copy<KT::PK, KT::S>(ks, kg + (size_t)cb * p.kb, p.kb, n, lane);
         ad_copy<VT::PK, VT::S>(ks + AD_TILE * KT::S, vg + (size_t)cb * p.vb, p.vb, n, lane);
@@ -303,51 +351,48 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     fp_commit();
     if (c0 + AD_TILE < c1) load(c0 + AD_TILE, c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE, 1);
     fp_commit();
-    /* the query rows in registers: lane (gid, t) holds values 32t..32t+31 of row gid, which
-     * are all the A fragments need (k-step s covers 32t + 4s .. + 3, the order ad_kfrag gives
-     * K). Rows rotated on the way (the rotation gpu_hadamard would have done): signs, then
-     * butterflies, the last two across the row's four lanes */
+    /* the query rows, prepared once for the block's warps: warp w takes rows w, w + AD_WPB,
+     * lane l values 4l..4l+3, rotated on the way (the rotation gpu_hadamard would have done)
+     * and scaled, into shared memory as f16. Then lane (gid, t) takes values 32t..32t+31 of
+     * row gid, which are all its A fragments need (k-step s covers 32t + 4s .. + 3, the order
+     * ad_kfrag gives K); rows 8..15 of the mma are zeros */
     const int R = p.hp * p.tp;
-    uint32_t qf[8][4];   /* rows 8..15 of the mma are zeros */
-    {
-        const int t = t0 + gid / p.hp, h = h0 + gid % p.hp;
-        float x[32];
-        if (gid < R && t < p.T && h < p.gs) {
-            const float4 *qp = (const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD + 32 * tig);
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                const float4 v = qp[i];
-                x[4 * i] = v.x; x[4 * i + 1] = v.y; x[4 * i + 2] = v.z; x[4 * i + 3] = v.w;
+    uint32_t qf[8][4];
+    if (ad_blk<TK, TV>()) {
+        uint8_t *qsh = tiles + ad_qoff<TK, TV>();
+        for (int r = wid; r < AD_R; r += AD_WPB) {
+            const int t = t0 + r / p.hp, h = h0 + r % p.hp;
+            float x[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+            if (r < R && t < p.T && h < p.gs) {
+                /* from L2: this kernel may start before the store ends */
+                const float4 v = __ldcg((const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD) + lane);
+                x[0] = v.x; x[1] = v.y; x[2] = v.z; x[3] = v.w;
+                if (p.rot_q) ad_rotate4(x);
             }
-        } else {
-#pragma unroll
-            for (int i = 0; i < 32; i++) x[i] = 0.0f;
+            const float f = p.qscale;
+            *(uint2 *)(qsh + r * AD_QS + 8 * lane) = make_uint2(fp_pack(x[0] * f, x[1] * f), fp_pack(x[2] * f, x[3] * f));
         }
-        float f = p.qscale;
-        if (p.rot_q) {
+        __syncthreads();
+        {
+            const uint4 *qp = (const uint4 *)(qsh + gid * AD_QS + 64 * tig);
 #pragma unroll
-            for (int i = 0; i < 32; i++) x[i] *= cuda_sign_at(32 * tig + i);
-#pragma unroll
-            for (int hs = 1; hs < 32; hs *= 2)
-#pragma unroll
-                for (int i = 0; i < 32; i++)
-                    if (!(i & hs)) {
-                        const float a = x[i], c = x[i + hs];
-                        x[i] = a + c;
-                        x[i + hs] = a - c;
-                    }
-#pragma unroll
-            for (int o = 1; o < 4; o *= 2)
-#pragma unroll
-                for (int i = 0; i < 32; i++) x[i] = hadamard_xor(x[i], o);   /* tig = lane & 3 */
-            f *= 1.0f / sqrtf((float)AD_HD);
+            for (int i = 0; i < 4; i++) {
+                const uint4 u = qp[i];
+                qf[2 * i][0] = u.x; qf[2 * i][2] = u.y; qf[2 * i + 1][0] = u.z; qf[2 * i + 1][2] = u.w;
+                qf[2 * i][1] = qf[2 * i][3] = qf[2 * i + 1][1] = qf[2 * i + 1][3] = 0;
+            }
         }
+    } else {   /* an f16 pair, never rotated (cuda_attn_dec): lane (gid, t) loads its own 32 values */
+        const int t = t0 + gid / p.hp, h = h0 + gid % p.hp;
+        const bool on = gid < R && t < p.T && h < p.gs;
+        const float4 *qp = (const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD + 32 * tig);
+        const float f = p.qscale;
 #pragma unroll
         for (int k = 0; k < 8; k++) {
-            qf[k][0] = fp_pack(x[4 * k] * f, x[4 * k + 1] * f);
-            qf[k][1] = 0;
-            qf[k][2] = fp_pack(x[4 * k + 2] * f, x[4 * k + 3] * f);
-            qf[k][3] = 0;
+            const float4 v = on ? __ldcg(qp + k) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            qf[k][0] = fp_pack(v.x * f, v.y * f);
+            qf[k][2] = fp_pack(v.z * f, v.w * f);
+            qf[k][1] = qf[k][3] = 0;
         }
     }
     /* O^T = V^T P^T: o[i] holds values 16 gid + i (0, 1) and 16 gid + 8 + i (2, 3) of
@@ -361,10 +406,14 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         fp_wait<1>();   /* tile cb is in (and the next may be on its way) */
         __syncwarp();
         const uint8_t *ks = ws + st * STAGE + koff, *vs = ws + st * STAGE + AD_TILE * KT::S + voff;
+        /* a chunk's last step may hold only 16 cells: the other half's work is skipped (its
+         * S stays 0 and is masked below, so its P is 0) */
+        const bool half = ad_blk<TK, TV>() && c1 - cb <= AD_TILE / 2;
         float s[4][4];
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+            if (j >= 2 && half) continue;
             uint32_t kf[16];
             ad_kfrag<TK>(ks + (8 * j + gid) * KT::S, tig, kf);
 #pragma unroll
@@ -403,6 +452,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         }
 #pragma unroll
         for (int kk = 0; kk < 2; kk++) {
+            if (kk && half) break;
             /* P^T as the B operand: S's registers of rows gid, cells 16kk + 2t .. */
             const uint32_t b0 = fp_pack(s[2 * kk][0], s[2 * kk][1]), b1 = fp_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
             const int ca = 16 * kk + 2 * tig;
@@ -424,6 +474,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         fp_commit();
     }
     fp_wait<0>();
+    pdl_next();   /* only now: the merge's blocks waiting early cost more than their launch (q4_0) */
     l += __shfl_xor_sync(0xffffffffu, l, 1);
     l += __shfl_xor_sync(0xffffffffu, l, 2);
     /* the block's warps merged in shared memory (the tiles are free now) */
@@ -444,57 +495,71 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
 #endif
 }
 
-/* the chunk blocks' states merged (m in log2 units): a block per (token, head). The
- * blocks' weights first (threads over blocks), then warp w sums blocks w, w + AD_WPB, ..
- * with lanes on 4 values each (independent loads in flight), then the warps' sums */
+/* the chunk blocks' states merged (m in log2 units): a block per (token, head). Warp w
+ * takes states w, w + AD_WPB, .., AD_MS of them at a time with all their loads in flight
+ * (one trip to L2 for up to AD_WPB * AD_MS states), folds them into a running (max, sum,
+ * vector) of its own; then the warps' states are folded in shared memory. A state with
+ * l = 0 (no cells) weighs nothing. */
+#define AD_MS 16
 __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
-    __shared__ float wsh[AD_MERGE_MAX];
     __shared__ float red[2][AD_WPB];
     __shared__ float4 part[AD_WPB][32];
+    pdl_wait();   /* always, also when nothing is to merge: the next kernel's wait covers this one's */
+    pdl_next();
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
     int cpc, nch;
-    ad_chunks(pos0 + p.T, p.cap, &cpc, &nch);
+    ad_chunks(pos0 + p.T, p.cap, p.minc, p.step, &cpc, &nch);
     nch = (nch + AD_WPB - 1) / AD_WPB;   /* states: one per block of chunks */
     if (nch == 1) return;                /* the attention kernel wrote the output */
     const int th = blockIdx.x, lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
     const size_t cs = (size_t)p.T * p.H;
-    float mx = -INFINITY;
-    for (int c = threadIdx.x; c < nch; c += blockDim.x) mx = fmaxf(mx, p.pm[c * cs + th]);
-    mx = warp_max(mx);
-    if (lane == 0) red[0][wid] = mx;
-    __syncthreads();
-    mx = red[0][0];
-#pragma unroll
-    for (int w = 1; w < AD_WPB; w++) mx = fmaxf(mx, red[0][w]);
-    float ls = 0.0f;
-    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
-        const float l = p.pl[c * cs + th], w = l > 0.0f ? fp_exp2(p.pm[c * cs + th] - mx) : 0.0f;
-        wsh[c] = w;
-        ls += l * w;
-    }
-    ls = warp_sum(ls);
-    if (lane == 0) red[1][wid] = ls;
-    __syncthreads();
+    float m = -INFINITY, L = 0.0f;
     float4 A = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll 4
-    for (int c = wid; c < nch; c += AD_WPB) {
-        const float w = wsh[c];
-        const float4 a = ((const float4 *)(p.pacc + (c * cs + th) * AD_HD))[lane];
-        A.x += w * a.x; A.y += w * a.y; A.z += w * a.z; A.w += w * a.w;
+    for (int c0 = wid; c0 < nch; c0 += AD_WPB * AD_MS) {
+        float mk[AD_MS], lk[AD_MS];
+        float4 ak[AD_MS];
+#pragma unroll
+        for (int k = 0; k < AD_MS; k++) {
+            const int c = c0 + k * AD_WPB;
+            mk[k] = -INFINITY; lk[k] = 0.0f; ak[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (c < nch) {
+                mk[k] = p.pm[c * cs + th];
+                lk[k] = p.pl[c * cs + th];
+                ak[k] = ((const float4 *)(p.pacc + (c * cs + th) * AD_HD))[lane];
+            }
+        }
+        float mx = m;
+#pragma unroll
+        for (int k = 0; k < AD_MS; k++)
+            if (lk[k] > 0.0f) mx = fmaxf(mx, mk[k]);
+        const float sc = L > 0.0f ? fp_exp2(m - mx) : 0.0f;
+        L *= sc;
+        A.x *= sc; A.y *= sc; A.z *= sc; A.w *= sc;
+#pragma unroll
+        for (int k = 0; k < AD_MS; k++) {
+            const float w = lk[k] > 0.0f ? fp_exp2(mk[k] - mx) : 0.0f;
+            L += lk[k] * w;
+            A.x += w * ak[k].x; A.y += w * ak[k].y; A.z += w * ak[k].z; A.w += w * ak[k].w;
+        }
+        m = mx;
     }
+    if (lane == 0) { red[0][wid] = m; red[1][wid] = L; }
     part[wid][lane] = A;
     __syncthreads();
     if (wid) return;
-    float L = 0.0f;
+    float mx = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < AD_WPB; w++) L += red[1][w];
-    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    float o[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    for (int w = 0; w < AD_WPB; w++)
+        if (red[1][w] > 0.0f) mx = fmaxf(mx, red[0][w]);
+    float Ls = 0.0f, o[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
 #pragma unroll
     for (int w = 0; w < AD_WPB; w++) {
+        const float e = red[1][w] > 0.0f ? fp_exp2(red[0][w] - mx) : 0.0f;
         const float4 a = part[w][lane];
-        o[0] += a.x; o[1] += a.y; o[2] += a.z; o[3] += a.w;
+        Ls += red[1][w] * e;
+        o[0] += a.x * e; o[1] += a.y * e; o[2] += a.z * e; o[3] += a.w * e;
     }
+    const float inv = Ls > 0.0f ? 1.0f / Ls : 0.0f;
 #pragma unroll
     for (int j = 0; j < 4; j++) o[j] *= inv;
     if (p.rot_o) ad_unrotate4(o);
@@ -512,12 +577,11 @@ int cuda_attn_dec_ok(const attn_args *a) {
            a->n_head_kv > 0 && a->n_head % a->n_head_kv == 0;
 }
 
-/* two stages of tiles a warp and 16 bytes that ad_words may read past the last tile; the
- * merge area reuses the tiles */
+/* two stages of tiles a warp, 16 bytes that ad_words may read past the last tile, the query
+ * rows; the merge area reuses the tiles (and is smaller than them) */
 template <int TK, int TV> static size_t ad_smem() {
-    size_t tiles = (size_t)AD_WPB * 2 * ad_stage<TK, TV>();
-    size_t merge = sizeof(float) * AD_WPB * AD_R * (2 + AD_OS);
-    return (tiles > merge ? tiles : merge) + 16;
+    static_assert(sizeof(float) * AD_WPB * AD_R * (2 + AD_OS) <= (size_t)AD_WPB * 2 * ad_stage<TK, TV>(), "merge area");
+    return (size_t)ad_qoff<TK, TV>() + (ad_blk<TK, TV>() ? AD_R * AD_QS : 0);
 }
 
 /* blocks of the kernel resident on a multiprocessor (asked once per type pair), after the
@@ -541,21 +605,23 @@ template <int TK, int TV> static int ad_prepare(int *per_sm) {
     return 0;
 }
 
-template <int TK, int TV> static cudaError_t ad_launch(const dec_p &p, dim3 grid, cudaStream_t s) {
-    k_attn_dec<TK, TV><<<grid, 32 * AD_WPB, ad_smem<TK, TV>(), s>>>(p);
+/* pdl: queued with cuda_launch (programmatic dependent launch while g->pdl), else plainly */
+template <int TK, int TV> static cudaError_t ad_launch(gpu_ctx *g, const dec_p &p, dim3 grid, int pdl) {
+    if (pdl) return cuda_launch(g, k_attn_dec<TK, TV>, grid, dim3(32 * AD_WPB), ad_smem<TK, TV>(), p);
+    k_attn_dec<TK, TV><<<grid, 32 * AD_WPB, ad_smem<TK, TV>(), g->stream>>>(p);
     return cudaGetLastError();
 }
 
 /* one switch over the pairs: what == 0 prepares (per_sm), 1 launches */
 #define AD_V(tk)                                                                                         \
     switch (tv) {                                                                                        \
-    case QT_F16: return what ? ad_launch<tk, QT_F16>(p, grid, s) : (cudaError_t)ad_prepare<tk, QT_F16>(per_sm);    \
-    case QT_Q8_0: return what ? ad_launch<tk, QT_Q8_0>(p, grid, s) : (cudaError_t)ad_prepare<tk, QT_Q8_0>(per_sm); \
-    case QT_Q4_0: return what ? ad_launch<tk, QT_Q4_0>(p, grid, s) : (cudaError_t)ad_prepare<tk, QT_Q4_0>(per_sm); \
+    case QT_F16: return what ? ad_launch<tk, QT_F16>(g, p, grid, pdl) : (cudaError_t)ad_prepare<tk, QT_F16>(per_sm);    \
+    case QT_Q8_0: return what ? ad_launch<tk, QT_Q8_0>(g, p, grid, pdl) : (cudaError_t)ad_prepare<tk, QT_Q8_0>(per_sm); \
+    case QT_Q4_0: return what ? ad_launch<tk, QT_Q4_0>(g, p, grid, pdl) : (cudaError_t)ad_prepare<tk, QT_Q4_0>(per_sm); \
     default: return cudaErrorInvalidValue;                                                               \
     }
 
-static cudaError_t ad_dispatch(int what, int tk, int tv, const dec_p &p, dim3 grid, cudaStream_t s, int *per_sm) {
+static cudaError_t ad_dispatch(gpu_ctx *g, int what, int tk, int tv, const dec_p &p, dim3 grid, int pdl, int *per_sm) {
     switch (tk) {
     case QT_F16: AD_V(QT_F16)
     case QT_Q8_0: AD_V(QT_Q8_0)
@@ -573,6 +639,15 @@ static int ad_waves(void) {
     return w >= 1 && w <= 16 ? w : 1;
 }
 
+/* the fewest cells a chunk: 64 for an f16 pair, 32 with a block type (H100, one layer at
+ * depth 8192: q8_0 14.5 against 15.5 us, q4_0 13.6 against 14.4; tg128 within the noise
+ * of 1%); HEARTH_DEC_MIN (timing experiments) sets it, a multiple of the chunk step */
+static int ad_min_cells(int blk) {
+    const char *e = getenv("HEARTH_DEC_MIN");
+    int m = e ? atoi(e) : 0;
+    return m >= 16 && m <= 4096 && m % (blk ? AD_TILE / 2 : AD_TILE) == 0 ? m : blk ? 32 : 64;
+}
+
 int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells, int rot_q, int rot_o) {
     const int H = a->n_head, G = a->n_head_kv, T = a->T;
     dec_p p;
@@ -580,22 +655,39 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     p.q = a->q; p.k = a->k; p.v = a->v; p.kb = a->k_row_bytes; p.vb = a->v_row_bytes;
     p.T = T; p.H = H; p.gs = H / G; p.pos0 = a->pos0; p.dpos = dpos; p.out = a->out;
     p.qscale = a->scale * 1.4426950408889634f;
+    /* an f16 pair takes its query as it is: a rotation asked for is done first */
+    const int blk = a->type_k != QT_F16 || a->type_v != QT_F16;
+    if (!blk && rot_q) {
+        if (gpu_hadamard(g, (float *)a->q, T * H, AD_HD, 0)) return -1;
+        rot_q = 0;
+        g->kv_stored = 0;   /* the query is no longer final when the store ends */
+    }
     p.rot_q = rot_q; p.rot_o = rot_o;
+    /* overlapped launches for two block types only: with an f16 side they made tg128 at
+     * depth 8192 1-2% slower on an H100 (with or without the early start), while both block
+     * types gain 3-6% from the early start (their stores are the costly ones; BENCHMARKS.md) */
+    static int pdl_all = -1;   /* HEARTH_DEC_PDL_ALL=1 (timing experiments): f16 sides too */
+    if (pdl_all < 0) pdl_all = getenv("HEARTH_DEC_PDL_ALL") != NULL;
+    const int pdl = g->pdl && (pdl_all || (a->type_k != QT_F16 && a->type_v != QT_F16));
+    p.early = pdl && g->kv_stored && dpos;
+    g->kv_stored = 0;
     /* rows: the group's query heads (16 at most a pass), then as many tokens as fit */
     p.hp = p.gs < AD_R ? p.gs : AD_R;
     p.tp = AD_R / p.hp < T ? AD_R / p.hp : T;
     p.nhpass = (p.gs + p.hp - 1) / p.hp;
     const int passes = p.nhpass * ((T + p.tp - 1) / p.tp);
     int per_sm = 1;
-    cudaError_t e = ad_dispatch(0, a->type_k, a->type_v, p, dim3(1), g->stream, &per_sm);
+    cudaError_t e = ad_dispatch(g, 0, a->type_k, a->type_v, p, dim3(1), 0, &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
     /* chunks (warps) for a few rounds of the blocks the card holds */
     long want = (long)ad_waves() * per_sm * AD_WPB * g->sm_count / ((long)G * passes);
     if (want > (long)AD_WPB * AD_MERGE_MAX) want = (long)AD_WPB * AD_MERGE_MAX;
     p.cap = want < 1 ? 1 : (int)want;
+    p.minc = ad_min_cells(blk);
+    p.step = blk ? AD_TILE / 2 : AD_TILE;
     /* the grid covers the chunks of the most cells this launch may see */
     int cpc, nch;
-    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, &cpc, &nch);
+    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, p.minc, p.step, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;
     if (nchb > 1 || dpos) {
         size_t nst = (size_t)nchb * T * H;
@@ -603,11 +695,15 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         if (!buf) return -1;
         p.pm = buf; p.pl = buf + nst; p.pacc = buf + 2 * nst;
     }
-    e = ad_dispatch(1, a->type_k, a->type_v, p, dim3(G, passes, nchb), g->stream, &per_sm);
+    e = ad_dispatch(g, 1, a->type_k, a->type_v, p, dim3(G, passes, nchb), pdl, &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
     if (nchb > 1 || dpos) {
-        k_attn_dec_merge<<<T * H, 32 * AD_WPB, 0, g->stream>>>(p);
-        CU_LAUNCHED(g);
+        if (pdl) {
+            CU(g, cuda_launch(g, k_attn_dec_merge, dim3(T * H), dim3(32 * AD_WPB), 0, p));
+        } else {
+            k_attn_dec_merge<<<T * H, 32 * AD_WPB, 0, g->stream>>>(p);
+            CU_LAUNCHED(g);
+        }
     }
     return 0;
 }

@@ -32,6 +32,9 @@ struct gpu_ctx {
     /* launches through cuda_launch overlap the previous kernel's tail (programmatic
      * dependent launch); on while pos_on unless HEARTH_NO_PDL is set */
     int pdl;
+    /* set by a pos-mode cache store, taken by the decode attention queued right after it:
+     * that one's blocks may start before the store ends (attn_dec.cu) */
+    int kv_stored;
     cudaGraphExec_t graph;
     unsigned graph_gen;
     /* 8-bit activations made by the kernel that wrote x (mv8.cu): q_next asks the next

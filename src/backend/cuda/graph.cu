@@ -23,6 +23,7 @@ extern "C" void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells) {
     g->pos_on = on && g->dpos;
     g->pdl = g->pos_on && !no_pdl;
     g->cap_cells = cap_cells;
+    g->kv_stored = 0;
 }
 
 extern "C" int gpu_graph_ready(const gpu_ctx *g) { return g->graph && g->graph_gen == g->scr_gen; }

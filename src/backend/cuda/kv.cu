@@ -240,7 +240,9 @@ extern "C" int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8
     if (g->pos_on) {
         /* a decode step being captured: the cell comes from the card */
         if (set_mu || L->row_k > 8192 || L->row_v > 8192) return cuda_fail_msg(g, "cache store in pos mode needs the fused path");
-        return store_fused(g, L, k, v, T, mu, dk, dv, g->dpos);
+        if (store_fused(g, L, k, v, T, mu, dk, dv, g->dpos)) return -1;
+        g->kv_stored = 1;   /* the decode attention queued next may overlap it (attn_dec.cu) */
+        return 0;
     }
     if (!set_mu && L->row_k <= 8192 && L->row_v <= 8192) {
         return store_fused(g, L, k, v, T, mu, dk + (size_t)pos0 * L->kb, dv + (size_t)pos0 * L->vb, NULL);
