@@ -250,14 +250,17 @@ __device__ __forceinline__ void ad_copy(unsigned dst, const uint8_t *src, size_t
     }
 }
 
-template <int TK, int TV> __host__ __device__ constexpr int ad_stage() { return AD_TILE * (ad_type<TK>::S + ad_type<TV>::S); }
+/* a warp's stage: a K tile, a V tile and 16 bytes that no copy writes, for ad_words' read
+ * past a tile's last cell (its bytes unused), so that it never meets the copy of the tile
+ * after it in flight into the next stage (compute-sanitizer's racecheck reported those reads
+ * as hazards when stages were back to back) */
+template <int TK, int TV> __host__ __device__ constexpr int ad_stage() { return AD_TILE * (ad_type<TK>::S + ad_type<TV>::S) + 16; }
 /* a pair with a block type: the query prepared once a block, chunks in half tiles; an f16
  * pair keeps a warp's own query and whole tiles (it lost 1.2 us a layer at depth 8192 on an
  * H100 with the block's query, BENCHMARKS.md) */
 template <int TK, int TV> __host__ __device__ constexpr bool ad_blk() { return TK != QT_F16 || TV != QT_F16; }
-/* the query rows' place in shared memory: after two stages of tiles a warp and the 16 bytes
- * that ad_words may read past the last tile */
-template <int TK, int TV> __host__ __device__ constexpr int ad_qoff() { return AD_WPB * 2 * ad_stage<TK, TV>() + 16; }
+/* the query rows' place in shared memory: after two stages of tiles a warp */
+template <int TK, int TV> __host__ __device__ constexpr int ad_qoff() { return AD_WPB * 2 * ad_stage<TK, TV>(); }
 
 /* rows r < R of a block: the AD_WPB states of each in shared memory (sm: [state][row] m,
  * l; sa: [state][row][AD_OS] vectors) folded into one; warp w takes rows w, w + AD_WPB, ..
