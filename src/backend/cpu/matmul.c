@@ -198,7 +198,9 @@ static int matmul_vec(pool *p, const wtensor *const *w, int n, const float *x, i
         j.y[i] = y[i];
     }
     const int nt = pool_threads(p);
-    j.stride = mm_panel_layout_of(w[0]->ne0).stride;
+    /* room for either form of vec_quant (q8_0's panel layout, the k-quants' vec layout) */
+    const size_t ps = mm_panel_layout_of(w[0]->ne0).stride, vs = mm_vec_layout_of(w[0]->ne0).stride;
+    j.stride = ps > vs ? ps : vs;
     uint8_t stackbuf[3 * 16384] __attribute__((aligned(64)));
     uint8_t *heap = NULL, *xa;
     size_t need = j.stride * (size_t)T;
