@@ -267,38 +267,36 @@ INLINE void ptile(int R, int C, const uint8_t *w, const uint8_t *x, size_t strid
  * scales times the token's super-block scale. Sixteen float accumulators, the row's four
  * steps and its scales stay in registers; the activations come from L1 as memory operands.
  * A lane sums 16 products of at most 255 * 127: no int32 overflow. */
-/* acc += w (unsigned bytes, a register) . x (signed bytes, read from memory by the
- * instruction itself). Written as asm so the compiler cannot hoist the activation loads
- * of a whole tile into registers (it does, and then spills the accumulators). */
-INLINE __m512i dpbusd_m(__m512i acc, __m512i w, const uint8_t *x) {
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const __m512i *)(const void *)x));
-    return acc;
-}
-
 INLINE void ktile(int R, int C, const uint8_t *w, const uint8_t *x, size_t stride, int64_t n, float *y, size_t ldy) {
     const mm_panel_layout L = mm_panel_layout_of(n);
     __m512 acc[MM_PANEL_R][MM_PANEL_C];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < C; t++) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < n / 256; b++) {
+    /* one pointer per panel part, rows and tokens reached as offsets r * stride and
+     * t * stride from it: a pointer per (row or token, part) needs more registers than x86
+     * has, and the spills cost as much as the arithmetic */
+    const uint8_t *wq = w + L.q, *ws = w + L.sc, *wc = w + L.c;
+    const uint8_t *xq = x + L.q, *xs = x + L.sc, *xc = x + L.c;
+    for (int64_t b = 0; b < n / 256; b++, wq += 256, xq += 256, xs += 256, ws += 64, wc += 64, xc += 64) {
+        UNROLL
         for (int r = 0; r < R; r++) {
-            const uint8_t *wr = w + (size_t)r * stride;
-            const uint8_t *wq = wr + L.q + 256 * b;
-            __m512i w0 = _mm512_loadu_si512(wq), w1 = _mm512_loadu_si512(wq + 64);
-            __m512i w2 = _mm512_loadu_si512(wq + 128), w3 = _mm512_loadu_si512(wq + 192);
-            __m512 ws = _mm512_loadu_ps((const float *)(const void *)(wr + L.sc) + 16 * b);
-            __m512 wc = _mm512_loadu_ps((const float *)(const void *)(wr + L.c) + 16 * b);
+            const size_t ro = (size_t)r * stride;
+            __m512i w0 = _mm512_loadu_si512(wq + ro), w1 = _mm512_loadu_si512(wq + ro + 64);
+            __m512i w2 = _mm512_loadu_si512(wq + ro + 128), w3 = _mm512_loadu_si512(wq + ro + 192);
+            __m512 wsv = _mm512_loadu_ps((const float *)(const void *)(ws + ro));
+            __m512 wcv = _mm512_loadu_ps((const float *)(const void *)(wc + ro));
+            UNROLL
             for (int t = 0; t < C; t++) {
-                const uint8_t *xt = x + (size_t)t * stride;
-                const uint8_t *xq = xt + L.q + 256 * b;
-                __m512i p = dpbusd_m(_mm512_setzero_si512(), w0, xq);
-                p = dpbusd_m(p, w1, xq + 64);
-                p = dpbusd_m(p, w2, xq + 128);
-                p = dpbusd_m(p, w3, xq + 192);
-                const float xs = ((const float *)(const void *)(xt + L.sc))[64 * b];
-                /* the scaled products, then the bias: per 16 values, against d * sum */
-                __m512 a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws, _mm512_set1_ps(xs)), acc[r][t]);
-                acc[r][t] = _mm512_fmadd_ps(wc, _mm512_loadu_ps((const float *)(const void *)(xt + L.c) + 16 * b), a);
+                const size_t to = (size_t)t * stride;
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(xq + to));
+                p = _mm512_dpbusd_epi32(p, w1, _mm512_loadu_si512(xq + to + 64));
+                p = _mm512_dpbusd_epi32(p, w2, _mm512_loadu_si512(xq + to + 128));
+                p = _mm512_dpbusd_epi32(p, w3, _mm512_loadu_si512(xq + to + 192));
+                const __m512 xsv = _mm512_set1_ps(*(const float *)(const void *)(xs + to));
+                /* the bias (per 16 values, against d * sum), then the scaled products: both
+                 * FMAs accumulate in place, no register copies */
+                __m512 a = _mm512_fmadd_ps(wcv, _mm512_loadu_ps((const float *)(const void *)(xc + to)), acc[r][t]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(wsv, xsv), a);
             }
         }
     }
