@@ -340,14 +340,20 @@ static void tile(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stri
 /* ---- decode: one token against rows in their stored format ----
  * Reading the weights is the whole cost of decode, so these work straight from the blocks,
  * 64 values a step (a vpdpbusd over two 32-value chunks); the k-quants keep the sums in
- * integers for a whole super-block (below). The kernels must be cheap enough that one
- * thread keeps up with its share of the read bandwidth (~10 GB/s of 20 on the 2-core
- * Xeon): with per-step float scaling one thread managed ~8.6 GB/s of q4_k. Prefetching a
- * few super-blocks ahead keeps enough cache lines in flight. */
-
-#ifndef PF_AHEAD
-#define PF_AHEAD 4 /* super-blocks (-DPF_AHEAD=N to try others) */
+ * integers for a whole super-block (below). Two things make one thread keep up with its
+ * share of the read bandwidth (~10 GB/s of the 2-core Xeon's 20):
+ *   - cheap kernels: with per-step float scaling one thread managed ~8.6 GB/s of q4_k;
+ *   - one row at a time, read front to back, with software prefetches PF_BYTES ahead
+ *     (into the next rows, which the same task reads next): one stream, far enough ahead
+ *     to cover the memory latency. Four rows interleaved with prefetches 2-4 blocks ahead
+ *     left both threads waiting on memory: 2-thread decode at depth 0 went from ~41 to
+ *     ~29 ms per token (TinyLlama Q4_K_M) with this. */
+#ifndef PF_BYTES
+#define PF_BYTES 4096 /* (-DPF_BYTES=N to try others) */
 #endif
+INLINE void prefetch_ahead(const uint8_t *p, size_t len) {
+    for (size_t o = 0; o < len; o += 64) _mm_prefetch((const char *)(p + PF_BYTES + o), _MM_HINT_T0);
+}
 
 /* k-quants: the levels of a super-block as four vectors of 64 unsigned bytes (q6_k's stored
  * + 32), read with 64-byte loads and no lane crossing: value order for q6_k, q4_k / q5_k's
@@ -393,7 +399,7 @@ INLINE void k_levels(int type, const uint8_t *p, __m512i q[4]) {
     q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l1, 4), m4, _mm512_and_si512(_mm512_srli_epi16(hb, 1), m10), TERN_AND_OR);
 }
 
-INLINE void vec_k(int type, int R, const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) {
+INLINE float vec_k(int type, const uint8_t *w, const uint8_t *x, int64_t n) {
     const mm_vec_layout L = mm_vec_layout_of(n);
     const uint8_t *xq = x + (type == QT_Q6_K ? L.q : L.qp);
     const float *xd = (const float *)(const void *)(x + L.d);
@@ -409,85 +415,66 @@ INLINE void vec_k(int type, int R, const uint8_t *w, size_t rb, const uint8_t *x
                                                       4 * s + 2, 4 * s + 2, 4 * s + 2, 4 * s + 2, 4 * s + 3, 4 * s + 3, 4 * s + 3, 4 * s + 3)
                                   : _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2),
                                                      _mm512_set1_epi32((s & 1) + 4 * (s >> 1)));
-    __m512 acc[4];
-    __m128 accm[4];
-    for (int r = 0; r < R; r++) { acc[r] = _mm512_setzero_ps(); accm[r] = _mm_setzero_ps(); }
+    __m512 acc = _mm512_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++) {
-        const uint8_t *xb = xq + 256 * b;
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = w + (size_t)r * rb + (size_t)b * bb;
-            for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)(p + PF_AHEAD * bb + o), _MM_HINT_T0);
-            __m512i q[4];
-            k_levels(type, p, q);
-            __m512i sc, isc = _mm512_setzero_si512();
-            uint64_t sc8 = 0, mn8 = 0;
-            if (type == QT_Q6_K) sc = _mm512_cvtepi8_epi32(ld128(p + 192));
-            else { k4_scales8(p + 4, &sc8, &mn8); sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc8)); }
-            UNROLL
-            for (int s = 0; s < 4; s++) {
-                __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[s], _mm512_loadu_si512(xb + 64 * s));
-                isc = _mm512_dpwssd_epi32(isc, pr, _mm512_permutexvar_epi32(sidx[s], sc));
-            }
-            if (type == QT_Q6_K) {
-                /* the levels' + 32: subtract 32 * scale * sum per 16 */
-                __m512i off = _mm512_dpwssd_epi32(_mm512_setzero_si512(), sc, _mm512_loadu_si512(bs + 16 * b));
-                isc = _mm512_sub_epi32(isc, _mm512_slli_epi32(off, 5));
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isc), _mm512_set1_ps(ldh(p + 208) * xd[b]), acc[r]);
-            } else {
-                __m128i imn = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn8)), ld128(bs2 + 8 * b));
-                uint32_t dd2;
-                memcpy(&dd2, p, 4);
-                __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dd2)), _mm_set1_ps(xd[b])); /* d, dmin */
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isc), _mm512_broadcastss_ps(dd), acc[r]);
-                accm[r] = _mm_fnmadd_ps(_mm_cvtepi32_ps(imn), _mm_shuffle_ps(dd, dd, 0x55), accm[r]);
-            }
+        const uint8_t *xb = xq + 256 * b, *p = w + (size_t)b * bb;
+        prefetch_ahead(p, bb);
+        __m512i q[4];
+        k_levels(type, p, q);
+        __m512i sc, isc = _mm512_setzero_si512();
+        uint64_t sc8 = 0, mn8 = 0;
+        if (type == QT_Q6_K) sc = _mm512_cvtepi8_epi32(ld128(p + 192));
+        else { k4_scales8(p + 4, &sc8, &mn8); sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc8)); }
+        UNROLL
+        for (int s = 0; s < 4; s++) {
+            __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[s], _mm512_loadu_si512(xb + 64 * s));
+            isc = _mm512_dpwssd_epi32(isc, pr, _mm512_permutexvar_epi32(sidx[s], sc));
+        }
+        if (type == QT_Q6_K) {
+            /* the levels' + 32: subtract 32 * scale * sum per 16 */
+            __m512i off = _mm512_dpwssd_epi32(_mm512_setzero_si512(), sc, _mm512_loadu_si512(bs + 16 * b));
+            isc = _mm512_sub_epi32(isc, _mm512_slli_epi32(off, 5));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isc), _mm512_set1_ps(ldh(p + 208) * xd[b]), acc);
+        } else {
+            __m128i imn = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn8)), ld128(bs2 + 8 * b));
+            uint32_t dd2;
+            memcpy(&dd2, p, 4);
+            __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dd2)), _mm_set1_ps(xd[b])); /* d, dmin */
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isc), _mm512_broadcastss_ps(dd), acc);
+            accm = _mm_fnmadd_ps(_mm_cvtepi32_ps(imn), _mm_shuffle_ps(dd, dd, 0x55), accm);
         }
     }
-    for (int r = 0; r < R; r++)
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], _mm512_zextps128_ps512(accm[r])));
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc, _mm512_zextps128_ps512(accm)));
 }
 
 /* q8_0: two blocks a step; the signed levels go in + 128 (xor 0x80) and the sums start
  * from the activations' -128 * sum, so the integer result is exactly sum(w * x). */
-INLINE void vec_q8_0(int R, const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) {
+INLINE float vec_q8_0(const uint8_t *w, const uint8_t *x, int64_t n) {
     const mm_panel_layout L = mm_panel_layout_of(n);
     const int8_t *xq = (const int8_t *)(x + L.q);
     const float *xs = (const float *)(const void *)(x + L.sc);
     const int32_t *corr = (const int32_t *)(const void *)(x + L.corr);
-    __m512 acc[4];
-    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    __m512 acc = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / 32; b += 2) {
-        const __m512i xv = _mm512_loadu_si512(xq + 32 * b);
-        const __m512i cv = _mm512_loadu_si512(corr + 8 * b);
-        const __m512 sv = _mm512_loadu_ps(xs + 8 * b);
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = w + (size_t)r * rb + (size_t)b * 34;
-            _mm_prefetch((const char *)(p + 16 * 34), _MM_HINT_T0);
-            _mm_prefetch((const char *)(p + 16 * 34 + 64), _MM_HINT_T0);
-            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(ld256(p + 2)), ld256(p + 36), 1);
-            q = _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80));
-            __m512i pr = _mm512_dpbusd_epi32(cv, q, xv);
-            /* (insertf64x4 is AVX512F; the f32x8 form would need DQ) */
-            __m512 ws = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(ldh(p)))),
-                                                            _mm256_castps_pd(_mm256_set1_ps(ldh(p + 34))), 1));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(ws, sv), acc[r]);
-        }
+        const uint8_t *p = w + (size_t)b * 34;
+        prefetch_ahead(p, 68);
+        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(ld256(p + 2)), ld256(p + 36), 1);
+        q = _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80));
+        __m512i pr = _mm512_dpbusd_epi32(_mm512_loadu_si512(corr + 8 * b), q, _mm512_loadu_si512(xq + 32 * b));
+        /* (insertf64x4 is AVX512F; the f32x8 form would need DQ) */
+        __m512 ws = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(ldh(p)))),
+                                                        _mm256_castps_pd(_mm256_set1_ps(ldh(p + 34))), 1));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(ws, _mm512_loadu_ps(xs + 8 * b)), acc);
     }
-    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+    return _mm512_reduce_add_ps(acc);
 }
-static void v_q8_0_4(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_q8_0(4, w, rb, x, n, y); }
-static void v_q8_0_1(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_q8_0(1, w, rb, x, n, y); }
 static void v_q8_0(const uint8_t *w, size_t rb, int nr, const uint8_t *x, int64_t n, float *y) {
-    if (nr == 4) { v_q8_0_4(w, rb, x, n, y); return; }
-    for (int r = 0; r < nr; r++) v_q8_0_1(w + (size_t)r * rb, rb, x, n, y + r);
+    for (int r = 0; r < nr; r++) y[r] = vec_q8_0(w + (size_t)r * rb, x, n);
 }
-
-#define VEC(NAME, TYPE)                                                                              \
-    static void NAME##_4(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_k(TYPE, 4, w, rb, x, n, y); } \
-    static void NAME##_1(const uint8_t *w, size_t rb, const uint8_t *x, int64_t n, float *y) { vec_k(TYPE, 1, w, rb, x, n, y); } \
-    static void NAME(const uint8_t *w, size_t rb, int nr, const uint8_t *x, int64_t n, float *y) {  \
-        if (nr == 4) { NAME##_4(w, rb, x, n, y); return; }                                          \
-        for (int r = 0; r < nr; r++) NAME##_1(w + (size_t)r * rb, rb, x, n, y + r);                 \
+#define VEC(NAME, TYPE)                                                                             \
+    static void NAME(const uint8_t *w, size_t rb, int nr, const uint8_t *x, int64_t n, float *y) { \
+        for (int r = 0; r < nr; r++) y[r] = vec_k(TYPE, w + (size_t)r * rb, x, n);                 \
     }
 VEC(v_q4_k, QT_Q4_K)
 VEC(v_q5_k, QT_Q5_K)
