@@ -7,10 +7,14 @@
  *   /tmp/micro attn TYPE CELLS  one decode token's flash attention over CELLS cells of a K/V
  *                               cache of type id TYPE (1 f16, 8 q8_0), TinyLlama's heads (32
  *                               query, 4 KV, head size 64), 22 times (one per layer)
- *   /tmp/micro tok MODEL DEPTH CACHE [N]
+ *   /tmp/micro tok MODEL DEPTH CACHE [N [THREADS]]
  *                               whole decode steps of MODEL on one thread after filling the
  *                               cache (type name CACHE for K and V) to DEPTH cells: the
- *                               median and the best of N (default 24) tokens, each at DEPTH
+ *                               median and the best of N (default 24) tokens, each at DEPTH;
+ *                               with THREADS > 1 the fill and the steps use that many
+ *                               threads and the times are wall clock
+ *   /tmp/micro pp MODEL T [N]   a prompt of T tokens at depth 0 on one thread: the median and
+ *                               the best of N (default 5) evaluations
  * Random data; the numbers are for comparing builds, not models. */
 #include "backend/backend.h"
 #include "hearth.h"
@@ -21,26 +25,65 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void) { struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static int wall; /* time by the wall clock (several threads) instead of the thread's CPU clock */
+static double now(void) {
+    struct timespec t;
+    clock_gettime(wall ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
 static float frand(void) { return (float)rand() / RAND_MAX * 2 - 1; }
 
 static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
 
-static int tok(int argc, char **argv) {
-    if (argc < 5) { fprintf(stderr, "usage: micro tok MODEL DEPTH CACHE [N]\n"); return 1; }
-    int depth = atoi(argv[3]), n = argc > 5 ? atoi(argv[5]) : 24;
+/* a model and context on n_threads threads (cache type name CACHE, room for n_ctx cells) */
+static int open_model(const char *path, int n_ctx, const char *cache, int n_threads, hearth_model **m, hearth_ctx **c) {
     char err[512];
     hearth_log_set_level(HEARTH_LOG_ERROR);
     hearth_model_params mp = hearth_model_default_params();
-    mp.n_threads = 1;
-    hearth_model *m;
-    if (hearth_model_load(argv[2], &mp, &m, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+    mp.n_threads = n_threads;
+    if (hearth_model_load(path, &mp, m, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
     hearth_ctx_params cp = hearth_ctx_default_params();
-    cp.n_ctx = depth + 64;
-    cp.n_threads = 1;
-    cp.type_k = cp.type_v = hearth_cache_type_from_name(argv[4]);
+    cp.n_ctx = n_ctx;
+    cp.n_threads = n_threads;
+    cp.type_k = cp.type_v = hearth_cache_type_from_name(cache);
+    if (hearth_ctx_new(*m, &cp, c, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+    return 0;
+}
+
+static int pp(int argc, char **argv) {
+    if (argc < 4) { fprintf(stderr, "usage: micro pp MODEL T [N]\n"); return 1; }
+    int T = atoi(argv[3]), n = argc > 4 ? atoi(argv[4]) : 5;
+    hearth_model *m;
     hearth_ctx *c;
-    if (hearth_ctx_new(m, &cp, &c, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+    if (open_model(argv[2], T + 64, "f16", 1, &m, &c)) return 1;
+    int V = hearth_model_get_info(m)->n_vocab;
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)T);
+    double *t = malloc(sizeof(double) * (size_t)(n + 1));
+    char err[512];
+    for (int i = -1; i < n; i++) {
+        hearth_ctx_truncate(c, 0);
+        for (int k = 0; k < T; k++) toks[k] = rand() % V;
+        double t0 = now();
+        if (hearth_eval(c, toks, T, 0, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+        if (i >= 0) t[i] = now() - t0;
+    }
+    qsort(t, (size_t)n, sizeof(double), cmp_d);
+    printf("pp %s T %d: median %.1f ms best %.1f ms (%.1f t/s best, 1 thread)\n", hearth_model_get_info(m)->name, T,
+           t[n / 2] * 1e3, t[0] * 1e3, T / t[0]);
+    free(t); free(toks);
+    hearth_ctx_free(c);
+    hearth_model_free(m);
+    return 0;
+}
+
+static int tok(int argc, char **argv) {
+    if (argc < 5) { fprintf(stderr, "usage: micro tok MODEL DEPTH CACHE [N]\n"); return 1; }
+    int depth = atoi(argv[3]), n = argc > 5 ? atoi(argv[5]) : 24, nt = argc > 6 ? atoi(argv[6]) : 1;
+    char err[512];
+    hearth_model *m;
+    hearth_ctx *c;
+    wall = nt > 1;
+    if (open_model(argv[2], depth + 64, argv[4], nt, &m, &c)) return 1;
     int V = hearth_model_get_info(m)->n_vocab;
     int32_t *toks = malloc(sizeof(int32_t) * 512);
     while (hearth_ctx_n_past(c) < depth) {
@@ -57,8 +100,8 @@ static int tok(int argc, char **argv) {
         if (i >= 0) t[i] = now() - t0;
     }
     qsort(t, (size_t)n, sizeof(double), cmp_d);
-    printf("tok %s depth %d cache %s: median %.2f ms best %.2f ms per token (1 thread)\n", hearth_model_get_info(m)->name, depth,
-           argv[4], t[n / 2] * 1e3, t[0] * 1e3);
+    printf("tok %s depth %d cache %s: median %.2f ms best %.2f ms per token (%d thread%s)\n", hearth_model_get_info(m)->name,
+           depth, argv[4], t[n / 2] * 1e3, t[0] * 1e3, nt, nt > 1 ? "s, wall clock" : "");
     free(t); free(toks);
     hearth_ctx_free(c);
     hearth_model_free(m);
@@ -68,6 +111,7 @@ static int tok(int argc, char **argv) {
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "mm";
     if (!strcmp(what, "tok")) return tok(argc, argv);
+    if (!strcmp(what, "pp")) return pp(argc, argv);
     pool *p = pool_new(1);
     if (!strcmp(what, "mm")) {
         int type = argc > 2 ? atoi(argv[2]) : QT_Q4_K, T = argc > 3 ? atoi(argv[3]) : 128;

@@ -66,7 +66,7 @@ static void check_matmul(pool *p, int type, int64_t ne0, int64_t ne1, int T, int
         }
     }
     CHECK(!bad, "%s matmul", qt->name);
-    if (level == 2 && T == 5) printf("  %-6s ne0 %4lld ne1 %2lld T %d: worst error %.3f of the bound\n", qt->name, (long long)ne0, (long long)ne1, T, worst);
+    if (level == 2 && (T == 5 || T == 1)) printf("  %-6s ne0 %4lld ne1 %2lld T %d: worst error %.3f of the bound\n", qt->name, (long long)ne0, (long long)ne1, T, worst);
     free(wf); free(wd); free(wq); free(x); free(y);
 }
 

@@ -105,13 +105,33 @@ typedef struct mm_panel {
     /* y[t * ldy + r] for r < nr <= MM_PANEL_R, t < nc <= MM_PANEL_C; rows and tokens are
      * panels of stride bytes */
     void (*tile)(const uint8_t *w, int nr, const uint8_t *x, int nc, size_t stride, int64_t n, float *y, size_t ldy);
-    /* one token (quantized by quant) against nr <= 4 rows in their own format, y[r]; NULL
-     * where the AVX2 kernel serves decode well enough */
+    /* one token (quantized by vec_quant) against nr <= 4 rows in their own format, y[r];
+     * NULL where the AVX2 kernel serves decode well enough */
     void (*vec)(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *x, int64_t n, float *y);
-    /* one token to the form vec reads (the k-quant panels interleave their values, the
-     * decode kernels read them in order); NULL where vec is */
+    /* one token to the form vec reads (q8_0: the panel layout; the k-quants: the
+     * mm_vec_layout below); NULL where vec is */
     void (*vec_quant)(const float *x, int64_t n, uint8_t *dst);
 } mm_panel;
+/* The k-quant decode kernels' activations (one scale per 256 values, as the peer's q8_K),
+ * laid out for integer sums over a whole super-block:
+ *   q[n]      int8 levels in value order (q6_k's 64-byte loads give its values in order)
+ *   qp[n]     the same with each 128 values' 32-value chunks in the order 0 2 1 3 (a 64-byte
+ *             load of q4_k / q5_k nibbles, masked or shifted, gives chunks 0 and 2, or 1 and 3)
+ *   d[n/256]  float scales
+ *   bs[n/16]  the sum of each 16 levels as an int32 whose high 16 bits are zero (an int16 in
+ *             an int32 lane, for vpdpwssd against scales held as int32: q6_k's offset)
+ *   bs2[n/32] int16 sums of each 32 levels (q4_k / q5_k minimums) */
+typedef struct mm_vec_layout { size_t q, qp, d, bs, bs2, stride; } mm_vec_layout;
+static inline mm_vec_layout mm_vec_layout_of(int64_t n) {
+    mm_vec_layout l;
+    l.q = 0;
+    l.qp = ((size_t)n + 63) & ~(size_t)63;
+    l.d = l.qp + l.qp;
+    l.bs = (l.d + sizeof(float) * (size_t)(n / 256) + 63) & ~(size_t)63;
+    l.bs2 = (l.bs + 4 * (size_t)(n / 16) + 63) & ~(size_t)63;
+    l.stride = (l.bs2 + 2 * (size_t)(n / 32) + 63) & ~(size_t)63;
+    return l;
+}
 const mm_panel *cpu_mm_panel(int type);
 const mm_panel *mmx_avx512_panel(int type);
 
