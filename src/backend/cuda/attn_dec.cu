@@ -300,7 +300,7 @@ __device__ __forceinline__ void ad_combine(const dec_p &p, const float *sm, cons
 }
 
 /* blocks a multiprocessor should hold, as far as shared memory lets it (227 KB): 1 with an
- * f16 side, 4 for q4_0 / q4_0 (41 KB), else 3 (the register cap these give: 255, 128, 168) */
+ * f16 side, 4 for q4_0 / q4_0 (42 KB with the query rows), else 3 (the register cap these give: 255, 128, 168) */
 template <int TK, int TV> __host__ __device__ constexpr int ad_min_blocks() {
     return TK == QT_F16 || TV == QT_F16 ? 1 : TK == QT_Q4_0 && TV == QT_Q4_0 ? 4 : 3;
 }
