@@ -34,7 +34,7 @@
  * cells but the store's are therefore final: a warp waits for the store only before it
  * copies a tile holding one of the newest cells, and the other warps, nearly all at depth,
  * run alongside the store. The merge kernel is let in once the warps are through their
- * cells, and waits for this one. (Block types on both sides only: see cuda_attn_dec.) */
+ * cells, and waits for this one. (Every type pair since 2026-11-27: see cuda_attn_dec.) */
 #include "backend/cuda/attn_dec.cuh"
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/mma.cuh"
@@ -666,12 +666,10 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         g->kv_stored = 0;   /* the query is no longer final when the store ends */
     }
     p.rot_q = rot_q; p.rot_o = rot_o;
-    /* overlapped launches for two block types only: with an f16 side they made tg128 at
-     * depth 8192 1-2% slower on an H100 (with or without the early start), while both block
-     * types gain 3-6% from the early start (their stores are the costly ones; BENCHMARKS.md) */
-    static int pdl_all = -1;   /* HEARTH_DEC_PDL_ALL=1 (timing experiments): f16 sides too */
-    if (pdl_all < 0) pdl_all = getenv("HEARTH_DEC_PDL_ALL") != NULL;
-    const int pdl = g->pdl && (pdl_all || (a->type_k != QT_F16 && a->type_v != QT_F16));
+    /* overlapped launches for every pair: both block types gain 3-6% from the early start
+     * (their stores are the costly ones), f16 / f16 1-2% since the kernels of 2026-11-27
+     * evening (it was 1-2% slower with the kernel before; BENCHMARKS.md) */
+    const int pdl = g->pdl;
     p.early = pdl && g->kv_stored && dpos;
     g->kv_stored = 0;
     /* rows: the group's query heads (16 at most a pass), then as many tokens as fit */
