@@ -666,9 +666,10 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         g->kv_stored = 0;   /* the query is no longer final when the store ends */
     }
     p.rot_q = rot_q; p.rot_o = rot_o;
-    /* overlapped launches for every pair: both block types gain 3-6% from the early start
-     * (their stores are the costly ones), f16 / f16 1-2% since the kernels of 2026-11-27
-     * evening (it was 1-2% slower with the kernel before; BENCHMARKS.md) */
+    /* overlapped launches for every pair (tg128 on an H100): both block types gain 3-6% from
+     * the early start (their stores are the costly ones), f16 / f16 0.3-1.4% and f16 / q8_0
+     * 2-6% with the kernels of 2026-11-27 evening (f16 sides were 1-2% slower with the kernel
+     * before, so they were launched plainly until then; BENCHMARKS.md) */
     const int pdl = g->pdl;
     p.early = pdl && g->kv_stored && dpos;
     g->kv_stored = 0;
