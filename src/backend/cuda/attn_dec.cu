@@ -608,23 +608,21 @@ template <int TK, int TV> static int ad_prepare(int *per_sm) {
     return 0;
 }
 
-/* pdl: queued with cuda_launch (programmatic dependent launch while g->pdl), else plainly */
-template <int TK, int TV> static cudaError_t ad_launch(gpu_ctx *g, const dec_p &p, dim3 grid, int pdl) {
-    if (pdl) return cuda_launch(g, k_attn_dec<TK, TV>, grid, dim3(32 * AD_WPB), ad_smem<TK, TV>(), p);
-    k_attn_dec<TK, TV><<<grid, 32 * AD_WPB, ad_smem<TK, TV>(), g->stream>>>(p);
-    return cudaGetLastError();
+/* queued with cuda_launch: overlapping the kernel before it while g->pdl */
+template <int TK, int TV> static cudaError_t ad_launch(gpu_ctx *g, const dec_p &p, dim3 grid) {
+    return cuda_launch(g, k_attn_dec<TK, TV>, grid, dim3(32 * AD_WPB), ad_smem<TK, TV>(), p);
 }
 
 /* one switch over the pairs: what == 0 prepares (per_sm), 1 launches */
 #define AD_V(tk)                                                                                         \
     switch (tv) {                                                                                        \
-    case QT_F16: return what ? ad_launch<tk, QT_F16>(g, p, grid, pdl) : (cudaError_t)ad_prepare<tk, QT_F16>(per_sm);    \
-    case QT_Q8_0: return what ? ad_launch<tk, QT_Q8_0>(g, p, grid, pdl) : (cudaError_t)ad_prepare<tk, QT_Q8_0>(per_sm); \
-    case QT_Q4_0: return what ? ad_launch<tk, QT_Q4_0>(g, p, grid, pdl) : (cudaError_t)ad_prepare<tk, QT_Q4_0>(per_sm); \
+    case QT_F16: return what ? ad_launch<tk, QT_F16>(g, p, grid) : (cudaError_t)ad_prepare<tk, QT_F16>(per_sm);    \
+    case QT_Q8_0: return what ? ad_launch<tk, QT_Q8_0>(g, p, grid) : (cudaError_t)ad_prepare<tk, QT_Q8_0>(per_sm); \
+    case QT_Q4_0: return what ? ad_launch<tk, QT_Q4_0>(g, p, grid) : (cudaError_t)ad_prepare<tk, QT_Q4_0>(per_sm); \
     default: return cudaErrorInvalidValue;                                                               \
     }
 
-static cudaError_t ad_dispatch(gpu_ctx *g, int what, int tk, int tv, const dec_p &p, dim3 grid, int pdl, int *per_sm) {
+static cudaError_t ad_dispatch(gpu_ctx *g, int what, int tk, int tv, const dec_p &p, dim3 grid, int *per_sm) {
     switch (tk) {
     case QT_F16: AD_V(QT_F16)
     case QT_Q8_0: AD_V(QT_Q8_0)
@@ -666,12 +664,11 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         g->kv_stored = 0;   /* the query is no longer final when the store ends */
     }
     p.rot_q = rot_q; p.rot_o = rot_o;
-    /* overlapped launches for every pair (tg128 on an H100): both block types gain 3-6% from
-     * the early start (their stores are the costly ones), f16 / f16 0.3-1.4% and f16 / q8_0
-     * 2-6% with the kernels of 2026-11-27 evening (f16 sides were 1-2% slower with the kernel
-     * before, so they were launched plainly until then; BENCHMARKS.md) */
-    const int pdl = g->pdl;
-    p.early = pdl && g->kv_stored && dpos;
+    /* overlapped launches (g->pdl) for every pair, tg128 on an H100: both block types gain
+     * 3-6% from the early start (their stores are the costly ones), f16 / f16 0.3-1.4% and
+     * f16 / q8_0 2-6% with the kernels of 2026-11-27 evening (f16 sides were 1-2% slower with
+     * the kernel before, so they were launched plainly until then; BENCHMARKS.md) */
+    p.early = g->pdl && g->kv_stored && dpos;
     g->kv_stored = 0;
     /* rows: the group's query heads (16 at most a pass), then as many tokens as fit */
     p.hp = p.gs < AD_R ? p.gs : AD_R;
@@ -679,7 +676,7 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     p.nhpass = (p.gs + p.hp - 1) / p.hp;
     const int passes = p.nhpass * ((T + p.tp - 1) / p.tp);
     int per_sm = 1;
-    cudaError_t e = ad_dispatch(g, 0, a->type_k, a->type_v, p, dim3(1), 0, &per_sm);
+    cudaError_t e = ad_dispatch(g, 0, a->type_k, a->type_v, p, dim3(1), &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
     /* chunks (warps) for a few rounds of the blocks the card holds */
     long want = (long)ad_waves() * per_sm * AD_WPB * g->sm_count / ((long)G * passes);
@@ -697,16 +694,9 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         if (!buf) return -1;
         p.pm = buf; p.pl = buf + nst; p.pacc = buf + 2 * nst;
     }
-    e = ad_dispatch(g, 1, a->type_k, a->type_v, p, dim3(G, passes, nchb), pdl, &per_sm);
+    e = ad_dispatch(g, 1, a->type_k, a->type_v, p, dim3(G, passes, nchb), &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
-    if (nchb > 1 || dpos) {
-        if (pdl) {
-            CU(g, cuda_launch(g, k_attn_dec_merge, dim3(T * H), dim3(32 * AD_WPB), 0, p));
-        } else {
-            k_attn_dec_merge<<<T * H, 32 * AD_WPB, 0, g->stream>>>(p);
-            CU_LAUNCHED(g);
-        }
-    }
+    if (nchb > 1 || dpos) CU(g, cuda_launch(g, k_attn_dec_merge, dim3(T * H), dim3(32 * AD_WPB), 0, p));
     return 0;
 }
 
