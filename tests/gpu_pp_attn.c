@@ -397,9 +397,11 @@ int main(int argc, char **argv) {
     check_case(pl, 128, 32, 2, 2, 2100, q4, q4, 1);
     check_case(pl, 128, 32, 8, 1, 0, q8, f16, 1);
     check_case(pl, 128, 32, 8, 7, 12, f16, f16, 0);
-    /* a step's store and attention in a graph, one chunk and many (past a tile edge) */
+    /* a step's store and attention in a graph: one chunk, several (merged by the attention's
+     * last block) and many (merged by the merge kernel; past a tile edge) */
     for (int i = 0; i < 3; i++) {
         check_graph_step(40, dts[i], dts[i]);
+        check_graph_step(1000, dts[i], dts[i]);   /* several chunk blocks merged by the last one */
         check_graph_step(8190, dts[i], dts[i]);
     }
     check_graph_step(3000, q8, q4);

@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *types[] = { "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl" };
 #define N_TYPES (int)(sizeof types / sizeof types[0])
@@ -528,6 +529,61 @@ static void store_checks(void) {
 
 static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* Decode past the depth where the decode attention's merge changes hands (merged by the
+ * attention's last block up to 64 chunks of cells, by the merge kernel past that: a step's
+ * captured graph is replaced there). A small model with heads of 128 values (the decode
+ * attention's) and one KV head, a prompt just short of that depth (2048 cells for q8_0,
+ * 4096 for f16) and one-token steps past it: with graphs against without (the same kernels,
+ * equal but for rounding) and against the CPU (mean KL). */
+static void deep_decode(void) {
+    char path[] = "/tmp/hearth-deep-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) { CHECK(0, "mkstemp"); return; }
+    close(fd);
+    char err[512], vocab[1024];
+    snprintf(vocab, sizeof vocab, "%s/models/stories260K.gguf", HEARTH_SOURCE_DIR);
+    hearth_synth_params sp;
+    memset(&sp, 0, sizeof sp);
+    sp.type = "q8_0"; sp.vocab_path = vocab; sp.seed = 11;
+    sp.n_embd = 512; sp.n_layer = 2; sp.n_head = 4; sp.n_head_kv = 1; sp.head_dim = 128; sp.n_ff = 512;
+    sp.n_vocab = 256; sp.n_ctx = 8192;
+    hearth_model *cpu = NULL, *gpu = NULL;
+    hearth_model_params mp = hearth_model_default_params();
+    int ok = hearth_synth(path, &sp, err, sizeof err) == 0 && hearth_model_load(path, &mp, &cpu, err, sizeof err) == 0;
+    mp.n_gpu_layers = -1;
+    ok = ok && hearth_model_load(path, &mp, &gpu, err, sizeof err) == 0;
+    CHECK(ok, "deep decode model: %s", err);
+    const int f16 = quant_from_name("f16"), q8 = quant_from_name("q8_0");
+    for (int k = 0; k < 2 && ok; k++) {
+        const int t = k ? f16 : q8, n_prompt = k ? 4080 : 2030, n = n_prompt + 40, V = sp.n_vocab;
+        int32_t *toks = malloc(sizeof(int32_t) * n);
+        uint32_t seed = 5;
+        for (int i = 0; i < n; i++) { seed = seed * 1664525u + 1013904223u; toks[i] = 1 + (int)(seed >> 8) % (V - 1); }
+        int r_cpu = 0, r_g = 0, r_ng = 0;
+        float *ref = run(cpu, toks, n, n_prompt, t, t, 1, 0, &r_cpu);
+        float *got = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r_g);
+        setenv("HEARTH_NO_GRAPH", "1", 1);
+        float *plain = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r_ng);
+        unsetenv("HEARTH_NO_GRAPH");
+        if (ref && got && plain) {
+            const size_t o = (size_t)n_prompt * V, nd = (size_t)(n - n_prompt) * V;
+            double top1, kl = test_mean_kl(ref + o, got + o, n - n_prompt, V, &top1), num = 0, den = 0;
+            for (size_t i = 0; i < nd; i++) {
+                double e = fabs((double)got[o + i] - plain[o + i]);
+                if (!(e <= num)) num = e;
+                if (fabs(plain[o + i]) > den) den = fabs(plain[o + i]);
+            }
+            CHECK(kl <= 2e-3, "deep decode %s, cells %d..%d: mean KL GPU vs CPU %.3e", k ? "f16" : "q8_0", n_prompt + 1, n, kl);
+            CHECK(num <= 1e-5 * den, "deep decode %s: graphs against none differ by %.3e (largest logit %.3e)",
+                  k ? "f16" : "q8_0", num, den);
+        }
+        free(ref); free(got); free(plain); free(toks);
+    }
+    hearth_model_free(cpu);
+    hearth_model_free(gpu);
+    unlink(path);
+}
+
 int main(int argc, char **argv) {
     hearth_log_set_level(HEARTH_LOG_WARN);
     /* test_gpu split: the several-card checks alone (ctest runs it with HEARTH_GPU_VIRTUAL=2) */
@@ -543,6 +599,12 @@ int main(int argc, char **argv) {
         FILE *f = fopen(p2, "rb");
         if (f) { fclose(f); split_checks(p2); }
         return test_done("test_gpu split");
+    }
+    /* test_gpu deep: the decode past the merge's hand-over alone */
+    if (argc > 1 && !strcmp(argv[1], "deep")) {
+        if (gpu_device_count() <= 0) return 77;
+        deep_decode();
+        return test_done("test_gpu deep");
     }
     /* test_gpu store: the cache store checks alone */
     if (argc > 1 && !strcmp(argv[1], "store")) {
@@ -598,6 +660,7 @@ int main(int argc, char **argv) {
     store_checks();
     for (int i = 0; i < np; i++)
         compare_model(paths[i], (all && *all == '1') || strstr(paths[i], "stories260K") || strstr(paths[i], "synth-a-q8_0"));
+    deep_decode();
     /* --tensor_split 1 against none on one card; real splits with two or more cards */
     split_checks(paths[0]);
     printf("GPU vs CPU: %d comparisons, worst mean KL %.3e, worst top-1 %.1f%%; %d rows over the strict bound but as good a cache as the CPU's\n",

@@ -71,10 +71,12 @@ void gpu_quant_next(gpu_ctx *g, const wtensor *w, int T);
  * gpu_kv_put and decode attention take pos0 from there (their pos0 arguments are ignored)
  * and attention sizes its grid for cap_cells cells. Capture the step between
  * gpu_graph_begin and gpu_graph_end (ok = 0 when queueing failed: the capture is thrown
- * away), replay it with gpu_graph_launch while gpu_graph_ready. */
+ * away), replay it with gpu_graph_launch while gpu_graph_ready and gpu_graph_fits the
+ * cells of the step (else drop it and capture anew: some choices depend on the depth). */
 int  gpu_set_pos(gpu_ctx *g, int pos);
 void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells);
 int  gpu_graph_ready(const gpu_ctx *g);
+int  gpu_graph_fits(const gpu_ctx *g, int n_cells);
 void gpu_graph_drop(gpu_ctx *g);
 int  gpu_graph_begin(gpu_ctx *g);
 int  gpu_graph_end(gpu_ctx *g, int ok);

@@ -102,6 +102,7 @@ static int gpu_step_graph(hearth_ctx *c, int pos0) {
     if (gpu_set_pos(g, pos0)) return -1;
     gpu_pos_mode(g, 1, c->kv.n_ctx);
     int rc = 0;
+    if (gpu_graph_ready(g) && !gpu_graph_fits(g, pos0 + 1)) gpu_graph_drop(g);
     if (gpu_graph_ready(g)) {
         rc = gpu_graph_launch(g);
     } else if (c->graph_state == 0) {

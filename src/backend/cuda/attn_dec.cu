@@ -22,7 +22,9 @@
  * Integers become f16 exactly (0x6400 | byte is 1024 + byte), then one subtract and one
  * multiply by the block scale: every K and V value is the f16 of its dequantized value.
  * At the end the block's warps merge in shared memory; with more than one block of chunks
- * a second kernel merges the blocks' (max, sum, vector) states.
+ * the blocks' (max, sum, vector) states are merged by the last of those blocks to finish (up
+ * to AD_FUSE_STATES a row: no second kernel on the step's path) or, with more, by a second
+ * kernel (k_attn_dec_merge).
  *
  * For CUDA graphs the position can come from device memory (dpos): the chunking is then
  * worked out on the card from the cell count, and the grid is sized for the capacity.
@@ -34,11 +36,14 @@
  * cells but the store's are therefore final: a warp waits for the store only before it
  * copies a tile holding one of the newest cells, and the other warps, nearly all at depth,
  * run alongside the store. The merge kernel is let in once the warps are through their
- * cells, and waits for this one. (Every type pair since 2026-11-27: see cuda_attn_dec.) */
+ * cells, and waits for this one; with the fused merge the kernel after is the product wo,
+ * let in at the start so its weights load while the attention runs. (Every type pair since
+ * 2026-11-27: see cuda_attn_dec.) */
 #include "backend/cuda/attn_dec.cuh"
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/mma.cuh"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +69,46 @@ struct dec_p {
     float qscale;           /* scale * log2 e */
     int rot_q, rot_o;       /* Hadamard-rotate each query head first / each output head back */
     int early;              /* queued right after the cache store of cells pos0.. (top of file) */
+    int *cnt;               /* non-NULL: the chunk blocks' states merged by the last block of each
+                             * (KV head, pass), which this counter a (KV head, pass) finds */
     float *pm, *pl, *pacc, *out;
 };
+
+/* states c0, c0 + cs, .. below nst of row th folded into (m, L, A) by one warp, AD_MS of
+ * them at a time with all their loads in flight (from L2: other blocks wrote them) */
+#define AD_MS 16
+__device__ __forceinline__ void ad_fold(const dec_p &p, size_t th, int c0, int cs, int nst, float &m, float &L, float4 &A) {
+    const int lane = threadIdx.x & 31;
+    const size_t ts = (size_t)p.T * p.H;
+    for (; c0 < nst; c0 += cs * AD_MS) {
+        float mk[AD_MS], lk[AD_MS];
+        float4 ak[AD_MS];
+#pragma unroll
+        for (int k = 0; k < AD_MS; k++) {
+            const int c = c0 + k * cs;
+            mk[k] = -INFINITY; lk[k] = 0.0f; ak[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (c < nst) {
+                mk[k] = __ldcg(p.pm + c * ts + th);
+                lk[k] = __ldcg(p.pl + c * ts + th);
+                ak[k] = __ldcg((const float4 *)(p.pacc + (c * ts + th) * AD_HD) + lane);
+            }
+        }
+        float mx = m;
+#pragma unroll
+        for (int k = 0; k < AD_MS; k++)
+            if (lk[k] > 0.0f) mx = fmaxf(mx, mk[k]);
+        const float sc = L > 0.0f ? fp_exp2(m - mx) : 0.0f;
+        L *= sc;
+        A.x *= sc; A.y *= sc; A.z *= sc; A.w *= sc;
+#pragma unroll
+        for (int k = 0; k < AD_MS; k++) {
+            const float w = lk[k] > 0.0f ? fp_exp2(mk[k] - mx) : 0.0f;
+            L += lk[k] * w;
+            A.x += w * ak[k].x; A.y += w * ak[k].y; A.z += w * ak[k].z; A.w += w * ak[k].w;
+        }
+        m = mx;
+    }
+}
 
 /* the Hadamard butterflies of a warp's head of 128 values, lane l holding 4l..4l+3: two
  * stages within the lane, five across lanes */
@@ -305,7 +348,12 @@ template <int TK, int TV> __host__ __device__ constexpr int ad_min_blocks() {
     return TK == QT_F16 || TV == QT_F16 ? 1 : TK == QT_Q4_0 && TV == QT_Q4_0 ? 4 : 3;
 }
 
-template <int TK, int TV>
+/* FUSE: the states merged by the last chunk block (p.cnt), and the kernel after this one
+ * let in at the start (it is the product after the attention: its weights come in while
+ * the attention runs; H100, tg128 at depth 0: f16 +0.8%, q8_0 +1.4% over letting it in at
+ * the end). Its own instantiation, so the code of the other (the merge kernel's) stays as
+ * it was: one with both in it measured 0.5-1% slower at depth. */
+template <int TK, int TV, bool FUSE>
 __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_dec(dec_p p) {
 #if FP_SM80
     typedef ad_type<TK> KT;
@@ -318,6 +366,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     const int h0 = (blockIdx.y % p.nhpass) * p.hp, t0 = (blockIdx.y / p.nhpass) * p.tp;
     /* the position is written before a graph starts, so it may be read before any wait */
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
+    if (FUSE) pdl_next();
     if (!p.early) pdl_wait();
     const int n_cells = pos0 + p.T;
     int cpc, nch;
@@ -477,7 +526,8 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         fp_commit();
     }
     fp_wait<0>();
-    pdl_next();   /* only now: the merge's blocks waiting early cost more than their launch (q4_0) */
+    /* without FUSE only now: the merge kernel's blocks waiting early cost more than their launch (q4_0) */
+    if (!FUSE) pdl_next();
     l += __shfl_xor_sync(0xffffffffu, l, 1);
     l += __shfl_xor_sync(0xffffffffu, l, 2);
     /* the block's warps merged in shared memory (the tiles are free now) */
@@ -495,15 +545,38 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     }
     __syncthreads();
     ad_combine(p, sm, sa, R, t0, h0, g, nchb == 1, blockIdx.z);
+    if (!FUSE || nchb == 1) return;
+    /* the last chunk block of this (KV head, pass) to finish merges the states (each
+     * thread's writes fenced before the count; the counter is left at 0 for the next launch) */
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int *c = p.cnt + blockIdx.x * gridDim.y + blockIdx.y;
+        last = atomicAdd(c, 1) == nchb - 1;
+        if (last) *c = 0;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int r = wid; r < R; r += AD_WPB) {
+        const int t = t0 + r / p.hp, h = h0 + r % p.hp;
+        if (t >= p.T || h >= p.gs) continue;
+        const size_t th = (size_t)t * p.H + g * p.gs + h;
+        float mx = -INFINITY, L = 0.0f;
+        float4 A = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        ad_fold(p, th, 0, 1, nchb, mx, L, A);
+        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+        float ov[4] = { A.x * inv, A.y * inv, A.z * inv, A.w * inv };
+        if (p.rot_o) ad_unrotate4(ov);
+        ((float4 *)(p.out + th * AD_HD))[lane] = make_float4(ov[0], ov[1], ov[2], ov[3]);
+    }
 #endif
 }
 
 /* the chunk blocks' states merged (m in log2 units): a block per (token, head). Warp w
- * takes states w, w + AD_WPB, .., AD_MS of them at a time with all their loads in flight
- * (one trip to L2 for up to AD_WPB * AD_MS states), folds them into a running (max, sum,
- * vector) of its own; then the warps' states are folded in shared memory. A state with
- * l = 0 (no cells) weighs nothing. */
-#define AD_MS 16
+ * takes states w, w + AD_WPB, .. (ad_fold), then the warps' states are folded in shared
+ * memory. A state with l = 0 (no cells) weighs nothing. */
 __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
     __shared__ float red[2][AD_WPB];
     __shared__ float4 part[AD_WPB][32];
@@ -515,37 +588,9 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
     nch = (nch + AD_WPB - 1) / AD_WPB;   /* states: one per block of chunks */
     if (nch == 1) return;                /* the attention kernel wrote the output */
     const int th = blockIdx.x, lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-    const size_t cs = (size_t)p.T * p.H;
     float m = -INFINITY, L = 0.0f;
     float4 A = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    for (int c0 = wid; c0 < nch; c0 += AD_WPB * AD_MS) {
-        float mk[AD_MS], lk[AD_MS];
-        float4 ak[AD_MS];
-#pragma unroll
-        for (int k = 0; k < AD_MS; k++) {
-            const int c = c0 + k * AD_WPB;
-            mk[k] = -INFINITY; lk[k] = 0.0f; ak[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (c < nch) {
-                mk[k] = p.pm[c * cs + th];
-                lk[k] = p.pl[c * cs + th];
-                ak[k] = ((const float4 *)(p.pacc + (c * cs + th) * AD_HD))[lane];
-            }
-        }
-        float mx = m;
-#pragma unroll
-        for (int k = 0; k < AD_MS; k++)
-            if (lk[k] > 0.0f) mx = fmaxf(mx, mk[k]);
-        const float sc = L > 0.0f ? fp_exp2(m - mx) : 0.0f;
-        L *= sc;
-        A.x *= sc; A.y *= sc; A.z *= sc; A.w *= sc;
-#pragma unroll
-        for (int k = 0; k < AD_MS; k++) {
-            const float w = lk[k] > 0.0f ? fp_exp2(mk[k] - mx) : 0.0f;
-            L += lk[k] * w;
-            A.x += w * ak[k].x; A.y += w * ak[k].y; A.z += w * ak[k].z; A.w += w * ak[k].w;
-        }
-        m = mx;
-    }
+    ad_fold(p, th, wid, AD_WPB, nch, m, L, A);
     if (lane == 0) { red[0][wid] = m; red[1][wid] = L; }
     part[wid][lane] = A;
     __syncthreads();
@@ -568,6 +613,18 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
     if (p.rot_o) ad_unrotate4(o);
     ((float4 *)(p.out + (size_t)th * AD_HD))[lane] = make_float4(o[0], o[1], o[2], o[3]);
 }
+
+/* a timing switch (environment, read once): HEARTH_AD_FUSE=0 merges in a second kernel
+ * always */
+static int ad_knob(const char *name, int dflt) {
+    const char *e = getenv(name);
+    return e && *e ? atoi(e) != 0 : dflt;
+}
+
+extern "C" int gpu_graph_fits(const gpu_ctx *g, int n_cells) { return n_cells >= g->ad_lo && n_cells <= g->ad_hi; }
+
+#define AD_CNT_MAX 4096
+#define AD_FUSE_STATES 16
 
 static int ad_type_ok(int t) { return t == QT_F16 || t == QT_Q8_0 || t == QT_Q4_0; }
 
@@ -596,11 +653,13 @@ template <int TK, int TV> static int ad_prepare(int *per_sm) {
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
     if (sh > 48 * 1024 && (dev >= 64 || !(attr_set >> dev & 1))) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_dec<TK, TV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh);
+        cudaError_t e = cudaFuncSetAttribute(k_attn_dec<TK, TV, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh);
+        if (e == cudaSuccess)
+            e = cudaFuncSetAttribute(k_attn_dec<TK, TV, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh);
         if (e != cudaSuccess) return (int)e;
         if (dev < 64) attr_set |= 1ull << dev;
     }
-    if (!occ && cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k_attn_dec<TK, TV>, 32 * AD_WPB, sh) != cudaSuccess) {
+    if (!occ && cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k_attn_dec<TK, TV, false>, 32 * AD_WPB, sh) != cudaSuccess) {
         cudaGetLastError();
         occ = 1;
     }
@@ -610,7 +669,7 @@ template <int TK, int TV> static int ad_prepare(int *per_sm) {
 
 /* queued with cuda_launch: overlapping the kernel before it while g->pdl */
 template <int TK, int TV> static cudaError_t ad_launch(gpu_ctx *g, const dec_p &p, dim3 grid) {
-    return cuda_launch(g, k_attn_dec<TK, TV>, grid, dim3(32 * AD_WPB), ad_smem<TK, TV>(), p);
+    return cuda_launch(g, p.cnt ? k_attn_dec<TK, TV, true> : k_attn_dec<TK, TV, false>, grid, dim3(32 * AD_WPB), ad_smem<TK, TV>(), p);
 }
 
 /* one switch over the pairs: what == 0 prepares (per_sm), 1 launches */
@@ -694,9 +753,37 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         if (!buf) return -1;
         p.pm = buf; p.pl = buf + nst; p.pacc = buf + 2 * nst;
     }
+    /* The states merged by the attention's own last chunk block (no second kernel on the
+     * step's path) while they are few: up to AD_FUSE_STATES a row, one trip to L2 for a
+     * warp. More are merged faster by the merge kernel's T * H blocks (H100, tg128 at 8192
+     * cells: fused 1-2% slower for q8_0 with 50 states a row). A graph keeps the choice it
+     * was captured with, so the cells it suits are kept in g->ad_lo / ad_hi and
+     * gpu_graph_fits tells the step to capture anew past them. The counters are made
+     * (zeroed) outside a capture: the first, uncaptured, step makes them. */
+    static int fuse = -1;
+    if (fuse < 0) fuse = ad_knob("HEARTH_AD_FUSE", 1);
+    const int fuse_cells = p.cap <= AD_FUSE_STATES * AD_WPB ? INT_MAX : AD_FUSE_STATES * AD_WPB * p.minc;
+    if (fuse && !g->ad_cnt) {
+        cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+        CU(g, cudaStreamIsCapturing(g->stream, &cs));
+        if (cs == cudaStreamCaptureStatusNone) {
+            CU(g, cudaMalloc(&g->ad_cnt, sizeof(int) * AD_CNT_MAX));
+            CU(g, cudaMemsetAsync(g->ad_cnt, 0, sizeof(int) * AD_CNT_MAX, g->stream));
+        }
+    }
+    const int merge = nchb > 1 || dpos;
+    if (merge && fuse && g->ad_cnt && G * passes <= AD_CNT_MAX && a->n_cells <= fuse_cells) p.cnt = g->ad_cnt;
+    if (dpos) {
+        /* the cells this graph suits (the narrowest over its layers) */
+        int lo = 0, hi = INT_MAX;
+        if (p.cnt) hi = fuse_cells;
+        else if (fuse && g->ad_cnt && a->n_cells > fuse_cells) lo = fuse_cells + 1;
+        if (g->ad_lo < lo) g->ad_lo = lo;
+        if (g->ad_hi > hi) g->ad_hi = hi;
+    }
     e = ad_dispatch(g, 1, a->type_k, a->type_v, p, dim3(G, passes, nchb), &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
-    if (nchb > 1 || dpos) CU(g, cuda_launch(g, k_attn_dec_merge, dim3(T * H), dim3(32 * AD_WPB), 0, p));
+    if (merge && !p.cnt) CU(g, cuda_launch(g, k_attn_dec_merge, dim3(T * H), dim3(32 * AD_WPB), 0, p));
     return 0;
 }
 

@@ -35,6 +35,11 @@ struct gpu_ctx {
     /* set by a pos-mode cache store, taken by the decode attention queued right after it:
      * that one's blocks may start before the store ends (attn_dec.cu) */
     int kv_stored;
+    /* AD_CNT_MAX counters, zero between launches: the decode attention's last chunk block of a
+     * (KV head, pass) finds itself with one and merges the states (attn_dec.cu) */
+    int *ad_cnt;
+    /* the cells the captured graph's attention choices suit (gpu_graph_fits) */
+    int ad_lo, ad_hi;
     cudaGraphExec_t graph;
     unsigned graph_gen;
     /* 8-bit activations made by the kernel that wrote x (mv8.cu): q_next asks the next

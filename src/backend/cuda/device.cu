@@ -144,6 +144,7 @@ extern "C" void gpu_ctx_free(gpu_ctx *g) {
     for (int i = 0; i < SCR_COUNT; i++) cudaFree(g->scr[i]);
     if (g->graph) cudaGraphExecDestroy(g->graph);
     cudaFree(g->dpos);
+    cudaFree(g->ad_cnt);
     cublasDestroy(g->blas);
     cudaEventDestroy(g->done);
     cudaStreamDestroy(g->stream);
