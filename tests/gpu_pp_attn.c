@@ -405,6 +405,14 @@ int main(int argc, char **argv) {
         check_graph_step(8190, dts[i], dts[i]);
     }
     check_graph_step(3000, q8, q4);
+    /* the same decode cases with the states merged by the merge kernel (deeper than the
+     * fused merge goes on other shapes) */
+    setenv("HEARTH_AD_FUSE", "0", 1);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) check_case(pl, 128, 32, 8, 1 + (i + j) % 3, 4000 + 37 * i + 11 * j, dts[i], dts[j], 1);
+    check_case(pl, 128, 12, 2, 3, 1500, q8, q4, 1);
+    for (int i = 0; i < 3; i++) check_graph_step(8190, dts[i], dts[i]);
+    unsetenv("HEARTH_AD_FUSE");
     printf("checks: %d failed\n", failures);
     if (argc > 1 && !strcmp(argv[1], "dec")) dec_timings(NULL, 0);
     else if (argc == 1) timings();

@@ -23,8 +23,8 @@
  * multiply by the block scale: every K and V value is the f16 of its dequantized value.
  * At the end the block's warps merge in shared memory; with more than one block of chunks
  * the blocks' (max, sum, vector) states are merged by the last of those blocks to finish (up
- * to AD_FUSE_STATES a row: no second kernel on the step's path) or, with more, by a second
- * kernel (k_attn_dec_merge).
+ * to AD_FUSE_STATES a row: no second kernel on the step's path; every depth for Mistral-7B's
+ * f16 and q8_0 caches on an H100) or, with more, by a second kernel (k_attn_dec_merge).
  *
  * For CUDA graphs the position can come from device memory (dpos): the chunking is then
  * worked out on the card from the cell count, and the grid is sized for the capacity.
@@ -105,6 +105,36 @@ __device__ __forceinline__ void ad_fold(const dec_p &p, size_t th, int c0, int c
             const float w = lk[k] > 0.0f ? fp_exp2(mk[k] - mx) : 0.0f;
             L += lk[k] * w;
             A.x += w * ak[k].x; A.y += w * ak[k].y; A.z += w * ak[k].z; A.w += w * ak[k].w;
+        }
+        m = mx;
+    }
+}
+
+/* The same for the fused merge's one warp a row: states c0.. AD_FB a trip, their (max, sum)
+ * a lane each (so only the vectors take registers: AD_FB float4 a lane) and every load of a
+ * trip in flight at once; the weights go to the lanes by shuffles. */
+#define AD_FB 24
+__device__ __forceinline__ void ad_fold_warp(const dec_p &p, size_t th, int nst, float &m, float &L, float4 &A) {
+    const int lane = threadIdx.x & 31;
+    const size_t ts = (size_t)p.T * p.H;
+    for (int c0 = 0; c0 < nst; c0 += AD_FB) {
+        float4 ak[AD_FB];
+        const int cl = c0 + lane;
+        const float lc = lane < AD_FB && cl < nst ? __ldcg(p.pl + cl * ts + th) : 0.0f;
+        const float mc = lane < AD_FB && cl < nst ? __ldcg(p.pm + cl * ts + th) : -INFINITY;
+#pragma unroll
+        for (int k = 0; k < AD_FB; k++)
+            ak[k] = c0 + k < nst ? __ldcg((const float4 *)(p.pacc + ((c0 + k) * ts + th) * AD_HD) + lane)
+                                 : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        const float mx = fmaxf(m, warp_max(lc > 0.0f ? mc : -INFINITY));
+        const float sc = L > 0.0f ? fp_exp2(m - mx) : 0.0f;
+        const float w = lc > 0.0f ? fp_exp2(mc - mx) : 0.0f;
+        L = L * sc + warp_sum(lc * w);
+        A.x *= sc; A.y *= sc; A.z *= sc; A.w *= sc;
+#pragma unroll
+        for (int k = 0; k < AD_FB; k++) {
+            const float wk = __shfl_sync(0xffffffffu, w, k);
+            A.x += wk * ak[k].x; A.y += wk * ak[k].y; A.z += wk * ak[k].z; A.w += wk * ak[k].w;
         }
         m = mx;
     }
@@ -565,7 +595,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         const size_t th = (size_t)t * p.H + g * p.gs + h;
         float mx = -INFINITY, L = 0.0f;
         float4 A = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        ad_fold(p, th, 0, 1, nchb, mx, L, A);
+        ad_fold_warp(p, th, nchb, mx, L, A);
         const float inv = L > 0.0f ? 1.0f / L : 0.0f;
         float ov[4] = { A.x * inv, A.y * inv, A.z * inv, A.w * inv };
         if (p.rot_o) ad_unrotate4(ov);
@@ -614,8 +644,8 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
     ((float4 *)(p.out + (size_t)th * AD_HD))[lane] = make_float4(o[0], o[1], o[2], o[3]);
 }
 
-/* a timing switch (environment, read once): HEARTH_AD_FUSE=0 merges in a second kernel
- * always */
+/* switches (environment, for measuring and tests): HEARTH_AD_FUSE=0 merges in a second kernel
+ * always, HEARTH_AD_FUSE_STATES=N fuses up to N states a row */
 static int ad_knob(const char *name, int dflt) {
     const char *e = getenv(name);
     return e && *e ? atoi(e) != 0 : dflt;
@@ -624,7 +654,7 @@ static int ad_knob(const char *name, int dflt) {
 extern "C" int gpu_graph_fits(const gpu_ctx *g, int n_cells) { return n_cells >= g->ad_lo && n_cells <= g->ad_hi; }
 
 #define AD_CNT_MAX 4096
-#define AD_FUSE_STATES 16
+#define AD_FUSE_STATES 64
 
 static int ad_type_ok(int t) { return t == QT_F16 || t == QT_Q8_0 || t == QT_Q4_0; }
 
@@ -754,15 +784,20 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         p.pm = buf; p.pl = buf + nst; p.pacc = buf + 2 * nst;
     }
     /* The states merged by the attention's own last chunk block (no second kernel on the
-     * step's path) while they are few: up to AD_FUSE_STATES a row, one trip to L2 for a
-     * warp. More are merged faster by the merge kernel's T * H blocks (H100, tg128 at 8192
-     * cells: fused 1-2% slower for q8_0 with 50 states a row). A graph keeps the choice it
-     * was captured with, so the cells it suits are kept in g->ad_lo / ad_hi and
-     * gpu_graph_fits tells the step to capture anew past them. The counters are made
-     * (zeroed) outside a capture: the first, uncaptured, step makes them. */
-    static int fuse = -1;
-    if (fuse < 0) fuse = ad_knob("HEARTH_AD_FUSE", 1);
-    const int fuse_cells = p.cap <= AD_FUSE_STATES * AD_WPB ? INT_MAX : AD_FUSE_STATES * AD_WPB * p.minc;
+     * step's path) while they are not too many: up to AD_FUSE_STATES a row, three trips to
+     * L2 for a warp (ad_fold_warp). More are merged faster by the merge kernel's T * H
+     * blocks. H100, tg128 against the merge kernel: depth 0 f16 +1.4%, q8_0 +0.9%; at 8192
+     * and 32768 f16 +1.0%, q8_0 and q4_0 the same (with 16 states a trip instead of 24
+     * and their (max, sum) loaded with them, fused was 1-2% slower for q8_0 there). A graph
+     * keeps the choice it was captured with, so the cells it suits are kept in g->ad_lo /
+     * ad_hi and gpu_graph_fits tells the step to capture anew past them (HEARTH_AD_FUSE_STATES
+     * sets the limit, for measuring). The counters are made (zeroed) outside a capture: the
+     * first, uncaptured, step makes them. */
+    const int fuse = ad_knob("HEARTH_AD_FUSE", 1);   /* read each call: tests switch it */
+    int fst = AD_FUSE_STATES;
+    const char *fe = getenv("HEARTH_AD_FUSE_STATES");
+    if (fe && atoi(fe) >= 1 && atoi(fe) <= AD_MERGE_MAX) fst = atoi(fe);
+    const int fuse_cells = p.cap <= fst * AD_WPB ? INT_MAX : fst * AD_WPB * p.minc;
     if (fuse && !g->ad_cnt) {
         cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
         CU(g, cudaStreamIsCapturing(g->stream, &cs));
