@@ -529,12 +529,13 @@ static void store_checks(void) {
 
 static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Decode past the depth where the decode attention's merge changes hands (merged by the
- * attention's last block up to 64 chunks of cells, by the merge kernel past that: a step's
- * captured graph is replaced there). A small model with heads of 128 values (the decode
- * attention's) and one KV head, a prompt just short of that depth (2048 cells for q8_0,
- * 4096 for f16) and one-token steps past it: with graphs against without (the same kernels,
- * equal but for rounding) and against the CPU (mean KL). */
+/* Decode past the depths where a step's choices change, so that its captured graph is
+ * replaced: the cache store in pieces up to 2048 cells, and the decode attention's states
+ * merged by its last block up to HEARTH_AD_FUSE_STATES a row (16 here: 64 chunks of cells,
+ * 2048 cells for q8_0, 4096 for f16), by the merge kernel past that. A small model with
+ * heads of 128 values (the decode attention's) and one KV head, a prompt just short of
+ * those depths and one-token steps past them: with graphs against without (the same
+ * kernels, equal but for rounding) and against the CPU (mean KL). */
 static void deep_decode(void) {
     char path[] = "/tmp/hearth-deep-XXXXXX";
     int fd = mkstemp(path);
@@ -554,6 +555,7 @@ static void deep_decode(void) {
     ok = ok && hearth_model_load(path, &mp, &gpu, err, sizeof err) == 0;
     CHECK(ok, "deep decode model: %s", err);
     const int f16 = quant_from_name("f16"), q8 = quant_from_name("q8_0");
+    setenv("HEARTH_AD_FUSE_STATES", "16", 1);
     for (int k = 0; k < 2 && ok; k++) {
         const int t = k ? f16 : q8, n_prompt = k ? 4080 : 2030, n = n_prompt + 40, V = sp.n_vocab;
         int32_t *toks = malloc(sizeof(int32_t) * n);
@@ -579,6 +581,7 @@ static void deep_decode(void) {
         }
         free(ref); free(got); free(plain); free(toks);
     }
+    unsetenv("HEARTH_AD_FUSE_STATES");
     hearth_model_free(cpu);
     hearth_model_free(gpu);
     unlink(path);

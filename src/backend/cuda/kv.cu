@@ -222,7 +222,7 @@ static store_job job_of(const gpu_kv_layout *L, int side, const float *src, cons
     return j;
 }
 
-/* K and V rows (a block per row; one launch when both sides have one type) */
+/* K and V rows (a block per piece of a row; one launch when both sides have one type) */
 static int store_fused(gpu_ctx *g, const gpu_kv_layout *L, const float *k, const float *v, int T, const float *mu,
                        uint8_t *dk, uint8_t *dv, const int *dpos, int split) {
     store_job jk = job_of(L, 0, k, is_quantized(L->type_k) ? mu : NULL, dk, split), jv = job_of(L, 1, v, NULL, dv, split);
