@@ -176,6 +176,15 @@ __device__ __forceinline__ void ad_rotate4(float *v) {
     for (int j = 0; j < 4; j++) v[j] *= norm;
 }
 
+/* a row's final output: the folded vector over its sum, rotated back if asked, lane l
+ * writing values 4l..4l+3 */
+__device__ __forceinline__ void ad_write_row(const dec_p &p, size_t th, float4 A, float L) {
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    float ov[4] = { A.x * inv, A.y * inv, A.z * inv, A.w * inv };
+    if (p.rot_o) ad_unrotate4(ov);
+    ((float4 *)(p.out + th * AD_HD))[threadIdx.x & 31] = make_float4(ov[0], ov[1], ov[2], ov[3]);
+}
+
 /* chunks of at least minc cells, at most cap of them, a multiple of step cells long (a tile,
  * or for block types half a tile: a warp's last step may be a half tile, which skips half
  * the work) */
@@ -360,10 +369,7 @@ __device__ __forceinline__ void ad_combine(const dec_p &p, const float *sm, cons
         }
         const size_t th = (size_t)t * p.H + g * p.gs + h;
         if (final) {
-            const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-            float ov[4] = { A.x * inv, A.y * inv, A.z * inv, A.w * inv };
-            if (p.rot_o) ad_unrotate4(ov);
-            ((float4 *)(p.out + th * AD_HD))[lane] = make_float4(ov[0], ov[1], ov[2], ov[3]);
+            ad_write_row(p, th, A, L);
         } else {
             const size_t sti = (size_t)z * p.T * p.H + th;
             if (lane == 0) { p.pm[sti] = mx; p.pl[sti] = L; }
@@ -596,10 +602,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         float mx = -INFINITY, L = 0.0f;
         float4 A = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         ad_fold_warp(p, th, nchb, mx, L, A);
-        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-        float ov[4] = { A.x * inv, A.y * inv, A.z * inv, A.w * inv };
-        if (p.rot_o) ad_unrotate4(ov);
-        ((float4 *)(p.out + th * AD_HD))[lane] = make_float4(ov[0], ov[1], ov[2], ov[3]);
+        ad_write_row(p, th, A, L);
     }
 #endif
 }
@@ -637,24 +640,22 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
         Ls += red[1][w] * e;
         o[0] += a.x * e; o[1] += a.y * e; o[2] += a.z * e; o[3] += a.w * e;
     }
-    const float inv = Ls > 0.0f ? 1.0f / Ls : 0.0f;
-#pragma unroll
-    for (int j = 0; j < 4; j++) o[j] *= inv;
-    if (p.rot_o) ad_unrotate4(o);
-    ((float4 *)(p.out + (size_t)th * AD_HD))[lane] = make_float4(o[0], o[1], o[2], o[3]);
+    ad_write_row(p, th, make_float4(o[0], o[1], o[2], o[3]), Ls);
 }
-
-/* switches (environment, for measuring and tests): HEARTH_AD_FUSE=0 merges in a second kernel
- * always, HEARTH_AD_FUSE_STATES=N fuses up to N states a row */
-static int ad_knob(const char *name, int dflt) {
-    const char *e = getenv(name);
-    return e && *e ? atoi(e) != 0 : dflt;
-}
-
-extern "C" int gpu_graph_fits(const gpu_ctx *g, int n_cells) { return n_cells >= g->ad_lo && n_cells <= g->ad_hi; }
 
 #define AD_CNT_MAX 4096
 #define AD_FUSE_STATES 64
+
+/* the most states a row the attention merges itself, 0 for never: AD_FUSE_STATES, or as
+ * the environment says (for measuring and tests, read each call so tests can switch it:
+ * HEARTH_AD_FUSE=0 never, HEARTH_AD_FUSE_STATES=N up to N) */
+static int ad_fuse_states(void) {
+    const char *e = getenv("HEARTH_AD_FUSE");
+    if (e && *e && atoi(e) == 0) return 0;
+    e = getenv("HEARTH_AD_FUSE_STATES");
+    const int n = e ? atoi(e) : 0;
+    return n >= 1 && n <= AD_MERGE_MAX ? n : AD_FUSE_STATES;
+}
 
 static int ad_type_ok(int t) { return t == QT_F16 || t == QT_Q8_0 || t == QT_Q4_0; }
 
@@ -789,14 +790,11 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
      * blocks. H100, tg128 against the merge kernel: depth 0 f16 +1.4%, q8_0 +0.9%; at 8192
      * and 32768 f16 +1.0%, q8_0 and q4_0 the same (with 16 states a trip instead of 24
      * and their (max, sum) loaded with them, fused was 1-2% slower for q8_0 there). A graph
-     * keeps the choice it was captured with, so the cells it suits are kept in g->ad_lo /
-     * ad_hi and gpu_graph_fits tells the step to capture anew past them (HEARTH_AD_FUSE_STATES
+     * keeps the choice it was captured with, so the cells it suits are narrowed to match
+     * (cuda_graph_cells) and gpu_graph_fits tells the step to capture anew past them (HEARTH_AD_FUSE_STATES
      * sets the limit, for measuring). The counters are made (zeroed) outside a capture: the
      * first, uncaptured, step makes them. */
-    const int fuse = ad_knob("HEARTH_AD_FUSE", 1);   /* read each call: tests switch it */
-    int fst = AD_FUSE_STATES;
-    const char *fe = getenv("HEARTH_AD_FUSE_STATES");
-    if (fe && atoi(fe) >= 1 && atoi(fe) <= AD_MERGE_MAX) fst = atoi(fe);
+    const int fst = ad_fuse_states(), fuse = fst > 0;
     const int fuse_cells = p.cap <= fst * AD_WPB ? INT_MAX : fst * AD_WPB * p.minc;
     if (fuse && !g->ad_cnt) {
         cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
@@ -809,12 +807,8 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     const int merge = nchb > 1 || dpos;
     if (merge && fuse && g->ad_cnt && G * passes <= AD_CNT_MAX && a->n_cells <= fuse_cells) p.cnt = g->ad_cnt;
     if (dpos) {
-        /* the cells this graph suits (the narrowest over its layers) */
-        int lo = 0, hi = INT_MAX;
-        if (p.cnt) hi = fuse_cells;
-        else if (fuse && g->ad_cnt && a->n_cells > fuse_cells) lo = fuse_cells + 1;
-        if (g->ad_lo < lo) g->ad_lo = lo;
-        if (g->ad_hi > hi) g->ad_hi = hi;
+        if (p.cnt) cuda_graph_cells(g, 0, fuse_cells);
+        else if (fuse && g->ad_cnt && a->n_cells > fuse_cells) cuda_graph_cells(g, fuse_cells + 1, INT_MAX);
     }
     e = ad_dispatch(g, 1, a->type_k, a->type_v, p, dim3(G, passes, nchb), &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);

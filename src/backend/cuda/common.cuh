@@ -38,8 +38,9 @@ struct gpu_ctx {
     /* AD_CNT_MAX counters, zero between launches: the decode attention's last chunk block of a
      * (KV head, pass) finds itself with one and merges the states (attn_dec.cu) */
     int *ad_cnt;
-    /* the cells the captured graph's attention choices suit (gpu_graph_fits) */
-    int ad_lo, ad_hi;
+    /* the cells a decode step's captured graph suits: kernels whose choice depends on the
+     * depth narrow it while it is captured (cuda_graph_cells; gpu_graph_fits) */
+    int graph_lo, graph_hi;
     cudaGraphExec_t graph;
     unsigned graph_gen;
     /* 8-bit activations made by the kernel that wrote x (mv8.cu): q_next asks the next
@@ -59,6 +60,8 @@ int gpu_phys(int dev);
 /* Records a failure in g->err and returns -1. */
 int cuda_fail(gpu_ctx *g, const char *what, cudaError_t e);
 int cuda_fail_msg(gpu_ctx *g, const char *fmt, ...);
+/* Narrows the cells the step being captured suits to lo..hi (graph.cu). */
+void cuda_graph_cells(gpu_ctx *g, int lo, int hi);
 /* A scratch buffer of at least bytes (contents undefined); NULL with g->err set. */
 void *cuda_scratch(gpu_ctx *g, int slot, size_t bytes);
 

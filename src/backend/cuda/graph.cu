@@ -30,6 +30,13 @@ extern "C" void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells) {
 
 extern "C" int gpu_graph_ready(const gpu_ctx *g) { return g->graph && g->graph_gen == g->scr_gen; }
 
+extern "C" int gpu_graph_fits(const gpu_ctx *g, int n_cells) { return n_cells >= g->graph_lo && n_cells <= g->graph_hi; }
+
+void cuda_graph_cells(gpu_ctx *g, int lo, int hi) {
+    if (g->graph_lo < lo) g->graph_lo = lo;
+    if (g->graph_hi > hi) g->graph_hi = hi;
+}
+
 extern "C" void gpu_graph_drop(gpu_ctx *g) {
     if (g->graph) cudaGraphExecDestroy(g->graph);
     g->graph = NULL;
@@ -37,8 +44,8 @@ extern "C" void gpu_graph_drop(gpu_ctx *g) {
 
 extern "C" int gpu_graph_begin(gpu_ctx *g) {
     gpu_graph_drop(g);
-    g->ad_lo = 0;
-    g->ad_hi = INT_MAX;
+    g->graph_lo = 0;
+    g->graph_hi = INT_MAX;
     CU(g, cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal));
     return 0;
 }

@@ -2,6 +2,9 @@
  * row to whole blocks, Hadamard-rotate (per head or across the row), subtract the layer's
  * K offset mu, quantize. */
 #include "backend/cuda/quantize.cuh"
+
+#include <limits.h>
+
 extern "C" {
 #include "kv/kv.h"
 }
@@ -265,8 +268,8 @@ extern "C" int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8
         /* a decode step being captured: the cell comes from the card */
         if (set_mu || L->row_k > 8192 || L->row_v > 8192) return cuda_fail_msg(g, "cache store in pos mode needs the fused path");
         /* a graph keeps its choice: the cells it suits (gpu_graph_fits) */
-        if (split && g->ad_hi > KV_SPLIT_CELLS) g->ad_hi = KV_SPLIT_CELLS;
-        if (!split && g->ad_lo < KV_SPLIT_CELLS + 1) g->ad_lo = KV_SPLIT_CELLS + 1;
+        if (split) cuda_graph_cells(g, 0, KV_SPLIT_CELLS);
+        else cuda_graph_cells(g, KV_SPLIT_CELLS + 1, INT_MAX);
         if (store_fused(g, L, k, v, T, mu, dk, dv, g->dpos, split)) return -1;
         g->kv_stored = 1;   /* the decode attention queued next may overlap it (attn_dec.cu) */
         return 0;
