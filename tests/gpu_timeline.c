@@ -169,7 +169,7 @@ int main(int argc, char **argv) {
     /* steps begin with the position write (k_set_int) */
     int *first = malloc(sizeof(int) * (n_recs + 1)), n_steps = 0;
     for (size_t i = 0; i < n_recs; i++)
-        if (!strncmp(recs[i].name, "k_set_int", 9)) first[n_steps++] = (int)i;
+        if (!strcmp(recs[i].name, "k_set_int")) first[n_steps++] = (int)i;
     first[n_steps] = (int)n_recs;
     printf("model %s, cache %s / %s, depth %d: %zu kernels traced, %d steps\n", path, tk, tv, depth, n_recs, n_steps);
     if (n_steps < 2) { printf("too few steps traced\n"); return 1; }
