@@ -465,43 +465,17 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         ad_copy<VT::PK, VT::S>(ks + AD_TILE * KT::S, vg + (size_t)cb * p.vb, p.vb, n, lane);
     };
 
-    /* the first two tiles are on their way while the queries are prepared */
-    if (c0 < c1) load(c0, c1 - c0 < AD_TILE ? c1 - c0 : AD_TILE, 0);
-    fp_commit();
-    if (c0 + AD_TILE < c1) load(c0 + AD_TILE, c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE, 1);
-    fp_commit();
-    /* the query rows, prepared once for the block's warps: warp w takes rows w, w + AD_WPB,
-     * lane l values 4l..4l+3, rotated on the way (the rotation gpu_hadamard would have done)
-     * and scaled, into shared memory as f16. Then lane (gid, t) takes values 32t..32t+31 of
-     * row gid, which are all its A fragments need (k-step s covers 32t + 4s .. + 3, the order
-     * ad_kfrag gives K); rows 8..15 of the mma are zeros */
     const int R = p.hp * p.tp;
     uint32_t qf[8][4];
-    if (ad_blk<TK, TV>()) {
-        uint8_t *qsh = tiles + ad_qoff<TK, TV>();
-        for (int r = wid; r < AD_R; r += AD_WPB) {
-            const int t = t0 + r / p.hp, h = h0 + r % p.hp;
-            float x[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
-            if (r < R && t < p.T && h < p.gs) {
-                /* from L2: this kernel may start before the store ends */
-                const float4 v = __ldcg((const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD) + lane);
-                x[0] = v.x; x[1] = v.y; x[2] = v.z; x[3] = v.w;
-                if (p.rot_q) ad_rotate4(x);
-            }
-            const float f = p.qscale;
-            *(uint2 *)(qsh + r * AD_QS + 8 * lane) = make_uint2(fp_pack(x[0] * f, x[1] * f), fp_pack(x[2] * f, x[3] * f));
-        }
-        __syncthreads();
-        {
-            const uint4 *qp = (const uint4 *)(qsh + gid * AD_QS + 64 * tig);
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const uint4 u = qp[i];
-                qf[2 * i][0] = u.x; qf[2 * i][2] = u.y; qf[2 * i + 1][0] = u.z; qf[2 * i + 1][2] = u.w;
-                qf[2 * i][1] = qf[2 * i][3] = qf[2 * i + 1][1] = qf[2 * i + 1][3] = 0;
-            }
-        }
-    } else {   /* an f16 pair, never rotated (cuda_attn_dec): lane (gid, t) loads its own 32 values */
+    bool defer = false;
+    if constexpr (!ad_blk<TK, TV>()) {
+        /* an f16 pair (never rotated, cuda_attn_dec): the first two tiles on their way, then
+         * lane (gid, t) loads its own 32 query values (its store is short: the order of the
+         * block types below measured 1% slower at depth 0 and even at depth) */
+        if (c0 < c1) load(c0, c1 - c0 < AD_TILE ? c1 - c0 : AD_TILE, 0);
+        fp_commit();
+        if (c0 + AD_TILE < c1) load(c0 + AD_TILE, c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE, 1);
+        fp_commit();
         const int t = t0 + gid / p.hp, h = h0 + gid % p.hp;
         const bool on = gid < R && t < p.T && h < p.gs;
         const float4 *qp = (const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD + 32 * tig);
@@ -513,6 +487,56 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
             qf[k][2] = fp_pack(v.z * f, v.w * f);
             qf[k][1] = qf[k][3] = 0;
         }
+    } else {
+        /* A pair with a block type. The order of the prologue: the query's loads, the first
+         * tile's copies, the query prepared, then the second tile's (H100 probe, BENCHMARKS.md:
+         * with both tiles issued first, the query's loads queued behind every tile and no warp
+         * computed before its last byte was in). A second tile holding cells of the store (a
+         * q8_0 / q4_0 store is long: its scale search) waits until the first tile is computed,
+         * so the newest chunk's warp, and with it its block, works during the store instead of
+         * after it.
+         *
+         * The query rows, prepared once for the block's warps: warp w takes rows w, w + AD_WPB,
+         * lane l values 4l..4l+3, rotated on the way (the rotation gpu_hadamard would have done)
+         * and scaled, into shared memory as f16. Then lane (gid, t) takes values 32t..32t+31 of
+         * row gid, which are all its A fragments need (k-step s covers 32t + 4s .. + 3, the order
+         * ad_kfrag gives K); rows 8..15 of the mma are zeros */
+        constexpr int QN = AD_R / AD_WPB;
+        float4 qv[QN];
+#pragma unroll
+        for (int i = 0; i < QN; i++) {
+            const int r = wid + i * AD_WPB, t = t0 + r / p.hp, h = h0 + r % p.hp;
+            /* from L2: this kernel may start before the store ends */
+            qv[i] = r < R && t < p.T && h < p.gs ? __ldcg((const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD) + lane)
+                                                 : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+        if (c0 < c1) load(c0, c1 - c0 < AD_TILE ? c1 - c0 : AD_TILE, 0);
+        fp_commit();
+        uint8_t *qsh = tiles + ad_qoff<TK, TV>();
+#pragma unroll
+        for (int i = 0; i < QN; i++) {
+            float x[4] = { qv[i].x, qv[i].y, qv[i].z, qv[i].w };
+            if (p.rot_q) ad_rotate4(x);   /* zeros stay zeros */
+            const float f = p.qscale;
+            *(uint2 *)(qsh + (wid + i * AD_WPB) * AD_QS + 8 * lane) =
+                make_uint2(fp_pack(x[0] * f, x[1] * f), fp_pack(x[2] * f, x[3] * f));
+        }
+        __syncthreads();
+        {
+            const uint4 *qp = (const uint4 *)(qsh + gid * AD_QS + 64 * tig);
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const uint4 u = qp[i];
+                qf[2 * i][0] = u.x; qf[2 * i][2] = u.y; qf[2 * i + 1][0] = u.z; qf[2 * i + 1][2] = u.w;
+                qf[2 * i][1] = qf[2 * i][3] = qf[2 * i + 1][1] = qf[2 * i + 1][3] = 0;
+            }
+        }
+        if (c0 + AD_TILE < c1) {
+            const int n1 = c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE;
+            if (!stored && c0 + AD_TILE + n1 > pos0) defer = true;
+            else load(c0 + AD_TILE, n1, 1);
+        }
+        fp_commit();
     }
     AD_PROBE(2, ad_now());
     /* O^T = V^T P^T: o[i] holds values 16 gid + i (0, 1) and 16 gid + 8 + i (2, 3) of
@@ -589,6 +613,11 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
             }
         }
         __syncwarp();   /* every lane is done with this stage: the tile after next goes in */
+        if (defer) {   /* the first step: the second tile, past the wait for the store */
+            defer = false;
+            load(cb + AD_TILE, c1 - cb - AD_TILE < AD_TILE ? c1 - cb - AD_TILE : AD_TILE, st ^ 1);
+            fp_commit();
+        }
         const int nb = cb + 2 * AD_TILE;
         if (nb < c1) load(nb, c1 - nb < AD_TILE ? c1 - nb : AD_TILE, st);
         fp_commit();
