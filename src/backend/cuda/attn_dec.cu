@@ -72,7 +72,30 @@ struct dec_p {
     int *cnt;               /* non-NULL: the chunk blocks' states merged by the last block of each
                              * (KV head, pass), which this counter a (KV head, pass) finds */
     float *pm, *pl, *pacc, *out;
+    unsigned long long *probe;   /* HEARTH_AD_PROBE: 8 words a block (k_attn_dec PROBE) */
 };
+
+/* HEARTH_AD_PROBE (a measuring aid, its own kernel instances): thread 0 of each block of a
+ * same-type pair with the fused merge writes the card's ns clock at points of its life:
+ * 0 entry, 1 past the wait, 2 query ready, 3 tile loop done, 4 state written, 5 end (after the
+ * fold in the last block), 6 past the wait for the store (the warp with the newest cell), 7
+ * the multiprocessor | last block << 16 | chunk blocks << 20. A launch a slot, the slots
+ * restarting with each graph capture (the layers of a graph are slots 0..; a slot keeps its
+ * last launch); written to the file the variable names when the context is freed, a summary
+ * line a slot first (what it showed on an H100: BENCHMARKS.md, "Inside the decode attention"); e.g.
+ *   HEARTH_AD_PROBE=/tmp/probe.txt hearth bench -m M -ngl 99 -p 0 -n 16 -d 8192 -ctk q8_0 -ctv q8_0 -r 1 */
+#define AD_PROBE_SLOTS 96
+#define AD_PROBE_BLOCKS 4096
+__device__ __forceinline__ unsigned long long ad_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+__device__ __forceinline__ unsigned ad_bid() { return blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z); }
+#define AD_PROBE(k, v)                                                            \
+    do {                                                                         \
+        if (PROBE && threadIdx.x == 0) p.probe[(size_t)ad_bid() * 8 + (k)] = (v); \
+    } while (0)
 
 /* states c0, c0 + cs, .. below nst of row th folded into (m, L, A) by one warp, AD_MS of
  * them at a time with all their loads in flight (from L2: other blocks wrote them) */
@@ -389,7 +412,7 @@ template <int TK, int TV> __host__ __device__ constexpr int ad_min_blocks() {
  * the attention runs; H100, tg128 at depth 0: f16 +0.8%, q8_0 +1.4% over letting it in at
  * the end). Its own instantiation, so the code of the other (the merge kernel's) stays as
  * it was: one with both in it measured 0.5-1% slower at depth. */
-template <int TK, int TV, bool FUSE>
+template <int TK, int TV, bool FUSE, bool PROBE = false>
 __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_dec(dec_p p) {
 #if FP_SM80
     typedef ad_type<TK> KT;
@@ -401,14 +424,21 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     const int g = blockIdx.x;
     const int h0 = (blockIdx.y % p.nhpass) * p.hp, t0 = (blockIdx.y / p.nhpass) * p.tp;
     /* the position is written before a graph starts, so it may be read before any wait */
+    AD_PROBE(0, ad_now());
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
     if (FUSE) pdl_next();
     if (!p.early) pdl_wait();
+    AD_PROBE(1, ad_now());
     const int n_cells = pos0 + p.T;
     int cpc, nch;
     ad_chunks(n_cells, p.cap, p.minc, p.step, &cpc, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;   /* chunk blocks: what the block writes */
     if ((int)blockIdx.z >= nchb) return;             /* the whole block */
+    if (PROBE) {
+        unsigned smid;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
+        AD_PROBE(7, (unsigned long long)smid | (unsigned long long)nchb << 20);
+    }
     const int chunk = blockIdx.z * AD_WPB + wid;
     int c0 = chunk * cpc, c1 = c0 + cpc;
     const int t_end = t0 + p.tp < p.T ? t0 + p.tp : p.T;
@@ -428,49 +458,24 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         if (!stored && cb + n > pos0) {
             pdl_wait();
             stored = true;
+            if (PROBE && lane == 0) p.probe[(size_t)ad_bid() * 8 + 6] = ad_now();
         }
         const unsigned ks = ws_s + st * STAGE;
         ad_copy<KT::PK, KT::S>(ks, kg + (size_t)cb * p.kb, p.kb, n, lane);
         ad_copy<VT::PK, VT::S>(ks + AD_TILE * KT::S, vg + (size_t)cb * p.vb, p.vb, n, lane);
     };
 
-    /* the first two tiles are on their way while the queries are prepared */
-    if (c0 < c1) load(c0, c1 - c0 < AD_TILE ? c1 - c0 : AD_TILE, 0);
-    fp_commit();
-    if (c0 + AD_TILE < c1) load(c0 + AD_TILE, c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE, 1);
-    fp_commit();
-    /* the query rows, prepared once for the block's warps: warp w takes rows w, w + AD_WPB,
-     * lane l values 4l..4l+3, rotated on the way (the rotation gpu_hadamard would have done)
-     * and scaled, into shared memory as f16. Then lane (gid, t) takes values 32t..32t+31 of
-     * row gid, which are all its A fragments need (k-step s covers 32t + 4s .. + 3, the order
-     * ad_kfrag gives K); rows 8..15 of the mma are zeros */
     const int R = p.hp * p.tp;
     uint32_t qf[8][4];
-    if (ad_blk<TK, TV>()) {
-        uint8_t *qsh = tiles + ad_qoff<TK, TV>();
-        for (int r = wid; r < AD_R; r += AD_WPB) {
-            const int t = t0 + r / p.hp, h = h0 + r % p.hp;
-            float x[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
-            if (r < R && t < p.T && h < p.gs) {
-                /* from L2: this kernel may start before the store ends */
-                const float4 v = __ldcg((const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD) + lane);
-                x[0] = v.x; x[1] = v.y; x[2] = v.z; x[3] = v.w;
-                if (p.rot_q) ad_rotate4(x);
-            }
-            const float f = p.qscale;
-            *(uint2 *)(qsh + r * AD_QS + 8 * lane) = make_uint2(fp_pack(x[0] * f, x[1] * f), fp_pack(x[2] * f, x[3] * f));
-        }
-        __syncthreads();
-        {
-            const uint4 *qp = (const uint4 *)(qsh + gid * AD_QS + 64 * tig);
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const uint4 u = qp[i];
-                qf[2 * i][0] = u.x; qf[2 * i][2] = u.y; qf[2 * i + 1][0] = u.z; qf[2 * i + 1][2] = u.w;
-                qf[2 * i][1] = qf[2 * i][3] = qf[2 * i + 1][1] = qf[2 * i + 1][3] = 0;
-            }
-        }
-    } else {   /* an f16 pair, never rotated (cuda_attn_dec): lane (gid, t) loads its own 32 values */
+    bool defer = false;
+    if constexpr (!ad_blk<TK, TV>()) {
+        /* an f16 pair (never rotated, cuda_attn_dec): the first two tiles on their way, then
+         * lane (gid, t) loads its own 32 query values (its store is short: the order of the
+         * block types below measured 1% slower at depth 0 and even at depth) */
+        if (c0 < c1) load(c0, c1 - c0 < AD_TILE ? c1 - c0 : AD_TILE, 0);
+        fp_commit();
+        if (c0 + AD_TILE < c1) load(c0 + AD_TILE, c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE, 1);
+        fp_commit();
         const int t = t0 + gid / p.hp, h = h0 + gid % p.hp;
         const bool on = gid < R && t < p.T && h < p.gs;
         const float4 *qp = (const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD + 32 * tig);
@@ -482,7 +487,58 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
             qf[k][2] = fp_pack(v.z * f, v.w * f);
             qf[k][1] = qf[k][3] = 0;
         }
+    } else {
+        /* A pair with a block type. The order of the prologue: the query's loads, the first
+         * tile's copies, the query prepared, then the second tile's (H100 probe, BENCHMARKS.md:
+         * with both tiles issued first, the query's loads queued behind every tile and no warp
+         * computed before its last byte was in). A second tile holding cells of the store (a
+         * q8_0 / q4_0 store is long: its scale search) waits until the first tile is computed,
+         * so the newest chunk's warp, and with it its block, works during the store instead of
+         * after it.
+         *
+         * The query rows, prepared once for the block's warps: warp w takes rows w, w + AD_WPB,
+         * lane l values 4l..4l+3, rotated on the way (the rotation gpu_hadamard would have done)
+         * and scaled, into shared memory as f16. Then lane (gid, t) takes values 32t..32t+31 of
+         * row gid, which are all its A fragments need (k-step s covers 32t + 4s .. + 3, the order
+         * ad_kfrag gives K); rows 8..15 of the mma are zeros */
+        constexpr int QN = AD_R / AD_WPB;
+        float4 qv[QN];
+#pragma unroll
+        for (int i = 0; i < QN; i++) {
+            const int r = wid + i * AD_WPB, t = t0 + r / p.hp, h = h0 + r % p.hp;
+            /* from L2: this kernel may start before the store ends */
+            qv[i] = r < R && t < p.T && h < p.gs ? __ldcg((const float4 *)(p.q + ((size_t)t * p.H + g * p.gs + h) * AD_HD) + lane)
+                                                 : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+        if (c0 < c1) load(c0, c1 - c0 < AD_TILE ? c1 - c0 : AD_TILE, 0);
+        fp_commit();
+        uint8_t *qsh = tiles + ad_qoff<TK, TV>();
+#pragma unroll
+        for (int i = 0; i < QN; i++) {
+            float x[4] = { qv[i].x, qv[i].y, qv[i].z, qv[i].w };
+            if (p.rot_q) ad_rotate4(x);   /* zeros stay zeros */
+            const float f = p.qscale;
+            *(uint2 *)(qsh + (wid + i * AD_WPB) * AD_QS + 8 * lane) =
+                make_uint2(fp_pack(x[0] * f, x[1] * f), fp_pack(x[2] * f, x[3] * f));
+        }
+        __syncthreads();
+        {
+            const uint4 *qp = (const uint4 *)(qsh + gid * AD_QS + 64 * tig);
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const uint4 u = qp[i];
+                qf[2 * i][0] = u.x; qf[2 * i][2] = u.y; qf[2 * i + 1][0] = u.z; qf[2 * i + 1][2] = u.w;
+                qf[2 * i][1] = qf[2 * i][3] = qf[2 * i + 1][1] = qf[2 * i + 1][3] = 0;
+            }
+        }
+        if (c0 + AD_TILE < c1) {
+            const int n1 = c1 - c0 - AD_TILE < AD_TILE ? c1 - c0 - AD_TILE : AD_TILE;
+            if (!stored && c0 + AD_TILE + n1 > pos0) defer = true;
+            else load(c0 + AD_TILE, n1, 1);
+        }
+        fp_commit();
     }
+    AD_PROBE(2, ad_now());
     /* O^T = V^T P^T: o[i] holds values 16 gid + i (0, 1) and 16 gid + 8 + i (2, 3) of
      * rows 2t (0, 2) and 2t + 1 (1, 3) */
     float o[8][4];
@@ -557,11 +613,17 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
             }
         }
         __syncwarp();   /* every lane is done with this stage: the tile after next goes in */
+        if (defer) {   /* the first step: the second tile, past the wait for the store */
+            defer = false;
+            load(cb + AD_TILE, c1 - cb - AD_TILE < AD_TILE ? c1 - cb - AD_TILE : AD_TILE, st ^ 1);
+            fp_commit();
+        }
         const int nb = cb + 2 * AD_TILE;
         if (nb < c1) load(nb, c1 - nb < AD_TILE ? c1 - nb : AD_TILE, st);
         fp_commit();
     }
     fp_wait<0>();
+    AD_PROBE(3, ad_now());
     /* without FUSE only now: the merge kernel's blocks waiting early cost more than their launch (q4_0) */
     if (!FUSE) pdl_next();
     l += __shfl_xor_sync(0xffffffffu, l, 1);
@@ -581,6 +643,8 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     }
     __syncthreads();
     ad_combine(p, sm, sa, R, t0, h0, g, nchb == 1, blockIdx.z);
+    AD_PROBE(4, ad_now());
+    AD_PROBE(5, ad_now());
     if (!FUSE || nchb == 1) return;
     /* the last chunk block of this (KV head, pass) to finish merges the states (each
      * thread's writes fenced before the count; the counter is left at 0 for the next launch) */
@@ -603,6 +667,11 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         float4 A = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         ad_fold_warp(p, th, nchb, mx, L, A);
         ad_write_row(p, th, A, L);
+    }
+    if (PROBE) {
+        __syncthreads();
+        AD_PROBE(5, ad_now());
+        if (threadIdx.x == 0) p.probe[(size_t)ad_bid() * 8 + 7] |= 1ull << 16;
     }
 #endif
 }
@@ -687,6 +756,9 @@ template <int TK, int TV> static int ad_prepare(int *per_sm) {
         cudaError_t e = cudaFuncSetAttribute(k_attn_dec<TK, TV, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh);
         if (e == cudaSuccess)
             e = cudaFuncSetAttribute(k_attn_dec<TK, TV, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh);
+        if constexpr (TK == TV)
+            if (e == cudaSuccess)
+                e = cudaFuncSetAttribute(k_attn_dec<TK, TV, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh);
         if (e != cudaSuccess) return (int)e;
         if (dev < 64) attr_set |= 1ull << dev;
     }
@@ -700,6 +772,8 @@ template <int TK, int TV> static int ad_prepare(int *per_sm) {
 
 /* queued with cuda_launch: overlapping the kernel before it while g->pdl */
 template <int TK, int TV> static cudaError_t ad_launch(gpu_ctx *g, const dec_p &p, dim3 grid) {
+    if constexpr (TK == TV)
+        if (p.probe && p.cnt) return cuda_launch(g, k_attn_dec<TK, TV, true, true>, grid, dim3(32 * AD_WPB), ad_smem<TK, TV>(), p);
     return cuda_launch(g, p.cnt ? k_attn_dec<TK, TV, true> : k_attn_dec<TK, TV, false>, grid, dim3(32 * AD_WPB), ad_smem<TK, TV>(), p);
 }
 
@@ -810,10 +884,78 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         if (p.cnt) cuda_graph_cells(g, 0, fuse_cells);
         else if (fuse && g->ad_cnt && a->n_cells > fuse_cells) cuda_graph_cells(g, fuse_cells + 1, INT_MAX);
     }
+    const char *pe = getenv("HEARTH_AD_PROBE");
+    if (pe && *pe && p.cnt && (size_t)G * passes * nchb <= AD_PROBE_BLOCKS) {
+        cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+        CU(g, cudaStreamIsCapturing(g->stream, &cs));
+        const size_t words = (size_t)AD_PROBE_SLOTS * AD_PROBE_BLOCKS * 8;
+        if (!g->ad_probe && cs == cudaStreamCaptureStatusNone) {
+            CU(g, cudaMalloc(&g->ad_probe, words * sizeof(unsigned long long)));
+            CU(g, cudaMemsetAsync(g->ad_probe, 0, words * sizeof(unsigned long long), g->stream));
+        }
+        if (g->ad_probe) p.probe = g->ad_probe + (size_t)(g->ad_probe_i++ % AD_PROBE_SLOTS) * AD_PROBE_BLOCKS * 8;
+    }
     e = ad_dispatch(g, 1, a->type_k, a->type_v, p, dim3(G, passes, nchb), &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
     if (merge && !p.cnt) CU(g, cuda_launch(g, k_attn_dec_merge, dim3(T * H), dim3(32 * AD_WPB), 0, p));
     return 0;
+}
+
+void cuda_ad_probe_dump(gpu_ctx *g) {
+    const char *pe = getenv("HEARTH_AD_PROBE");
+    if (!g->ad_probe) return;
+    const size_t words = (size_t)AD_PROBE_SLOTS * AD_PROBE_BLOCKS * 8;
+    unsigned long long *h = (unsigned long long *)malloc(words * sizeof *h);
+    FILE *f = pe && *pe ? fopen(pe, "w") : NULL;
+    if (h && f && cudaMemcpy(h, g->ad_probe, words * sizeof *h, cudaMemcpyDeviceToHost) == cudaSuccess) {
+        /* a summary a slot first (us from the slot's first entry; medians over its blocks),
+         * then every block's readings */
+        fprintf(f, "# slot blocks: entry-spread waited query loop state end (medians, us); last block's end; store seen; span\n");
+        unsigned long long *col = (unsigned long long *)malloc(sizeof *col * AD_PROBE_BLOCKS);
+        for (size_t s = 0; s < AD_PROBE_SLOTS && col; s++) {
+            const unsigned long long *base = h + s * AD_PROBE_BLOCKS * 8;
+            unsigned long long t0 = ~0ull, tmax = 0, tlast = 0, tstore = 0;
+            int n = 0;
+            for (size_t b = 0; b < AD_PROBE_BLOCKS; b++) {
+                const unsigned long long *r = base + b * 8;
+                if (!r[0] || !r[3]) continue;
+                n++;
+                if (r[0] < t0) t0 = r[0];
+                if (r[5] > tmax) tmax = r[5];
+                if (r[7] >> 16 & 1) tlast = r[5] > tlast ? r[5] : tlast;
+                if (r[6] > tstore) tstore = r[6];
+            }
+            if (!n) continue;
+            double med[6];
+            for (int k = 0; k < 6; k++) {
+                int m = 0;
+                for (size_t b = 0; b < AD_PROBE_BLOCKS; b++) {
+                    const unsigned long long *r = base + b * 8;
+                    if (r[0] && r[3]) col[m++] = r[k];
+                }
+                for (int i = 1; i < m; i++)   /* insertion sort: a few hundred values */
+                    for (int j = i; j > 0 && col[j - 1] > col[j]; j--) { unsigned long long x = col[j]; col[j] = col[j - 1]; col[j - 1] = x; }
+                med[k] = (double)(col[m / 2] - t0) / 1e3;
+            }
+            fprintf(f, "# slot %zu: %d blocks: %.2f %.2f %.2f %.2f %.2f %.2f; last %.2f; store %.2f; span %.2f\n", s, n, med[0],
+                    med[1], med[2], med[3], med[4], med[5], tlast ? (double)(tlast - t0) / 1e3 : -1.0,
+                    tstore ? (double)(tstore - t0) / 1e3 : -1.0, (double)(tmax - t0) / 1e3);
+        }
+        free(col);
+        fprintf(f, "# slot block entry waited query loop state end storewait sm last nchb (ns; HEARTH_AD_PROBE)\n");
+        for (size_t s = 0; s < AD_PROBE_SLOTS; s++)
+            for (size_t b = 0; b < AD_PROBE_BLOCKS; b++) {
+                const unsigned long long *r = h + (s * AD_PROBE_BLOCKS + b) * 8;
+                if (!r[0] || !r[3]) continue;   /* no reading, or a block with no chunk */
+                fprintf(f, "%zu %zu", s, b);
+                for (int k = 0; k < 7; k++) fprintf(f, " %llu", r[k]);
+                fprintf(f, " %llu %llu %llu\n", r[7] & 0xffff, r[7] >> 16 & 1, r[7] >> 20);
+            }
+    }
+    if (f) fclose(f);
+    free(h);
+    cudaFree(g->ad_probe);
+    g->ad_probe = NULL;
 }
 
 extern "C" int gpu_attn_pos_ok(const attn_args *a, int flash) { return flash && a->T < 32 && cuda_attn_dec_ok(a); }

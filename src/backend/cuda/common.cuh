@@ -38,6 +38,10 @@ struct gpu_ctx {
     /* AD_CNT_MAX counters, zero between launches: the decode attention's last chunk block of a
      * (KV head, pass) finds itself with one and merges the states (attn_dec.cu) */
     int *ad_cnt;
+    /* HEARTH_AD_PROBE (attn_dec.cu): the decode attention's per-block clock readings, the next
+     * slot; written out by cuda_ad_probe_dump when the context is freed */
+    unsigned long long *ad_probe;
+    int ad_probe_i;
     /* the cells a decode step's captured graph suits: kernels whose choice depends on the
      * depth narrow it while it is captured (cuda_graph_cells; gpu_graph_fits) */
     int graph_lo, graph_hi;
@@ -62,6 +66,8 @@ int cuda_fail(gpu_ctx *g, const char *what, cudaError_t e);
 int cuda_fail_msg(gpu_ctx *g, const char *fmt, ...);
 /* Narrows the cells the step being captured suits to lo..hi (graph.cu). */
 void cuda_graph_cells(gpu_ctx *g, int lo, int hi);
+/* HEARTH_AD_PROBE's readings to the file it names (attn_dec.cu); nothing without them. */
+void cuda_ad_probe_dump(gpu_ctx *g);
 /* A scratch buffer of at least bytes (contents undefined); NULL with g->err set. */
 void *cuda_scratch(gpu_ctx *g, int slot, size_t bytes);
 

@@ -141,6 +141,7 @@ extern "C" void gpu_ctx_free(gpu_ctx *g) {
     if (!g) return;
     cudaSetDevice(g->phys);
     cudaStreamSynchronize(g->stream);
+    cuda_ad_probe_dump(g);
     for (int i = 0; i < SCR_COUNT; i++) cudaFree(g->scr[i]);
     if (g->graph) cudaGraphExecDestroy(g->graph);
     cudaFree(g->dpos);

@@ -46,6 +46,7 @@ extern "C" int gpu_graph_begin(gpu_ctx *g) {
     gpu_graph_drop(g);
     g->graph_lo = 0;
     g->graph_hi = INT_MAX;
+    g->ad_probe_i = 0;
     CU(g, cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal));
     return 0;
 }

@@ -139,6 +139,10 @@ __global__ void __launch_bounds__(1024) k_store_rows(store_job j0, store_job j1,
     (void)vec;
     extern __shared__ float xs[];
     const int r = blockIdx.x, base = blockIdx.z * pc;
+    /* In a decode step's graph (dpos) mu is fixed (set by a prompt batch before: gpu_kv_put),
+     * so its values may be read before the wait, off the store's path. */
+    const bool mu_early = mu && dpos && pc <= (int)blockDim.x;
+    const float mu_v = mu_early && base + (int)threadIdx.x < row && (int)threadIdx.x < pc ? mu[base + threadIdx.x] : 0.0f;
     pdl_wait();
     pdl_next();
     if (base >= padded) return;   /* the other side's row has more pieces */
@@ -181,7 +185,11 @@ __global__ void __launch_bounds__(1024) k_store_rows(store_job j0, store_job j1,
         __syncthreads();
     }
     if (mu) {
-        for (int i = threadIdx.x; i < nrow; i += blockDim.x) xs[i] -= mu[base + i];
+        if (mu_early) {
+            if ((int)threadIdx.x < nrow) xs[threadIdx.x] -= mu_v;
+        } else {
+            for (int i = threadIdx.x; i < nrow; i += blockDim.x) xs[i] -= mu[base + i];
+        }
         __syncthreads();
     }
     uint8_t *d = dst + (size_t)r * rb;
