@@ -65,6 +65,7 @@ struct dec_p {
     int pos0;
     const int *dpos;        /* non-NULL: pos0 = *dpos */
     int cap;                /* most chunks (the grid holds at least the chunks this gives) */
+    int var;                /* chunks of two lengths (ad_chunks) */
     int minc, step;         /* fewest cells a chunk; a chunk's length is a multiple of step */
     float qscale;           /* scale * log2 e */
     int rot_q, rot_o;       /* Hadamard-rotate each query head first / each output head back */
@@ -210,14 +211,30 @@ __device__ __forceinline__ void ad_write_row(const dec_p &p, size_t th, float4 A
 
 /* chunks of at least minc cells, at most cap of them, a multiple of step cells long (a tile,
  * or for block types half a tile: a warp's last step may be a half tile, which skips half
- * the work) */
-__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int minc, int step, int *cpc, int *nch) {
+ * the work): chunk i starts at i * cpc + step * min(i, extra) and is cpc cells long, step more
+ * below extra (the last one ends at the last cell). With var (f16 pairs) exactly cap chunks
+ * once the cells fill them, the steps dealt as evenly as they go (the first chunks one step
+ * longer, the newest cells in a shorter one); else all chunks of one length, rounded up to a
+ * step, extra = 0 (fewer chunks: for the block types, fewer states to fold). Cells just past
+ * a multiple of the chunk length cost an f16 pair a chunk, and a block, of their own before:
+ * 17 blocks a KV head on an H100 where 16.5 fit, the last ones in a second round. */
+__host__ __device__ __forceinline__ void ad_chunks(int n_cells, int cap, int minc, int step, int var, int *cpc, int *extra,
+                                                   int *nch) {
     int c = (n_cells + minc - 1) / minc;
     if (c > cap) c = cap;
     if (c < 1) c = 1;
+    if (var) {
+        const int steps = (n_cells + step - 1) / step;
+        if (c > steps) c = steps;
+        *cpc = steps / c * step;
+        *extra = steps % c;
+        *nch = c;
+        return;
+    }
     int p = (n_cells + c - 1) / c;
     p = (p + step - 1) / step * step;
     *cpc = p;
+    *extra = 0;
     *nch = (n_cells + p - 1) / p;
 }
 
@@ -430,8 +447,8 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     if (!p.early) pdl_wait();
     AD_PROBE(1, ad_now());
     const int n_cells = pos0 + p.T;
-    int cpc, nch;
-    ad_chunks(n_cells, p.cap, p.minc, p.step, &cpc, &nch);
+    int cpc, extra, nch;
+    ad_chunks(n_cells, p.cap, p.minc, p.step, ad_blk<TK, TV>() ? 0 : p.var, &cpc, &extra, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;   /* chunk blocks: what the block writes */
     if ((int)blockIdx.z >= nchb) return;             /* the whole block */
     if (PROBE) {
@@ -440,7 +457,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
         AD_PROBE(7, (unsigned long long)smid | (unsigned long long)nchb << 20);
     }
     const int chunk = blockIdx.z * AD_WPB + wid;
-    int c0 = chunk * cpc, c1 = c0 + cpc;
+    int c0 = chunk * cpc + p.step * (chunk < extra ? chunk : extra), c1 = c0 + cpc + (chunk < extra ? p.step : 0);
     const int t_end = t0 + p.tp < p.T ? t0 + p.tp : p.T;
     if (c1 > pos0 + t_end) c1 = pos0 + t_end;
     if (chunk >= nch) c1 = c0;   /* an idle warp of the last block */
@@ -685,8 +702,8 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
     pdl_wait();   /* always, also when nothing is to merge: the next kernel's wait covers this one's */
     pdl_next();
     const int pos0 = p.dpos ? *p.dpos : p.pos0;
-    int cpc, nch;
-    ad_chunks(pos0 + p.T, p.cap, p.minc, p.step, &cpc, &nch);
+    int cpc, extra, nch;
+    ad_chunks(pos0 + p.T, p.cap, p.minc, p.step, p.var, &cpc, &extra, &nch);
     nch = (nch + AD_WPB - 1) / AD_WPB;   /* states: one per block of chunks */
     if (nch == 1) return;                /* the attention kernel wrote the output */
     const int th = blockIdx.x, lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
@@ -795,6 +812,12 @@ static cudaError_t ad_dispatch(gpu_ctx *g, int what, int tk, int tv, const dec_p
     }
 }
 
+/* HEARTH_DEC_VAR=0 (measuring): f16 pairs' chunks of one length again */
+static int ad_var_off(void) {
+    const char *e = getenv("HEARTH_DEC_VAR");
+    return e && atoi(e) == 0;
+}
+
 /* HEARTH_DEC_WAVES (timing experiments): the grid aims at this many rounds of resident
  * blocks; 1 by default (H100, one layer of Mistral-7B shape at 32768 cells: 53.5 us for
  * q8_0 against 60.4 with 2 rounds; more partial states cost more than the balance gains) */
@@ -842,15 +865,18 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     int per_sm = 1;
     cudaError_t e = ad_dispatch(g, 0, a->type_k, a->type_v, p, dim3(1), &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);
-    /* chunks (warps) for a few rounds of the blocks the card holds */
-    long want = (long)ad_waves() * per_sm * AD_WPB * g->sm_count / ((long)G * passes);
+    /* chunks (warps) for a few rounds of the blocks the card holds (f16 pairs: whole blocks,
+     * and all of them once the cells fill them: ad_chunks) */
+    p.var = !blk && !ad_var_off();
+    long want = p.var ? (long)ad_waves() * per_sm * g->sm_count / ((long)G * passes) * AD_WPB
+                      : (long)ad_waves() * per_sm * AD_WPB * g->sm_count / ((long)G * passes);
     if (want > (long)AD_WPB * AD_MERGE_MAX) want = (long)AD_WPB * AD_MERGE_MAX;
     p.cap = want < 1 ? 1 : (int)want;
     p.minc = ad_min_cells(blk);
     p.step = blk ? AD_TILE / 2 : AD_TILE;
     /* the grid covers the chunks of the most cells this launch may see */
-    int cpc, nch;
-    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, p.minc, p.step, &cpc, &nch);
+    int cpc, extra, nch;
+    ad_chunks(dpos ? cap_cells : a->n_cells, p.cap, p.minc, p.step, p.var, &cpc, &extra, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;
     if (nchb > 1 || dpos) {
         size_t nst = (size_t)nchb * T * H;
