@@ -933,6 +933,7 @@ void cuda_ad_probe_dump(gpu_ctx *g) {
     const size_t words = (size_t)AD_PROBE_SLOTS * AD_PROBE_BLOCKS * 8;
     unsigned long long *h = (unsigned long long *)malloc(words * sizeof *h);
     FILE *f = pe && *pe ? fopen(pe, "w") : NULL;
+    if (pe && *pe && !f) fprintf(stderr, "HEARTH_AD_PROBE: cannot write %s\n", pe);
     if (h && f && cudaMemcpy(h, g->ad_probe, words * sizeof *h, cudaMemcpyDeviceToHost) == cudaSuccess) {
         /* a summary a slot first (us from the slot's first entry; medians over its blocks),
          * then every block's readings */
