@@ -87,6 +87,7 @@ struct dec_p {
  *   HEARTH_AD_PROBE=/tmp/probe.txt hearth bench -m M -ngl 99 -p 0 -n 16 -d 8192 -ctk q8_0 -ctv q8_0 -r 1 */
 #define AD_PROBE_SLOTS 96
 #define AD_PROBE_BLOCKS 4096
+#define AD_PROBE_WORDS ((size_t)AD_PROBE_SLOTS * AD_PROBE_BLOCKS * 8)
 __device__ __forceinline__ unsigned long long ad_now() {
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -812,6 +813,12 @@ static cudaError_t ad_dispatch(gpu_ctx *g, int what, int tk, int tv, const dec_p
     }
 }
 
+/* the file HEARTH_AD_PROBE names, else NULL */
+static const char *ad_probe_file(void) {
+    const char *e = getenv("HEARTH_AD_PROBE");
+    return e && *e ? e : NULL;
+}
+
 /* HEARTH_DEC_VAR=0 (measuring): f16 pairs' chunks of one length again */
 static int ad_var_off(void) {
     const char *e = getenv("HEARTH_DEC_VAR");
@@ -910,14 +917,12 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         if (p.cnt) cuda_graph_cells(g, 0, fuse_cells);
         else if (fuse && g->ad_cnt && a->n_cells > fuse_cells) cuda_graph_cells(g, fuse_cells + 1, INT_MAX);
     }
-    const char *pe = getenv("HEARTH_AD_PROBE");
-    if (pe && *pe && p.cnt && (size_t)G * passes * nchb <= AD_PROBE_BLOCKS) {
+    if (ad_probe_file() && p.cnt && (size_t)G * passes * nchb <= AD_PROBE_BLOCKS) {
         cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
         CU(g, cudaStreamIsCapturing(g->stream, &cs));
-        const size_t words = (size_t)AD_PROBE_SLOTS * AD_PROBE_BLOCKS * 8;
         if (!g->ad_probe && cs == cudaStreamCaptureStatusNone) {
-            CU(g, cudaMalloc(&g->ad_probe, words * sizeof(unsigned long long)));
-            CU(g, cudaMemsetAsync(g->ad_probe, 0, words * sizeof(unsigned long long), g->stream));
+            CU(g, cudaMalloc(&g->ad_probe, AD_PROBE_WORDS * sizeof(unsigned long long)));
+            CU(g, cudaMemsetAsync(g->ad_probe, 0, AD_PROBE_WORDS * sizeof(unsigned long long), g->stream));
         }
         if (g->ad_probe) p.probe = g->ad_probe + (size_t)(g->ad_probe_i++ % AD_PROBE_SLOTS) * AD_PROBE_BLOCKS * 8;
     }
@@ -928,13 +933,12 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
 }
 
 void cuda_ad_probe_dump(gpu_ctx *g) {
-    const char *pe = getenv("HEARTH_AD_PROBE");
     if (!g->ad_probe) return;
-    const size_t words = (size_t)AD_PROBE_SLOTS * AD_PROBE_BLOCKS * 8;
-    unsigned long long *h = (unsigned long long *)malloc(words * sizeof *h);
-    FILE *f = pe && *pe ? fopen(pe, "w") : NULL;
-    if (pe && *pe && !f) fprintf(stderr, "HEARTH_AD_PROBE: cannot write %s\n", pe);
-    if (h && f && cudaMemcpy(h, g->ad_probe, words * sizeof *h, cudaMemcpyDeviceToHost) == cudaSuccess) {
+    const char *pe = ad_probe_file();
+    unsigned long long *h = (unsigned long long *)malloc(AD_PROBE_WORDS * sizeof *h);
+    FILE *f = pe ? fopen(pe, "w") : NULL;
+    if (pe && !f) fprintf(stderr, "HEARTH_AD_PROBE: cannot write %s\n", pe);
+    if (h && f && cudaMemcpy(h, g->ad_probe, AD_PROBE_WORDS * sizeof *h, cudaMemcpyDeviceToHost) == cudaSuccess) {
         /* a summary a slot first (us from the slot's first entry; medians over its blocks),
          * then every block's readings */
         fprintf(f, "# slot blocks: entry-spread waited query loop state end (medians, us); last block's end; store seen; span\n");
