@@ -449,6 +449,7 @@ __global__ void __launch_bounds__(32 * AD_WPB, ad_min_blocks<TK, TV>()) k_attn_d
     AD_PROBE(1, ad_now());
     const int n_cells = pos0 + p.T;
     int cpc, extra, nch;
+    /* p.var is 0 for block types (cuda_attn_dec); the constant keeps their code as it was */
     ad_chunks(n_cells, p.cap, p.minc, p.step, ad_blk<TK, TV>() ? 0 : p.var, &cpc, &extra, &nch);
     const int nchb = (nch + AD_WPB - 1) / AD_WPB;   /* chunk blocks: what the block writes */
     if ((int)blockIdx.z >= nchb) return;             /* the whole block */
@@ -813,16 +814,26 @@ static cudaError_t ad_dispatch(gpu_ctx *g, int what, int tk, int tv, const dec_p
     }
 }
 
-/* the file HEARTH_AD_PROBE names, else NULL */
+/* the file HEARTH_AD_PROBE names, else NULL (read once: cuda_attn_dec asks at every launch) */
 static const char *ad_probe_file(void) {
-    const char *e = getenv("HEARTH_AD_PROBE");
-    return e && *e ? e : NULL;
+    static int read;
+    static const char *file;
+    if (!read) {
+        const char *e = getenv("HEARTH_AD_PROBE");
+        file = e && *e ? e : NULL;
+        read = 1;
+    }
+    return file;
 }
 
-/* HEARTH_DEC_VAR=0 (measuring): f16 pairs' chunks of one length again */
+/* HEARTH_DEC_VAR=0 (measuring): f16 pairs' chunks of one length again (read once) */
 static int ad_var_off(void) {
-    const char *e = getenv("HEARTH_DEC_VAR");
-    return e && atoi(e) == 0;
+    static int off = -1;
+    if (off < 0) {
+        const char *e = getenv("HEARTH_DEC_VAR");
+        off = e && atoi(e) == 0;
+    }
+    return off;
 }
 
 /* HEARTH_DEC_WAVES (timing experiments): the grid aims at this many rounds of resident
@@ -932,6 +943,9 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     return 0;
 }
 
+/* a block's readings in the probe: it entered and had cells (a block past the chunks has none) */
+static int ad_probe_row(const unsigned long long *r) { return r[0] && r[3]; }
+
 void cuda_ad_probe_dump(gpu_ctx *g) {
     if (!g->ad_probe) return;
     const char *pe = ad_probe_file();
@@ -949,7 +963,7 @@ void cuda_ad_probe_dump(gpu_ctx *g) {
             int n = 0;
             for (size_t b = 0; b < AD_PROBE_BLOCKS; b++) {
                 const unsigned long long *r = base + b * 8;
-                if (!r[0] || !r[3]) continue;
+                if (!ad_probe_row(r)) continue;
                 n++;
                 if (r[0] < t0) t0 = r[0];
                 if (r[5] > tmax) tmax = r[5];
@@ -962,7 +976,7 @@ void cuda_ad_probe_dump(gpu_ctx *g) {
                 int m = 0;
                 for (size_t b = 0; b < AD_PROBE_BLOCKS; b++) {
                     const unsigned long long *r = base + b * 8;
-                    if (r[0] && r[3]) col[m++] = r[k];
+                    if (ad_probe_row(r)) col[m++] = r[k];
                 }
                 for (int i = 1; i < m; i++)   /* insertion sort: a few hundred values */
                     for (int j = i; j > 0 && col[j - 1] > col[j]; j--) { unsigned long long x = col[j]; col[j] = col[j - 1]; col[j - 1] = x; }
@@ -977,7 +991,7 @@ void cuda_ad_probe_dump(gpu_ctx *g) {
         for (size_t s = 0; s < AD_PROBE_SLOTS; s++)
             for (size_t b = 0; b < AD_PROBE_BLOCKS; b++) {
                 const unsigned long long *r = h + (s * AD_PROBE_BLOCKS + b) * 8;
-                if (!r[0] || !r[3]) continue;   /* no reading, or a block with no chunk */
+                if (!ad_probe_row(r)) continue;
                 fprintf(f, "%zu %zu", s, b);
                 for (int k = 0; k < 7; k++) fprintf(f, " %llu", r[k]);
                 fprintf(f, " %llu %llu %llu\n", r[7] & 0xffff, r[7] >> 16 & 1, r[7] >> 20);
