@@ -24,7 +24,7 @@
  * At the end the block's warps merge in shared memory; with more than one block of chunks
  * the blocks' (max, sum, vector) states are merged by the last of those blocks to finish (up
  * to AD_FUSE_STATES a row: no second kernel on the step's path; every depth for Mistral-7B's
- * f16 and q8_0 caches on an H100) or, with more, by a second kernel (k_attn_dec_merge).
+ * f16, q8_0 and q4_0 caches on an H100) or, with more, by a second kernel (k_attn_dec_merge).
  *
  * For CUDA graphs the position can come from device memory (dpos): the chunking is then
  * worked out on the card from the cell count, and the grid is sized for the capacity.
@@ -732,7 +732,7 @@ __global__ void __launch_bounds__(32 * AD_WPB) k_attn_dec_merge(dec_p p) {
 }
 
 #define AD_CNT_MAX 4096
-#define AD_FUSE_STATES 64
+#define AD_FUSE_STATES (3 * AD_FB)   /* 72: three trips of ad_fold_warp */
 
 /* the most states a row the attention merges itself, 0 for never: AD_FUSE_STATES, or as
  * the environment says (for measuring and tests, read each call so tests can switch it:
@@ -907,7 +907,9 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
      * L2 for a warp (ad_fold_warp). More are merged faster by the merge kernel's T * H
      * blocks. H100, tg128 against the merge kernel: depth 0 f16 +1.4%, q8_0 +0.9%; at 8192
      * and 32768 f16 +1.0%, q8_0 and q4_0 the same (with 16 states a trip instead of 24
-     * and their (max, sum) loaded with them, fused was 1-2% slower for q8_0 there). A graph
+     * and their (max, sum) loaded with them, fused was 1-2% slower for q8_0 there). 72, not
+     * 64 as before: q4_0 / q4_0's 264 chunks on an H100 (66 states) are then merged here at
+     * every depth, +0.5-0.9% at 16384 cells and +0.9-1.3% at 32768 (2026-11-28). A graph
      * keeps the choice it was captured with, so the cells it suits are narrowed to match
      * (cuda_graph_cells) and gpu_graph_fits tells the step to capture anew past them (HEARTH_AD_FUSE_STATES
      * sets the limit, for measuring). The counters are made (zeroed) outside a capture: the
