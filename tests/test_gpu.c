@@ -527,6 +527,80 @@ static void store_checks(void) {
     gpu_ctx_free(g);
 }
 
+/* One-token steps whose wo and down products add their rows to x and make the next norm's
+ * 8-bit activations without its scale (gpu_matmul_norm), against the CPU, against the plain
+ * products with norm kernels (HEARTH_NORM_PRODUCT=0: the results must differ, or the fused
+ * kernels did not run), with wo in 1 and 4 groups a block, and with every reader made to
+ * take the floats (HEARTH_NORM_FLOATS=1: the norm made from the groups' sums). A model with
+ * widths the kernels take (multiples of 512) and a decode attention of few blocks. */
+static void norm_products(void) {
+    char path[] = "/tmp/hearth-normp-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) { CHECK(0, "mkstemp"); return; }
+    close(fd);
+    char err[512], vocab[1024];
+    snprintf(vocab, sizeof vocab, "%s/models/stories260K.gguf", HEARTH_SOURCE_DIR);
+    hearth_synth_params sp;
+    memset(&sp, 0, sizeof sp);
+    sp.type = "q8_0"; sp.vocab_path = vocab; sp.seed = 23;
+    sp.n_embd = 512; sp.n_layer = 3; sp.n_head = 4; sp.n_head_kv = 2; sp.head_dim = 128; sp.n_ff = 1536;
+    sp.n_vocab = 256; sp.n_ctx = 256;
+    hearth_model *cpu = NULL, *gpu = NULL;
+    hearth_model_params mp = hearth_model_default_params();
+    int ok = hearth_synth(path, &sp, err, sizeof err) == 0 && hearth_model_load(path, &mp, &cpu, err, sizeof err) == 0;
+    mp.n_gpu_layers = -1;
+    ok = ok && hearth_model_load(path, &mp, &gpu, err, sizeof err) == 0;
+    CHECK(ok, "norm products model: %s", err);
+    const int V = sp.n_vocab, n_prompt = 20, n = 44;
+    int32_t toks[44];
+    uint32_t seed = 9;
+    for (int i = 0; i < n; i++) { seed = seed * 1664525u + 1013904223u; toks[i] = 1 + (int)(seed >> 8) % (V - 1); }
+    const int cache[2] = { quant_from_name("f16"), quant_from_name("q8_0") };
+    for (int k = 0; k < 2 && ok; k++) {
+        const int t = cache[k];
+        const char *tn = k ? "q8_0" : "f16";
+        int r = 0;
+        float *ref = run(cpu, toks, n, n_prompt, t, t, 1, 0, &r);
+        float *fused = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r);
+        setenv("HEARTH_NORM_PRODUCT", "0", 1);
+        float *plain = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r);
+        unsetenv("HEARTH_NORM_PRODUCT");
+        setenv("HEARTH_MN_G", "1", 1);
+        float *g1 = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r);
+        setenv("HEARTH_MN_G", "4", 1);
+        float *g4 = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r);
+        unsetenv("HEARTH_MN_G");
+        setenv("HEARTH_NORM_FLOATS", "1", 1);
+        float *floats = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r);
+        unsetenv("HEARTH_NORM_FLOATS");
+        if (ref && fused && plain && g1 && g4 && floats) {
+            const size_t o = (size_t)n_prompt * V;
+            const int steps = n - n_prompt;
+            double top1, kl;
+            kl = test_mean_kl(ref + o, fused + o, steps, V, &top1);
+            CHECK(kl <= 2e-3 && top1 >= 0.95, "norm products, %s cache: mean KL GPU vs CPU %.3e, top-1 %.2f", tn, kl, top1);
+            kl = test_mean_kl(plain + o, fused + o, steps, V, &top1);
+            CHECK(kl <= 2e-3, "norm products, %s cache: mean KL against the norm kernels %.3e", tn, kl);
+            CHECK(memcmp(plain + o, fused + o, sizeof(float) * steps * V) != 0,
+                  "norm products, %s cache: the same bits as the norm kernels (the fused kernels did not run)", tn);
+            kl = test_mean_kl(ref + o, g1 + o, steps, V, &top1);
+            CHECK(kl <= 2e-3, "norm products, %s cache, wo in 1 group a block: mean KL GPU vs CPU %.3e", tn, kl);
+            kl = test_mean_kl(ref + o, g4 + o, steps, V, &top1);
+            CHECK(kl <= 2e-3, "norm products, %s cache, wo in 4 groups a block: mean KL GPU vs CPU %.3e", tn, kl);
+            kl = test_mean_kl(ref + o, floats + o, steps, V, &top1);
+            CHECK(kl <= 2e-3, "norm products, %s cache, floats made for every reader: mean KL GPU vs CPU %.3e", tn, kl);
+            CHECK(memcmp(floats + o, fused + o, sizeof(float) * steps * V) != 0,
+                  "norm products, %s cache: floats for every reader give the same bits (not made)", tn);
+            /* the prompt (several tokens) never takes the fused kernels */
+            CHECK(memcmp(plain, fused, sizeof(float) * o) == 0, "norm products, %s cache: the prompt's logits changed", tn);
+        }
+        free(ref); free(fused); free(plain); free(g1); free(g4); free(floats);
+    }
+    hearth_model_free(cpu);
+    hearth_model_free(gpu);
+    unlink(path);
+}
+
 static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Decode past the depths where a step's choices change, so that its captured graph is
@@ -609,6 +683,12 @@ int main(int argc, char **argv) {
         deep_decode();
         return test_done("test_gpu deep");
     }
+    /* test_gpu norm: the products that make the next norm's activations, alone */
+    if (argc > 1 && !strcmp(argv[1], "norm")) {
+        if (gpu_device_count() <= 0) return 77;
+        norm_products();
+        return test_done("test_gpu norm");
+    }
     /* test_gpu store: the cache store checks alone */
     if (argc > 1 && !strcmp(argv[1], "store")) {
         if (gpu_device_count() <= 0) return 77;
@@ -664,6 +744,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < np; i++)
         compare_model(paths[i], (all && *all == '1') || strstr(paths[i], "stories260K") || strstr(paths[i], "synth-a-q8_0"));
     deep_decode();
+    norm_products();
     /* --tensor_split 1 against none on one card; real splits with two or more cards */
     split_checks(paths[0]);
     printf("GPU vs CPU: %d comparisons, worst mean KL %.3e, worst top-1 %.1f%%; %d rows over the strict bound but as good a cache as the CPU's\n",

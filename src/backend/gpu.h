@@ -101,6 +101,12 @@ int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float *x, int T, 
  * gpu_quant_next request); one token with q8_0 weights does it in one launch, up_out unused. */
 int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor *up, const float *x, int T, float *gate_out,
                       float *up_out);
+/* One token: res += W x, then the next norm (weights nw) of res made as the 8-bit activations
+ * of the product that gpu_quant_next named, all in one launch; that product takes the norm's
+ * scale itself, and out (its x) holds no floats unless a reader needs them (then they are
+ * made). Returns 1, having done nothing, where the kernels do not apply (then do gpu_matmul
+ * into out and gpu_add_rmsnorm). */
+int gpu_matmul_norm(gpu_ctx *g, const wtensor *w, const float *x, int T, float *res, const float *nw, float eps, float *out);
 /* gpu_matmul of n (<= 3) matrices of one type and width on the same x: one launch for
  * decode where it can, else one call each. */
 int gpu_matmul_n(gpu_ctx *g, const wtensor *const *w, int n, const float *x, int T, float *const *y);

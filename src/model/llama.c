@@ -46,18 +46,23 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
      * or the output norm (llama_forward), or none when the CPU or another card takes over */
     const float *next_norm =
         il + 1 < c->n_gpu && m->card_of[il + 1] == m->card_of[il] ? m->glayers[il + 1].attn_norm : NULL;
-    if (gpu_matmul(g, &l->wo, c->datt, T, c->dxn)) return -1;
+    /* wo and down add their rows to x and make the next norm's activations themselves where
+     * the backend can (gpu_matmul_norm: one launch), else the product, then add and norm */
     gpu_quant_next(g, &l->w_gate, T);
-    if (gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps)) return -1;
-    gpu_quant_next(g, &l->w_down, T);
-    if (gpu_matmul_swiglu(g, &l->w_gate, &l->w_up, c->dxn, T, c->dgate, c->dup) ||
-        gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn))
+    int r = gpu_matmul_norm(g, &l->wo, c->datt, T, c->dx, l->ffn_norm, hp->eps, c->dxn);
+    if (r < 0 || (r > 0 && (gpu_matmul(g, &l->wo, c->datt, T, c->dxn) ||
+                            gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps))))
         return -1;
+    gpu_quant_next(g, &l->w_down, T);
+    if (gpu_matmul_swiglu(g, &l->w_gate, &l->w_up, c->dxn, T, c->dgate, c->dup)) return -1;
     if (next_norm) {
         gpu_quant_next(g, &m->glayers[il + 1].wq, T);
-        return gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, next_norm, T, E, hp->eps);
+        r = gpu_matmul_norm(g, &l->w_down, c->dgate, T, c->dx, next_norm, hp->eps, c->dxn);
+        return r < 0 || (r > 0 && (gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn) ||
+                                   gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, next_norm, T, E, hp->eps)))
+                   ? -1 : 0;
     }
-    return gpu_add(g, c->dx, c->dxn, TE);
+    return gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn) || gpu_add(g, c->dx, c->dxn, TE);
 }
 
 static int gpu_failed(hearth_ctx *c) {

@@ -854,6 +854,14 @@ static int ad_min_cells(int blk) {
     return m >= 16 && m <= 4096 && m % (blk ? AD_TILE / 2 : AD_TILE) == 0 ? m : blk ? 32 : 64;
 }
 
+/* whether the chunk blocks that have cells at n_cells outnumber the multiprocessors (blocks
+ * past the cells leave at once) */
+static int ad_fills(const gpu_ctx *g, const dec_p &p, long heads, int n_cells) {
+    int cpc, extra, nch;
+    ad_chunks(n_cells, p.cap, p.minc, p.step, p.var, &cpc, &extra, &nch);
+    return heads * ((nch + AD_WPB - 1) / AD_WPB) > g->sm_count;
+}
+
 int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells, int rot_q, int rot_o) {
     const int H = a->n_head, G = a->n_head_kv, T = a->T;
     dec_p p;
@@ -938,6 +946,16 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
             CU(g, cudaMemsetAsync(g->ad_probe, 0, AD_PROBE_WORDS * sizeof(unsigned long long), g->stream));
         }
         if (g->ad_probe) p.probe = g->ad_probe + (size_t)(g->ad_probe_i++ % AD_PROBE_SLOTS) * AD_PROBE_BLOCKS * 8;
+    }
+    /* for the product after this (gpu_matmul_norm): whether the blocks with cells fill the
+     * card; a graph keeps the choice for the cells where it holds */
+    g->ad_out = a->out;
+    g->ad_fill = ad_fills(g, p, (long)G * passes, a->n_cells);
+    if (dpos) {
+        int lo = a->n_cells, hi = a->n_cells;
+        while (lo > 1 && ad_fills(g, p, (long)G * passes, lo - 1) == g->ad_fill) lo--;
+        while (hi < cap_cells && ad_fills(g, p, (long)G * passes, hi + 1) == g->ad_fill) hi++;
+        cuda_graph_cells(g, lo > 1 ? lo : 0, hi < cap_cells ? hi : INT_MAX);
     }
     e = ad_dispatch(g, 1, a->type_k, a->type_v, p, dim3(G, passes, nchb), &per_sm);
     if (e != cudaSuccess) return cuda_fail(g, "decode attention", e);

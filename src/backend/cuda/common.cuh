@@ -13,7 +13,7 @@
 #include "backend/gpu.h"
 
 /* Scratch slots: each is a buffer that grows on demand and lives as long as the context. */
-enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_XQ2, SCR_COUNT };
+enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_XQ2, SCR_SS, SCR_COUNT };
 
 struct gpu_ctx {
     int dev;                /* the engine's device slot (messages) */
@@ -38,6 +38,10 @@ struct gpu_ctx {
     /* AD_CNT_MAX counters, zero between launches: the decode attention's last chunk block of a
      * (KV head, pass) finds itself with one and merges the states (attn_dec.cu) */
     int *ad_cnt;
+    /* the last decode attention's output, and whether its blocks outnumber the
+     * multiprocessors (gpu_matmul_norm's choice for the product after it) */
+    const float *ad_out;
+    int ad_fill;
     /* HEARTH_AD_PROBE (attn_dec.cu): the decode attention's per-block clock readings, the next
      * slot; written out by cuda_ad_probe_dump when the context is freed */
     unsigned long long *ad_probe;
@@ -55,6 +59,14 @@ struct gpu_ctx {
     const float *xq_src;
     int8_t *xq_buf;
     size_t xq_bytes;
+    /* with xq_ss: xq_buf holds res ⊙ w before the norm's scale (a product that added its rows
+     * to res made it, gpu_matmul_norm), xq_ss the sums of squares of res's 32-value groups,
+     * from which the reader takes the scale; a reader that needs the floats of xq_src has
+     * them made first (cuda_norm_floats, from nf_res, nf_w, nf_eps, nf_n) */
+    const float *xq_ss;
+    const float *nf_res, *nf_w;
+    float nf_eps;
+    int nf_n;
     char err[512];
 };
 
@@ -64,6 +76,9 @@ int gpu_phys(int dev);
 /* Records a failure in g->err and returns -1. */
 int cuda_fail(gpu_ctx *g, const char *what, cudaError_t e);
 int cuda_fail_msg(gpu_ctx *g, const char *fmt, ...);
+/* Makes the floats of x where its 8-bit activations stand without the norm's scale
+ * (gpu_matmul_norm) and forgets those activations; nothing otherwise (ops.cu). */
+int cuda_norm_floats(gpu_ctx *g, const float *x);
 /* Narrows the cells the step being captured suits to lo..hi (graph.cu). */
 void cuda_graph_cells(gpu_ctx *g, int lo, int hi);
 /* HEARTH_AD_PROBE's readings to the file it names (attn_dec.cu); nothing without them. */

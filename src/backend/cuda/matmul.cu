@@ -286,6 +286,7 @@ extern "C" int gpu_matmul_n(gpu_ctx *g, const wtensor *const *w, int n, const fl
         for (int i = 0; i < n; i++) { ms.w[i] = (const uint8_t *)w[i]->data; ms.y[i] = y[i]; ms.rows[i] = (int)w[i]->ne1; total += ms.rows[i]; }
         return cuda_mv_q8s(g, &ms, total, (int)w[0]->ne0, x, T);
     }
+    if (cuda_norm_floats(g, x)) return -1;
     bool one = n >= 1 && n <= 3 && T >= 1 && T <= MV_MAXT && quant_get(w[0]->type) && quant_get(w[0]->type)->block > 1 &&
                w[0]->row_bytes % 16 == 0;
     for (int i = 1; i < n && one; i++) one = w[i]->type == w[0]->type && w[i]->ne0 == w[0]->ne0;
@@ -312,6 +313,7 @@ extern "C" int gpu_matmul(gpu_ctx *g, const wtensor *w, const float *x, int T, f
         mv_set ms = { { (const uint8_t *)w->data, NULL, NULL }, { y, NULL, NULL }, { (int)w->ne1, 0, 0 }, w->row_bytes };
         return cuda_mv_q8s(g, &ms, (int)w->ne1, (int)w->ne0, x, T);
     }
+    if (cuda_norm_floats(g, x)) return -1;
     g->xq_src = NULL;
     if (T <= MV_MAXT) {
         if (dispatch_mv(w, x, T, y, g->stream))

@@ -153,6 +153,7 @@ __global__ void __launch_bounds__(32 * MV8_WARPS) k_mv_q8s(mv_set ms, int ne0, c
 
 int8_t *cuda_q_take(gpu_ctx *g, int n, int T, size_t *xs) {
     g->xq_src = NULL;
+    g->xq_ss = NULL;
     if (!g->q_next) return NULL;
     g->q_next = 0;
     if (n % 256 || T < 1 || T > 8) return NULL;
@@ -165,11 +166,23 @@ extern "C" void gpu_quant_next(gpu_ctx *g, const wtensor *w, int T) {
     g->q_rows = (int)w->ne0;
 }
 
-/* x already as 8-bit activations (its producer made them), else NULL */
-static const int8_t *mv8_made(gpu_ctx *g, const float *x, int ne0, int T) {
+/* x already as 8-bit activations (its producer made them), else NULL. Activations made
+ * without the norm's scale (gpu_matmul_norm) go only to a reader that takes ss (the groups'
+ * sums of squares; *ss is NULL for plain ones); for any other the floats are made. */
+static const int8_t *mv8_made(gpu_ctx *g, const float *x, int ne0, int T, const float **ss = NULL) {
+    /* HEARTH_NORM_FLOATS=1 (test_gpu): every reader as one that needs the floats */
+    if (ss && g->xq_ss && getenv("HEARTH_NORM_FLOATS")) ss = NULL;
+    if (ss) *ss = NULL;
+    if (g->xq_ss && g->xq_src == x &&
+        !(ss && g->xq_T == T && g->xq_buf && g->xq_bytes >= cuda_act_stride(ne0) * (size_t)T)) {
+        cuda_norm_floats(g, x);
+        return NULL;
+    }
     const int8_t *xq = g->xq_src == x && g->xq_T == T && g->xq_buf && g->xq_bytes >= cuda_act_stride(ne0) * (size_t)T
                            ? g->xq_buf : NULL;
+    if (xq && ss) *ss = g->xq_ss;
     g->xq_src = NULL;
+    g->xq_ss = NULL;
     return xq;
 }
 
@@ -231,11 +244,21 @@ __device__ __forceinline__ void quant16(const float *__restrict__ x, int4 *q, fl
     *scale = q8_scale(amax);
 }
 
+/* the scale of a norm over n values from the sums of squares of its n / 32 groups (a
+ * whole warp; every lane gets it) */
+__device__ __forceinline__ float ss_scale(const float *ss, int n, float eps) {
+    float s = 0.0f;
+    for (int i = threadIdx.x & 31; i < n / 32; i += 32) s += ss[i];
+    s = warp_sum(s);
+    return (float)(1.0 / sqrt((double)s / n + eps));
+}
+
 /* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
- * bytes) instead of by a k_quant_act launch */
-template <int R, bool ROPE, bool FX>
+ * bytes) instead of by a k_quant_act launch. SS: xq is res ⊙ w before its norm's scale,
+ * which the outputs take from ss (gpu_matmul_norm). */
+template <int R, bool ROPE, bool FX, bool SS = false>
 __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
-                                             rope_args ra) {
+                                             rope_args ra, const float *ss, float eps) {
     __shared__ float part[8][R], fin[R];
     extern __shared__ int4 sx4[];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
@@ -255,6 +278,8 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
     }
     pdl_wait();
     pdl_next();
+    float nsc = 1.0f;
+    if (SS && wid == 0) nsc = ss_scale(ss, ne0, eps);
     /* this thread's output row and, with RoPE, its rotation (the trigonometry overlaps the
      * loads in flight) */
     const int t = threadIdx.x;
@@ -313,7 +338,7 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
         float v = 0.0f;
 #pragma unroll
         for (int k = 0; k < 8; k++) v += part[k][t];
-        fin[t] = v;
+        fin[t] = SS ? v * nsc : v;
     }
     if (ROPE) __syncthreads();
     if (out) {
@@ -332,11 +357,153 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
  * shared memory, else quantized by a launch first */
 template <bool ROPE>
 static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra) {
-    const int8_t *xq = mv8_made(g, xf, ne0, 1);
+    const float *ss = NULL;
+    const float eps = g->nf_eps;
+    const int8_t *xq = mv8_made(g, xf, ne0, 1, &ss);
     if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
     const size_t sh = xq ? 0 : cuda_act_stride(ne0);
-    CU(g, cuda_launch(g, xq ? k_mv2<MV2_R, ROPE, false> : k_mv2<MV2_R, ROPE, true>, dim3(cuda_blocks((size_t)n_rows, MV2_R)),
-                      dim3(256), sh, ms, ne0, xq, xf, ra));
+    CU(g, cuda_launch(g, ss ? k_mv2<MV2_R, ROPE, false, true> : xq ? k_mv2<MV2_R, ROPE, false> : k_mv2<MV2_R, ROPE, true>,
+                      dim3(cuda_blocks((size_t)n_rows, MV2_R)), dim3(256), sh, ms, ne0, xq, xf, ra, ss, eps));
+    return 0;
+}
+
+/* ---- a product with the residual add and the next norm (gpu_matmul_norm) ----
+ *
+ * A block makes 32 rows, one 32-value group of the next product's 8-bit activations, so
+ * no block waits for another: its 32 warps take (4 rows, every fourth 512-byte piece) each,
+ * as k_mv2's warps do, the partial sums meet in shared memory, and warp 0 adds the rows to
+ * res, writes the group's sum of squares of res and quantizes res ⊙ nw (the norm's weights)
+ * without the norm's scale, which needs every group: the product that reads these
+ * activations takes the scale from the groups' sums (ss_scale) and multiplies its outputs
+ * by it, as the 8-bit rule is the same for a group whatever its scale. The norm's kernel
+ * and its two hand-overs leave the step. */
+template <bool FX, int G>
+__global__ void __launch_bounds__(1024, 1) k_mv_norm(const uint8_t *__restrict__ W, size_t rb, int ne0,
+                                                     const int8_t *__restrict__ xq, const float *__restrict__ xf, float *res,
+                                                     const float *__restrict__ nw, int8_t *xq_out, float *ss_out, int n) {
+    constexpr int PS = 4 / G;   /* piece streams: warps on the same rows */
+    __shared__ float part[PS][32 * G];
+    extern __shared__ int4 sx4[];
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
+    const int rq = wid % (8 * G), p0 = wid / (8 * G), r0 = 32 * G * blockIdx.x + 4 * rq;
+    const uint8_t *row[4];
+    int4 w[4];
+    __half d[4];
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+        row[r] = W + (size_t)(r0 + r) * rb;
+        const int i = 512 * p0 + 16 * lane;
+        w[r] = p0 < np ? __ldcs((const int4 *)(row[r] + i)) : make_int4(0, 0, 0, 0);
+        d[r] = p0 < np ? ((const __half *)(row[r] + ne0))[i >> 5] : __ushort_as_half(0);
+    }
+    const int j0 = 32 * (G * blockIdx.x + wid);   /* warp wid < G: its group's first row */
+    const float nwv = wid < G ? nw[j0 + lane] : 0.0f;
+    pdl_wait();
+    pdl_next();
+    const float rv = wid < G ? res[j0 + lane] : 0.0f;
+    const int8_t *xa = FX ? (const int8_t *)sx4 : xq;
+    if (FX) {
+        int8_t *sx = (int8_t *)sx4;
+        for (int i = 16 * threadIdx.x; i < ne0; i += 16 * blockDim.x) {
+            int4 q;
+            float sc;
+            quant16(xf + i, &q, &sc);
+            *(int4 *)(sx + i) = q;
+            if ((lane & 1) == 0) ((float *)(sx + ne0))[i >> 5] = sc;
+        }
+        __syncthreads();
+    }
+    const float *xd = (const float *)(xa + ne0);
+    float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    for (int p = p0; p < np; p += PS) {
+        const int i = 512 * p + 16 * lane, inext = i + PS * 512;
+        int4 wn[4];
+        __half dn[4];
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            const bool ok = inext < ne0;
+            wn[r] = ok ? __ldcs((const int4 *)(row[r] + inext)) : make_int4(0, 0, 0, 0);
+            dn[r] = ok ? ((const __half *)(row[r] + ne0))[inext >> 5] : __ushort_as_half(0);
+        }
+        const int4 x = FX ? *(const int4 *)(xa + i) : __ldg((const int4 *)(xa + i));
+        const float xs = FX ? xd[i >> 5] : __ldg(xd + (i >> 5));
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            acc[r] += __half2float(d[r]) * xs * (float)dot16(w[r], x);
+            w[r] = wn[r];
+            d[r] = dn[r];
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+        const float v = warp_sum(acc[r]);
+        if (lane == 0) part[p0][4 * rq + r] = v;
+    }
+    __syncthreads();
+    if (wid < G) {
+        float y = 0.0f;
+#pragma unroll
+        for (int k = 0; k < PS; k++) y += part[k][32 * wid + lane];
+        const float v = rv + y;
+        res[j0 + lane] = v;
+        const float s = warp_sum(v * v);
+        if (lane == 0) ss_out[j0 >> 5] = s;
+        q8_store32(v * nwv, xq_out, n, j0);
+    }
+}
+
+static int one_token_on(void);
+
+/* Groups a block: 2 for a product on the decode attention's output (wo), 1 for others
+ * (down). H100, Mistral-7B shape, tg128 at depths 0 / 8192 / 32768 with wo in 1 / 2 / 4 groups
+ * a block: q8_0 cache 298-301 / 316-318 / 307 t/s at depth 0, f16 326-332 / 324-326 /
+ * 311-315; 2 groups leave the card's other 68 multiprocessors to the SwiGLU product's early
+ * blocks. HEARTH_NORM_PRODUCT (for measuring): 0 off, 2 not after the attention, 3 only
+ * there, 4 there also when the attention's blocks fill the card; HEARTH_MN_G: wo's groups
+ * (1, 2 or 4). */
+static int norm_product_groups(gpu_ctx *g, const float *x) {
+    /* read at each launch: test_gpu switches them (a launch reads them only while capturing
+     * or without a graph) */
+    const char *e = getenv("HEARTH_MN_G"), *m = getenv("HEARTH_NORM_PRODUCT");
+    int gs = e ? atoi(e) : 2;
+    if (gs != 1 && gs != 4) gs = 2;
+    const int on = m ? atoi(m) : 1, after_attn = x == g->ad_out;
+    if (!on || (on == 2 && after_attn) || (on == 3 && !after_attn)) return 0;
+    /* after a decode attention whose blocks fill the card (block-type caches at depth), the
+     * plain product's small blocks take its multiprocessors one by one as the attention's
+     * blocks leave, where this kernel's blocks wait for whole ones: q8_0 at 8192 cells 269
+     * t/s fused against 278 with the plain wo (H100) */
+    if (after_attn && g->ad_fill && on != 4) return 0;
+    return after_attn ? gs : 1;
+}
+
+extern "C" int gpu_matmul_norm(gpu_ctx *g, const wtensor *w, const float *x, int T, float *res, const float *nw, float eps,
+                               float *out) {
+    const int G = norm_product_groups(g, x);
+    if (!(T == 1 && one_token_on() && G && w->layout == WL_Q8_SPLIT && w->ne0 % 512 == 0 &&
+          w->ne0 <= INT32_MAX && w->ne1 % (32 * G) == 0 && w->ne1 % 256 == 0 && w->ne1 <= INT32_MAX && g->q_next && g->q_rows == (int)w->ne1))
+        return 1;
+    /* the output goes to SCR_XQ: not over an input there */
+    if (g->xq_src == x && g->xq_buf == (const int8_t *)g->scr[SCR_XQ]) return 1;
+    const int ne0 = (int)w->ne0, n = (int)w->ne1;
+    const int8_t *xq = mv8_made(g, x, ne0, 1);
+    if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, x, ne0, 1))) return -1;
+    size_t xs = 0;
+    int8_t *xq_out = cuda_q_take(g, n, 1, &xs);
+    float *ss = (float *)cuda_scratch(g, SCR_SS, sizeof(float) * (size_t)(n / 32));
+    if (!xq_out || !ss) return -1;
+    const size_t sh = xq ? 0 : cuda_act_stride(ne0);
+    void (*k)(const uint8_t *, size_t, int, const int8_t *, const float *, float *, const float *, int8_t *, float *, int) =
+        G == 4 ? (xq ? k_mv_norm<false, 4> : k_mv_norm<true, 4>)
+        : G == 2 ? (xq ? k_mv_norm<false, 2> : k_mv_norm<true, 2>) : (xq ? k_mv_norm<false, 1> : k_mv_norm<true, 1>);
+    CU(g, cuda_launch(g, k, dim3(n / (32 * G)), dim3(1024), sh,
+                      (const uint8_t *)w->data, w->row_bytes, ne0, xq, x, res, nw, xq_out, ss, n));
+    cuda_q_made(g, out, 1);
+    g->xq_ss = ss;
+    g->nf_res = res;
+    g->nf_w = nw;
+    g->nf_eps = eps;
+    g->nf_n = n;
     return 0;
 }
 
@@ -347,6 +514,8 @@ struct swiglu_args {
     int ne0, n_pairs;   /* n_pairs = rows / 2: a warp's work per round */
     const int8_t *xq;
     int8_t *xq_out;
+    const float *ss;    /* non-NULL: xq is before its norm's scale (gpu_matmul_norm) */
+    float eps;
 };
 
 #define SW_W 16   /* warps a block: 2 outputs each, the 32 of a quantization block */
@@ -392,6 +561,7 @@ __global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
     chunk_load<4, SW_U>(cur, row, ne0, 0);
     pdl_wait();
     pdl_next();
+    const float nsc = a.ss ? ss_scale(a.ss, ne0, a.eps) : 1.0f;
     for (int blk = blockIdx.x; blk < nblk; blk += gridDim.x) {
         const int pi = blk * SW_W + wid;
         float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
@@ -415,7 +585,7 @@ __global__ void __launch_bounds__(32 * SW_W) k_mv_swiglu(swiglu_args a) {
         __shared__ float out[2 * SW_W];
 #pragma unroll
         for (int o = 0; o < 2; o++) {
-            const float gt = warp_sum(acc[2 * o]), up = warp_sum(acc[2 * o + 1]);
+            const float gt = warp_sum(acc[2 * o]) * nsc, up = warp_sum(acc[2 * o + 1]) * nsc;
             const float v = silu_mul(gt, up);
             if (lane == 0 && pi < a.n_pairs) { a.ms.y[0][2 * pi + o] = v; out[2 * wid + o] = v; }
         }
@@ -482,8 +652,9 @@ extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor 
     float *const y[2] = { gate_out, up_out };
     if (one_token(w, 2, T) && gate->ne1 == up->ne1 && gate->ne1 % 32 == 0) {
         const int ne0 = (int)gate->ne0, n = (int)gate->ne1;
-        swiglu_args a = { set_of(w, 2, y), ne0, n / 2, mv8_input(g, x, ne0, 1), NULL };
-        if (!a.xq) return -1;
+        swiglu_args a = { set_of(w, 2, y), ne0, n / 2, NULL, NULL, NULL, g->nf_eps };
+        a.xq = mv8_made(g, x, ne0, 1, &a.ss);
+        if (!a.xq && !(a.xq = mv8_input(g, x, ne0, 1))) return -1;
         const size_t xs = cuda_act_stride(n);
         if (g->q_next && g->q_rows == n && n % 256 == 0) {
             a.xq_out = (int8_t *)cuda_scratch(g, SCR_XQ2, xs);

@@ -34,6 +34,7 @@ int8_t *cuda_q_take(gpu_ctx *g, int n, int T, size_t *xs);
 /* after the producer's launch: SCR_XQ holds x */
 static inline void cuda_q_made(gpu_ctx *g, const float *x, int T) {
     g->xq_src = x;
+    g->xq_ss = NULL;
     g->xq_T = T;
     g->xq_buf = (int8_t *)g->scr[SCR_XQ];
     g->xq_bytes = g->scr_size[SCR_XQ];

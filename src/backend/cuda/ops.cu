@@ -78,8 +78,29 @@ __global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float
     }
 }
 
+/* the floats of a norm whose 8-bit activations a product made without the scale
+ * (gpu_matmul_norm): out = res * scale * w, the scale from the groups' sums of squares */
+__global__ void __launch_bounds__(1024) k_norm_ss(float *out, const float *res, const float *__restrict__ w,
+                                                  const float *ss, int n, float eps) {
+    pdl_wait();
+    pdl_next();
+    float s = 0.0f;
+    for (int i = threadIdx.x; i < n / 32; i += blockDim.x) s += ss[i];
+    const float scale = norm_scale(s, n, eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = res[i] * scale * w[i];
+}
+
+int cuda_norm_floats(gpu_ctx *g, const float *x) {
+    if (!g->xq_ss || !x || g->xq_src != x) return 0;
+    CU(g, cuda_launch(g, k_norm_ss, dim3(1), dim3(1024), 0, (float *)x, g->nf_res, g->nf_w, g->xq_ss, g->nf_n, g->nf_eps));
+    g->xq_ss = NULL;
+    g->xq_src = NULL;
+    return 0;
+}
+
 static int norm_launch(gpu_ctx *g, float *out, float *x, const float *y, const float *w, int T, int n, float eps) {
     if (T <= 0) return 0;
+    if (cuda_norm_floats(g, x) || cuda_norm_floats(g, y)) return -1;
     size_t xs = 0;
     int8_t *xq = cuda_q_take(g, n, T, &xs);
     const int per = cuda_blocks((size_t)n, 1024);
@@ -242,6 +263,7 @@ __global__ void k_add(float *x, const float *y, size_t n) {
 
 extern "C" int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n) {
     if (!n) return 0;
+    if (cuda_norm_floats(g, y)) return -1;
     CU(g, cuda_launch(g, k_add, dim3(cuda_blocks(n, 256)), dim3(256), 0, x, y, n));
     return 0;
 }

@@ -47,6 +47,8 @@ int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float *x, int T, 
                     int n_rot, float pos0, float base, float freq_scale, const float *freq_factors) { return -1; }
 int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor *up, const float *x, int T, float *gate_out,
                       float *up_out) { return -1; }
+int gpu_matmul_norm(gpu_ctx *g, const wtensor *w, const float *x, int T, float *res, const float *nw, float eps,
+                    float *out) { return -1; }
 int gpu_add(gpu_ctx *g, float *x, const float *y, size_t n) { return -1; }
 int gpu_attn(gpu_ctx *g, const attn_args *a, int flash) { return -1; }
 int gpu_weight_layout(int dev, wtensor *w, char *err, size_t errlen) { return 0; }
