@@ -527,6 +527,27 @@ static void store_checks(void) {
     gpu_ctx_free(g);
 }
 
+/* A q8_0 model of sp's shape and seed (the stories260K vocabulary) written to path (a
+ * mkstemp template), loaded for the CPU and fully offloaded. Returns 1 with both loaded, 0
+ * when the model failed (a failed check; the caller frees what loaded and unlinks path), -1
+ * when no file could be made. */
+static int synth_pair(char *path, hearth_synth_params *sp, hearth_model **cpu, hearth_model **gpu, const char *what) {
+    int fd = mkstemp(path);
+    if (fd < 0) { CHECK(0, "mkstemp"); return -1; }
+    close(fd);
+    char err[512] = "", vocab[1024];
+    snprintf(vocab, sizeof vocab, "%s/models/stories260K.gguf", HEARTH_SOURCE_DIR);
+    sp->type = "q8_0";
+    sp->vocab_path = vocab;
+    hearth_model_params mp = hearth_model_default_params();
+    int ok = hearth_synth(path, sp, err, sizeof err) == 0 && hearth_model_load(path, &mp, cpu, err, sizeof err) == 0;
+    sp->vocab_path = NULL;
+    mp.n_gpu_layers = -1;
+    ok = ok && hearth_model_load(path, &mp, gpu, err, sizeof err) == 0;
+    CHECK(ok, "%s model: %s", what, err);
+    return ok;
+}
+
 /* One-token steps whose wo and down products add their rows to x and make the next norm's
  * 8-bit activations without its scale (gpu_matmul_norm), against the CPU, against the plain
  * products with norm kernels (HEARTH_NORM_PRODUCT=0: the results must differ, or the fused
@@ -535,22 +556,14 @@ static void store_checks(void) {
  * widths the kernels take (multiples of 512) and a decode attention of few blocks. */
 static void norm_products(void) {
     char path[] = "/tmp/hearth-normp-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0) { CHECK(0, "mkstemp"); return; }
-    close(fd);
-    char err[512], vocab[1024];
-    snprintf(vocab, sizeof vocab, "%s/models/stories260K.gguf", HEARTH_SOURCE_DIR);
     hearth_synth_params sp;
     memset(&sp, 0, sizeof sp);
-    sp.type = "q8_0"; sp.vocab_path = vocab; sp.seed = 23;
+    sp.seed = 23;
     sp.n_embd = 512; sp.n_layer = 3; sp.n_head = 4; sp.n_head_kv = 2; sp.head_dim = 128; sp.n_ff = 1536;
     sp.n_vocab = 256; sp.n_ctx = 256;
     hearth_model *cpu = NULL, *gpu = NULL;
-    hearth_model_params mp = hearth_model_default_params();
-    int ok = hearth_synth(path, &sp, err, sizeof err) == 0 && hearth_model_load(path, &mp, &cpu, err, sizeof err) == 0;
-    mp.n_gpu_layers = -1;
-    ok = ok && hearth_model_load(path, &mp, &gpu, err, sizeof err) == 0;
-    CHECK(ok, "norm products model: %s", err);
+    int ok = synth_pair(path, &sp, &cpu, &gpu, "norm products");
+    if (ok < 0) return;
     const int V = sp.n_vocab, n_prompt = 20, n = 44;
     int32_t toks[44];
     uint32_t seed = 9;
@@ -612,22 +625,14 @@ static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)
  * kernels, equal but for rounding) and against the CPU (mean KL). */
 static void deep_decode(void) {
     char path[] = "/tmp/hearth-deep-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0) { CHECK(0, "mkstemp"); return; }
-    close(fd);
-    char err[512], vocab[1024];
-    snprintf(vocab, sizeof vocab, "%s/models/stories260K.gguf", HEARTH_SOURCE_DIR);
     hearth_synth_params sp;
     memset(&sp, 0, sizeof sp);
-    sp.type = "q8_0"; sp.vocab_path = vocab; sp.seed = 11;
+    sp.seed = 11;
     sp.n_embd = 512; sp.n_layer = 2; sp.n_head = 4; sp.n_head_kv = 1; sp.head_dim = 128; sp.n_ff = 512;
     sp.n_vocab = 256; sp.n_ctx = 8192;
     hearth_model *cpu = NULL, *gpu = NULL;
-    hearth_model_params mp = hearth_model_default_params();
-    int ok = hearth_synth(path, &sp, err, sizeof err) == 0 && hearth_model_load(path, &mp, &cpu, err, sizeof err) == 0;
-    mp.n_gpu_layers = -1;
-    ok = ok && hearth_model_load(path, &mp, &gpu, err, sizeof err) == 0;
-    CHECK(ok, "deep decode model: %s", err);
+    int ok = synth_pair(path, &sp, &cpu, &gpu, "deep decode");
+    if (ok < 0) return;
     const int f16 = quant_from_name("f16"), q8 = quant_from_name("q8_0");
     setenv("HEARTH_AD_FUSE_STATES", "16", 1);
     for (int k = 0; k < 2 && ok; k++) {

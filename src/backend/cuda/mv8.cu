@@ -253,6 +253,19 @@ __device__ __forceinline__ float ss_scale(const float *ss, int n, float eps) {
     return (float)(1.0 / sqrt((double)s / n + eps));
 }
 
+/* x (ne0 floats) as 8-bit activations in shared memory sx (cuda_act_stride(ne0) bytes), by
+ * the block's threads, 16 values each a step (whole warps: ne0 % 512 == 0; lane =
+ * threadIdx.x % 32); the caller syncs before reading */
+__device__ __forceinline__ void quant_block(const float *xf, int8_t *sx, int ne0, int lane) {
+    for (int i = 16 * threadIdx.x; i < ne0; i += 16 * blockDim.x) {
+        int4 q;
+        float sc;
+        quant16(xf + i, &q, &sc);
+        *(int4 *)(sx + i) = q;
+        if ((lane & 1) == 0) ((float *)(sx + ne0))[i >> 5] = sc;
+    }
+}
+
 /* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
  * bytes) instead of by a k_quant_act launch. SS: xq is res ⊙ w before its norm's scale,
  * which the outputs take from ss (gpu_matmul_norm). */
@@ -294,15 +307,7 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
     }
     const int8_t *xa = FX ? (const int8_t *)sx4 : xq;
     if (FX) {
-        /* whole warps: ne0 % 512 == 0 */
-        int8_t *sx = (int8_t *)sx4;
-        for (int i = 16 * threadIdx.x; i < ne0; i += 16 * blockDim.x) {
-            int4 q;
-            float sc;
-            quant16(xf + i, &q, &sc);
-            *(int4 *)(sx + i) = q;
-            if ((lane & 1) == 0) ((float *)(sx + ne0))[i >> 5] = sc;
-        }
+        quant_block(xf, (int8_t *)sx4, ne0, lane);
         __syncthreads();
     }
     const float *xd = (const float *)(xa + ne0);
@@ -403,14 +408,7 @@ __global__ void __launch_bounds__(1024, 1) k_mv_norm(const uint8_t *__restrict__
     const float rv = wid < G ? res[j0 + lane] : 0.0f;
     const int8_t *xa = FX ? (const int8_t *)sx4 : xq;
     if (FX) {
-        int8_t *sx = (int8_t *)sx4;
-        for (int i = 16 * threadIdx.x; i < ne0; i += 16 * blockDim.x) {
-            int4 q;
-            float sc;
-            quant16(xf + i, &q, &sc);
-            *(int4 *)(sx + i) = q;
-            if ((lane & 1) == 0) ((float *)(sx + ne0))[i >> 5] = sc;
-        }
+        quant_block(xf, (int8_t *)sx4, ne0, lane);
         __syncthreads();
     }
     const float *xd = (const float *)(xa + ne0);
