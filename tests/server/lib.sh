@@ -30,7 +30,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_server() {
   PORT=$(free_port)
   BASE=http://127.0.0.1:$PORT
-  "$HEARTH_BIN" --model "$HEARTH_MODEL" --port "$PORT" "$@" >"$WORK/server.log" 2>&1 &
+  # emptied here, not by the background job's redirection: that may run after the wait below
+  # has read a previous server's "ready" line from the same file
+  : >"$WORK/server.log"
+  "$HEARTH_BIN" --model "$HEARTH_MODEL" --port "$PORT" "$@" >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     if grep -q "hearth: ready" "$WORK/server.log" 2>/dev/null; then return 0; fi
