@@ -568,10 +568,10 @@ static void norm_products(void) {
     int32_t toks[44];
     uint32_t seed = 9;
     for (int i = 0; i < n; i++) { seed = seed * 1664525u + 1013904223u; toks[i] = 1 + (int)(seed >> 8) % (V - 1); }
-    const int cache[2] = { quant_from_name("f16"), quant_from_name("q8_0") };
-    for (int k = 0; k < 2 && ok; k++) {
-        const int t = cache[k];
-        const char *tn = k ? "q8_0" : "f16";
+    const char *const names[3] = { "f16", "q8_0", "q4_0" };
+    for (int k = 0; k < 3 && ok; k++) {
+        const int t = quant_from_name(names[k]);
+        const char *tn = names[k];
         int r = 0;
         float *ref = run(cpu, toks, n, n_prompt, t, t, 1, 0, &r);
         float *fused = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r);

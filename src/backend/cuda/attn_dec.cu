@@ -951,6 +951,7 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
      * card; a graph keeps the choice for the cells where it holds */
     g->ad_out = a->out;
     g->ad_fill = ad_fills(g, p, (long)G * passes, a->n_cells);
+    g->ad_per_sm = per_sm;
     /* a grid that never fills the card at any cell count (f16 pairs) keeps the graph's cells */
     const int can_fill = (long)G * passes * ((p.cap + AD_WPB - 1) / AD_WPB) > g->sm_count;
     if (dpos && can_fill) {

@@ -457,8 +457,8 @@ static int one_token_on(void);
  * a block: q8_0 cache 298-301 / 316-318 / 307 t/s at depth 0, f16 326-332 / 324-326 /
  * 311-315; 2 groups leave the card's other 68 multiprocessors to the SwiGLU product's early
  * blocks. HEARTH_NORM_PRODUCT (for measuring): 0 off, 2 not after the attention, 3 only
- * there, 4 there also when the attention's blocks fill the card; HEARTH_MN_G: wo's groups
- * (1, 2 or 4). */
+ * there, 4 there also when the attention's blocks fill the card, 5 never there when they
+ * do (not for 4 blocks an SM either); HEARTH_MN_G: wo's groups (1, 2 or 4). */
 static int norm_product_groups(gpu_ctx *g, const float *x) {
     /* read at each launch: test_gpu switches them (a launch reads them only while capturing
      * or without a graph) */
@@ -470,8 +470,10 @@ static int norm_product_groups(gpu_ctx *g, const float *x) {
     /* after a decode attention whose blocks fill the card (block-type caches at depth), the
      * plain product's small blocks take its multiprocessors one by one as the attention's
      * blocks leave, where this kernel's blocks wait for whole ones: q8_0 at 8192 cells 269
-     * t/s fused against 278 with the plain wo (H100) */
-    if (after_attn && g->ad_fill && on != 4) return 0;
+     * t/s fused against 278 with the plain wo (H100), 326-331 against 336-342 (H200). Not
+     * so for an attention of 4 blocks an SM (q4_0 / q4_0), measured, not explained: fused
+     * +2.5% at 8192 and 32768 cells on an H100, +3.6% / +4.4% on an H200 (BENCHMARKS.md) */
+    if (after_attn && g->ad_fill && ((g->ad_per_sm < 4 && on != 4) || on == 5)) return 0;
     return after_attn ? gs : 1;
 }
 
