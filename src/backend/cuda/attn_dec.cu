@@ -856,6 +856,11 @@ static int ad_min_cells(int blk) {
 
 /* whether the chunk blocks that have cells at n_cells outnumber the multiprocessors (blocks
  * past the cells leave at once) */
+static int ad_fill_merge_on(void) {
+    const char *e = getenv("HEARTH_AD_FILL_MERGE");
+    return !e || atoi(e) != 0;
+}
+
 static int ad_fills(const gpu_ctx *g, const dec_p &p, long heads, int n_cells) {
     int cpc, extra, nch;
     ad_chunks(n_cells, p.cap, p.minc, p.step, p.var, &cpc, &extra, &nch);
@@ -933,7 +938,14 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
         }
     }
     const int merge = nchb > 1 || dpos;
-    if (merge && fuse && g->ad_cnt && G * passes <= AD_CNT_MAX && a->n_cells <= fuse_cells) p.cnt = g->ad_cnt;
+    /* where the blocks with cells fill the card, a block-type pair of fewer than 4 blocks an
+     * SM (q8_0) leaves its states to the merge kernel, so that wo and the FFN norm run as one
+     * kernel after it (gpu_matmul_norm): H200, q8_0 at 8192 / 32768 cells 349.4-350.1 /
+     * 293.1-294.0 t/s against 337.9-338.5 / 282.3-283.2 with the fused merge and the plain
+     * wo (BENCHMARKS.md). HEARTH_AD_FILL_MERGE=0 keeps the fused merge (measuring). */
+    const int fill = ad_fills(g, p, (long)G * passes, a->n_cells);
+    const int fill_merge = fill && blk && per_sm < 4 && ad_fill_merge_on();
+    if (merge && fuse && !fill_merge && g->ad_cnt && G * passes <= AD_CNT_MAX && a->n_cells <= fuse_cells) p.cnt = g->ad_cnt;
     if (dpos) {
         if (p.cnt) cuda_graph_cells(g, 0, fuse_cells);
         else if (fuse && g->ad_cnt && a->n_cells > fuse_cells) cuda_graph_cells(g, fuse_cells + 1, INT_MAX);
@@ -950,8 +962,9 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     /* for the product after this (gpu_matmul_norm): whether the blocks with cells fill the
      * card; a graph keeps the choice for the cells where it holds */
     g->ad_out = a->out;
-    g->ad_fill = ad_fills(g, p, (long)G * passes, a->n_cells);
+    g->ad_fill = fill;
     g->ad_per_sm = per_sm;
+    g->ad_merged = merge && !p.cnt;
     /* a grid that never fills the card at any cell count (f16 pairs) keeps the graph's cells */
     const int can_fill = (long)G * passes * ((p.cap + AD_WPB - 1) / AD_WPB) > g->sm_count;
     if (dpos && can_fill) {

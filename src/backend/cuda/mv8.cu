@@ -470,10 +470,12 @@ static int norm_product_groups(gpu_ctx *g, const float *x) {
     /* after a decode attention whose blocks fill the card (block-type caches at depth), the
      * plain product's small blocks take its multiprocessors one by one as the attention's
      * blocks leave, where this kernel's blocks wait for whole ones: q8_0 at 8192 cells 269
-     * t/s fused against 278 with the plain wo (H100), 326-331 against 336-342 (H200). Not
-     * so for an attention of 4 blocks an SM (q4_0 / q4_0), measured, not explained: fused
-     * +2.5% at 8192 and 32768 cells on an H100, +3.6% / +4.4% on an H200 (BENCHMARKS.md) */
-    if (after_attn && g->ad_fill && ((g->ad_per_sm < 4 && on != 4) || on == 5)) return 0;
+     * t/s fused against 278 with the plain wo (H100), 326-331 against 336-342 (H200), while
+     * the attention's last block merges the states. Not so after the merge kernel (q8_0 at
+     * fill: cuda_attn_dec) or an attention of 4 blocks an SM (q4_0 / q4_0), measured, not
+     * explained: fused +2.5% at 8192 and 32768 cells on an H100, +3.6% / +4.4% on an H200
+     * (BENCHMARKS.md) */
+    if (after_attn && g->ad_fill && ((g->ad_per_sm < 4 && !g->ad_merged && on != 4) || on == 5)) return 0;
     return after_attn ? gs : 1;
 }
 
