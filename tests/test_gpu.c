@@ -552,8 +552,10 @@ static int synth_pair(char *path, hearth_synth_params *sp, hearth_model **cpu, h
  * 8-bit activations without its scale (gpu_matmul_norm), against the CPU, against the plain
  * products with norm kernels (HEARTH_NORM_PRODUCT=0: the results must differ, or the fused
  * kernels did not run), with wo in 1 and 4 groups a block, and with every reader made to
- * take the floats (HEARTH_NORM_FLOATS=1: the norm made from the groups' sums). A model with
- * widths the kernels take (multiples of 512) and a decode attention of few blocks. */
+ * take the floats (HEARTH_NORM_FLOATS=1: the norm made from the groups' sums), and with the
+ * choices made where the decode attention fills the card (HEARTH_AD_FILL=1). A model with
+ * widths the kernels take (multiples of 512) and a decode attention of few blocks; f16, q8_0
+ * and q4_0 caches. */
 static void norm_products(void) {
     char path[] = "/tmp/hearth-normp-XXXXXX";
     hearth_synth_params sp;
@@ -586,7 +588,13 @@ static void norm_products(void) {
         setenv("HEARTH_NORM_FLOATS", "1", 1);
         float *floats = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r);
         unsetenv("HEARTH_NORM_FLOATS");
-        if (ref && fused && plain && g1 && g4 && floats) {
+        /* the choices made where the attention's blocks fill the card (HEARTH_AD_FILL=1):
+         * f16 the plain wo and the norm kernel, q8_0 the merge kernel and the fused wo, q4_0
+         * its own merge and the fused wo */
+        setenv("HEARTH_AD_FILL", "1", 1);
+        float *filled = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r);
+        unsetenv("HEARTH_AD_FILL");
+        if (ref && fused && plain && g1 && g4 && floats && filled) {
             const size_t o = (size_t)n_prompt * V;
             const int steps = n - n_prompt;
             double top1, kl;
@@ -604,10 +612,15 @@ static void norm_products(void) {
             CHECK(kl <= 2e-3, "norm products, %s cache, floats made for every reader: mean KL GPU vs CPU %.3e", tn, kl);
             CHECK(memcmp(floats + o, fused + o, sizeof(float) * steps * V) != 0,
                   "norm products, %s cache: floats for every reader give the same bits (not made)", tn);
+            kl = test_mean_kl(ref + o, filled + o, steps, V, &top1);
+            CHECK(kl <= 2e-3 && top1 >= 0.95, "norm products, %s cache, as if the attention filled the card: mean KL GPU vs CPU %.3e, top-1 %.2f", tn, kl, top1);
+            if (k == 0)   /* f16: wo plain there, so other bits than the fused wo's */
+                CHECK(memcmp(filled + o, fused + o, sizeof(float) * steps * V) != 0,
+                      "norm products, f16 cache: as if the attention filled the card, the fused wo's bits (the choice not made)");
             /* the prompt (several tokens) never takes the fused kernels */
             CHECK(memcmp(plain, fused, sizeof(float) * o) == 0, "norm products, %s cache: the prompt's logits changed", tn);
         }
-        free(ref); free(fused); free(plain); free(g1); free(g4); free(floats);
+        free(ref); free(fused); free(plain); free(g1); free(g4); free(floats); free(filled);
     }
     hearth_model_free(cpu);
     hearth_model_free(gpu);

@@ -861,6 +861,13 @@ static int ad_fill_merge_on(void) {
     return !e || atoi(e) != 0;
 }
 
+/* HEARTH_AD_FILL=0/1 (tests): the attention taken as filling the card or not, whatever its
+ * blocks, so that small models take the choices made at depth; -1 without it */
+static int ad_fill_forced(void) {
+    const char *e = getenv("HEARTH_AD_FILL");
+    return e ? atoi(e) != 0 : -1;
+}
+
 static int ad_fills(const gpu_ctx *g, const dec_p &p, long heads, int n_cells) {
     int cpc, extra, nch;
     ad_chunks(n_cells, p.cap, p.minc, p.step, p.var, &cpc, &extra, &nch);
@@ -943,7 +950,8 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
      * kernel after it (gpu_matmul_norm): H200, q8_0 at 8192 / 32768 cells 349.4-350.1 /
      * 293.1-294.0 t/s against 337.9-338.5 / 282.3-283.2 with the fused merge and the plain
      * wo (BENCHMARKS.md). HEARTH_AD_FILL_MERGE=0 keeps the fused merge (measuring). */
-    const int fill = ad_fills(g, p, (long)G * passes, a->n_cells);
+    const int forced = ad_fill_forced();
+    const int fill = forced >= 0 ? forced : ad_fills(g, p, (long)G * passes, a->n_cells);
     const int fill_merge = fill && blk && per_sm < 4 && ad_fill_merge_on();
     if (merge && fuse && !fill_merge && g->ad_cnt && G * passes <= AD_CNT_MAX && a->n_cells <= fuse_cells) p.cnt = g->ad_cnt;
     if (dpos) {
@@ -967,7 +975,7 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     g->ad_merged = merge && !p.cnt;
     /* a grid that never fills the card at any cell count (f16 pairs) keeps the graph's cells */
     const int can_fill = (long)G * passes * ((p.cap + AD_WPB - 1) / AD_WPB) > g->sm_count;
-    if (dpos && can_fill) {
+    if (dpos && can_fill && forced < 0) {
         int lo = a->n_cells, hi = a->n_cells;
         while (lo > 1 && ad_fills(g, p, (long)G * passes, lo - 1) == g->ad_fill) lo--;
         while (hi < cap_cells && ad_fills(g, p, (long)G * passes, hi + 1) == g->ad_fill) hi++;
