@@ -854,8 +854,8 @@ static int ad_min_cells(int blk) {
     return m >= 16 && m <= 4096 && m % (blk ? AD_TILE / 2 : AD_TILE) == 0 ? m : blk ? 32 : 64;
 }
 
-/* whether the chunk blocks that have cells at n_cells outnumber the multiprocessors (blocks
- * past the cells leave at once) */
+/* HEARTH_AD_FILL_MERGE=0 (measuring): the fused merge kept where the attention fills the
+ * card (cuda_attn_dec) */
 static int ad_fill_merge_on(void) {
     const char *e = getenv("HEARTH_AD_FILL_MERGE");
     return !e || atoi(e) != 0;
@@ -868,6 +868,8 @@ static int ad_fill_forced(void) {
     return e ? atoi(e) != 0 : -1;
 }
 
+/* whether the chunk blocks that have cells at n_cells outnumber the multiprocessors (blocks
+ * past the cells leave at once) */
 static int ad_fills(const gpu_ctx *g, const dec_p &p, long heads, int n_cells) {
     int cpc, extra, nch;
     ad_chunks(n_cells, p.cap, p.minc, p.step, p.var, &cpc, &extra, &nch);
@@ -947,9 +949,10 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
     const int merge = nchb > 1 || dpos;
     /* where the blocks with cells fill the card, a block-type pair of fewer than 4 blocks an
      * SM (q8_0) leaves its states to the merge kernel, so that wo and the FFN norm run as one
-     * kernel after it (gpu_matmul_norm): H200, q8_0 at 8192 / 32768 cells 349.4-350.1 /
-     * 293.1-294.0 t/s against 337.9-338.5 / 282.3-283.2 with the fused merge and the plain
-     * wo (BENCHMARKS.md). HEARTH_AD_FILL_MERGE=0 keeps the fused merge (measuring). */
+     * kernel after it (gpu_matmul_norm): H200, q8_0 at 8192 / 32768 cells 356.7-357.6 /
+     * 294.9-296.2 t/s against 342.6-343.9 / 283.6-285.7 with the fused merge and the plain
+     * wo, mixed pairs +3-8% (BENCHMARKS.md). q4_0 / q4_0 (4 blocks an SM) keeps its fused
+     * merge: the merge kernel lost 1-2% there (the fused wo follows it either way). */
     const int forced = ad_fill_forced();
     const int fill = forced >= 0 ? forced : ad_fills(g, p, (long)G * passes, a->n_cells);
     const int fill_merge = fill && blk && per_sm < 4 && ad_fill_merge_on();
