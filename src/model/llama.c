@@ -12,6 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* x += w · in, then c->dxn = the norm of x with weights nw (and the 8-bit activations the
+ * next product asked for): in one launch where the backend can (gpu_matmul_norm), else the
+ * product, then the add and the norm */
+static int gpu_product_add_norm(hearth_ctx *c, const wtensor *w, const float *in, int T, const float *nw) {
+    const hparams *hp = &c->m->hp;
+    const int r = gpu_matmul_norm(c->g, w, in, T, c->dx, nw, hp->eps, c->dxn);
+    return r < 0 || (r > 0 && (gpu_matmul(c->g, w, in, T, c->dxn) ||
+                               gpu_add_rmsnorm(c->g, c->dxn, c->dx, c->dxn, nw, T, hp->n_embd, hp->eps)))
+               ? -1 : 0;
+}
+
 /* One layer on the GPU: the same steps as the CPU loop below, on device buffers. */
 static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     const hearth_model *m = c->m;
@@ -49,18 +60,12 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     /* wo and down add their rows to x and make the next norm's activations themselves where
      * the backend can (gpu_matmul_norm: one launch), else the product, then add and norm */
     gpu_quant_next(g, &l->w_gate, T);
-    int r = gpu_matmul_norm(g, &l->wo, c->datt, T, c->dx, l->ffn_norm, hp->eps, c->dxn);
-    if (r < 0 || (r > 0 && (gpu_matmul(g, &l->wo, c->datt, T, c->dxn) ||
-                            gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, l->ffn_norm, T, E, hp->eps))))
-        return -1;
+    if (gpu_product_add_norm(c, &l->wo, c->datt, T, l->ffn_norm)) return -1;
     gpu_quant_next(g, &l->w_down, T);
     if (gpu_matmul_swiglu(g, &l->w_gate, &l->w_up, c->dxn, T, c->dgate, c->dup)) return -1;
     if (next_norm) {
         gpu_quant_next(g, &m->glayers[il + 1].wq, T);
-        r = gpu_matmul_norm(g, &l->w_down, c->dgate, T, c->dx, next_norm, hp->eps, c->dxn);
-        return r < 0 || (r > 0 && (gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn) ||
-                                   gpu_add_rmsnorm(g, c->dxn, c->dx, c->dxn, next_norm, T, E, hp->eps)))
-                   ? -1 : 0;
+        return gpu_product_add_norm(c, &l->w_down, c->dgate, T, next_norm);
     }
     return gpu_matmul(g, &l->w_down, c->dgate, T, c->dxn) || gpu_add(g, c->dx, c->dxn, TE);
 }

@@ -974,8 +974,14 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
      * card; a graph keeps the choice for the cells where it holds */
     g->ad_out = a->out;
     g->ad_fill = fill;
-    g->ad_per_sm = per_sm;
-    g->ad_merged = merge && !p.cnt;
+    /* wo plain at fill while the attention's own last block merges the states (q8_0 at 8192
+     * cells: fused 269 t/s against 278 plain on an H100, 326-331 against 336-342 on an H200):
+     * where the blocks fill the card, the plain product's small blocks take its
+     * multiprocessors one by one as the attention's blocks leave, where the fused kernel's
+     * blocks wait for whole ones. Fused after the merge kernel (fill_merge above) and after an
+     * attention of 4 blocks an SM (q4_0 / q4_0), measured, not explained: +2.5% at 8192 and
+     * 32768 cells on an H100, +3.6% / +4.4% on an H200 (BENCHMARKS.md) */
+    g->ad_wo_plain = fill && per_sm < 4 && !(merge && !p.cnt);
     /* a grid that never fills the card at any cell count (f16 pairs) keeps the graph's cells */
     const int can_fill = (long)G * passes * ((p.cap + AD_WPB - 1) / AD_WPB) > g->sm_count;
     if (dpos && can_fill && forced < 0) {

@@ -42,9 +42,9 @@ struct gpu_ctx {
      * multiprocessors (gpu_matmul_norm's choice for the product after it) */
     const float *ad_out;
     int ad_fill;
-    /* the last decode attention's blocks resident on a multiprocessor (its type pair's), and
-     * whether its states went to the merge kernel (not merged by its own last block) */
-    int ad_per_sm, ad_merged;
+    /* whether the product after it should be the plain one, not fused with the norm
+     * (cuda_attn_dec decides it with its own choices at fill) */
+    int ad_wo_plain;
     /* HEARTH_AD_PROBE (attn_dec.cu): the decode attention's per-block clock readings, the next
      * slot; written out by cuda_ad_probe_dump when the context is freed */
     unsigned long long *ad_probe;

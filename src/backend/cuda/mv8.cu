@@ -467,15 +467,9 @@ static int norm_product_groups(gpu_ctx *g, const float *x) {
     if (gs != 1 && gs != 4) gs = 2;
     const int on = m ? atoi(m) : 1, after_attn = x == g->ad_out;
     if (!on || (on == 2 && after_attn) || (on == 3 && !after_attn)) return 0;
-    /* after a decode attention whose blocks fill the card (block-type caches at depth), the
-     * plain product's small blocks take its multiprocessors one by one as the attention's
-     * blocks leave, where this kernel's blocks wait for whole ones: q8_0 at 8192 cells 269
-     * t/s fused against 278 with the plain wo (H100), 326-331 against 336-342 (H200), while
-     * the attention's last block merges the states. Not so after the merge kernel (q8_0 at
-     * fill: cuda_attn_dec) or an attention of 4 blocks an SM (q4_0 / q4_0), measured, not
-     * explained: fused +2.5% at 8192 and 32768 cells on an H100, +3.6% / +4.4% on an H200
-     * (BENCHMARKS.md) */
-    if (after_attn && g->ad_fill && ((g->ad_per_sm < 4 && !g->ad_merged && on != 4) || on == 5)) return 0;
+    /* after a decode attention that asks for the plain wo (cuda_attn_dec: some pairs where
+     * its blocks fill the card) */
+    if (after_attn && ((g->ad_wo_plain && on != 4) || (g->ad_fill && on == 5))) return 0;
     return after_attn ? gs : 1;
 }
 
