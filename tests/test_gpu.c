@@ -402,6 +402,59 @@ static void one_token_products(void) {
         free(a); free(b);
     }
 
+    /* q, k, v storing K and V in the same launch (gpu_matmul_rope_store) against the product
+     * and then gpu_kv_put: the same outputs and the same cache bytes, for f16, q8_0 and q4_0
+     * caches with and without rotation, at cells 5 and 6 (a counter the first store left
+     * set would leave the second unwritten); a mixed pair is left to gpu_kv_put (1).
+     * HEARTH_QKV_STORE=2: at every depth (by default only where it measured faster) */
+    setenv("HEARTH_QKV_STORE", "2", 1);
+    static const char *st_types[][2] = { { "f16", "f16" }, { "q8_0", "q8_0" }, { "q4_0", "q4_0" }, { "q8_0", "q4_0" } };
+    float hkv[5 * NK * HD];
+    for (int i = 0; i < 5 * NK * HD; i++) hkv[i] = 2.0f * frand(&seed) + 0.25f * (float)(i % 5);
+    float *dkv = dev_floats(5 * NK * HD, hkv, err, sizeof err);
+    for (size_t ti = 0; ti < sizeof st_types / sizeof st_types[0] && dkv; ti++)
+        for (int rot = 0; rot < 2; rot++) {
+            const int tk = quant_from_name(st_types[ti][0]), tv = quant_from_name(st_types[ti][1]);
+            const int mixed = tk != tv;
+            kv_cache ca, cb;
+            if (kv_init(&ca, 8, 1, NK, HD, tk, tv, rot, err, sizeof err)) { CHECK(0, "kv_init: %s", err); continue; }
+            if (kv_init(&cb, 8, 1, NK, HD, tk, tv, rot, err, sizeof err)) { CHECK(0, "kv_init: %s", err); kv_free(&ca); continue; }
+            const int card[1] = { 0 };
+            ok = !kv_init_gpu(&ca, 1, card, card, 1, err, sizeof err) && !kv_init_gpu(&cb, 1, card, card, 1, err, sizeof err);
+            CHECK(ok, "kv_init_gpu: %s", err);
+            /* cells 0-4 as one batch: K's offsets set the same way in both */
+            ok = ok && !kv_put_gpu(&ca, g, 0, 0, 5, dkv, dkv) && !kv_put_gpu(&cb, g, 0, 0, 5, dkv, dkv);
+            for (int pos = 5; pos < 7 && ok; pos++) {
+                gpu_kv_store st;
+                kv_store_gpu(&cb, 0, pos, &st);
+                ok = !gpu_matmul_rope(g, qkv, x, 1, y1, NQ, NK, HD, HD, (float)pos, 10000.0f, 1.0f, NULL) &&
+                     !kv_put_gpu(&ca, g, 0, pos, 1, y1[1], y1[2]);
+                const int r = gpu_matmul_rope_store(g, qkv, x, 1, y2, NQ, NK, HD, HD, pos, 10000.0f, 1.0f, NULL, &st);
+                CHECK(ok && r == mixed, "q, k, v with the store (%s/%s, rotation %d, cell %d): returned %d: %s",
+                      st_types[ti][0], st_types[ti][1], rot, pos, r, gpu_ctx_error(g));
+                ok = ok && r == mixed && (!mixed || !kv_put_gpu(&cb, g, 0, pos, 1, y2[1], y2[2]));
+                if (!ok) break;
+                for (int i = 0; i < 3; i++) {
+                    a = to_host(g, y1[i], (size_t)rows[i]); b = to_host(g, y2[i], (size_t)rows[i]);
+                    CHECK(memcmp(a, b, sizeof(float) * rows[i]) == 0, "q, k, v with the store: matrix %d differs", i);
+                    free(a); free(b);
+                }
+                uint8_t *ha = malloc(ca.kb + ca.vb), *hb = malloc(ca.kb + ca.vb);
+                ok = !gpu_to_host(g, ha, kv_dk(&ca, 0) + (size_t)pos * ca.kb, ca.kb) &&
+                     !gpu_to_host(g, ha + ca.kb, kv_dv(&ca, 0) + (size_t)pos * ca.vb, ca.vb) &&
+                     !gpu_to_host(g, hb, kv_dk(&cb, 0) + (size_t)pos * cb.kb, cb.kb) &&
+                     !gpu_to_host(g, hb + cb.kb, kv_dv(&cb, 0) + (size_t)pos * cb.vb, cb.vb);
+                CHECK(ok && memcmp(ha, hb, ca.kb + ca.vb) == 0,
+                      "the store in q, k, v (%s/%s, rotation %d, cell %d) differs from gpu_kv_put's (K %s, V %s)",
+                      st_types[ti][0], st_types[ti][1], rot, pos, memcmp(ha, hb, ca.kb) ? "differs" : "same",
+                      memcmp(ha + ca.kb, hb + ca.kb, ca.vb) ? "differs" : "same");
+                free(ha); free(hb);
+            }
+            kv_free(&ca); kv_free(&cb);
+        }
+    gpu_free(0, dkv);
+    unsetenv("HEARTH_QKV_STORE");
+
     /* gate, up and SwiGLU, then down on the fused kernel's 8-bit output and on its float
      * output; 1536 and 768 wide (x's first 768 values): one and a half chunks of
      * k_mv_swiglu, and part of one */
@@ -706,6 +759,12 @@ int main(int argc, char **argv) {
         if (gpu_device_count() <= 0) return 77;
         norm_products();
         return test_done("test_gpu norm");
+    }
+    /* test_gpu mv1: the one-token products (and the store in q, k, v) alone */
+    if (argc > 1 && !strcmp(argv[1], "mv1")) {
+        if (gpu_device_count() <= 0) return 77;
+        one_token_products();
+        return test_done("test_gpu mv1");
     }
     /* test_gpu store: the cache store checks alone */
     if (argc > 1 && !strcmp(argv[1], "store")) {

@@ -135,6 +135,20 @@ typedef struct gpu_kv_layout {
  * set_mu, mu is first set from these rows (kv.c's set_offset). */
 int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, float *mu, int set_mu,
                int pos0, int T, const float *k, const float *v);
+/* One layer's cache store: gpu_kv_put's arguments but the rows and cells (kv_store_gpu). */
+typedef struct gpu_kv_store {
+    gpu_kv_layout L;
+    uint8_t *dk, *dv;
+    float *mu;
+    int set_mu;
+} gpu_kv_store;
+/* gpu_matmul_rope, and for one token its K and V rows (y[1], y[2]) stored into cell pos0 of
+ * st's layer as gpu_kv_put stores them, in the product's own launch (mv8.cu). Returns 0 when
+ * the rows are stored, 1 when only the product ran (the caller then does gpu_kv_put), -1 on
+ * failure. */
+int gpu_matmul_rope_store(gpu_ctx *g, const wtensor *const *w, const float *x, int T, float *const *y, int nq, int nk,
+                          int hd, int n_rot, int pos0, float base, float freq_scale, const float *freq_factors,
+                          const gpu_kv_store *st);
 /* kv_shift for one layer's buffers (n_cells in use before the shift). */
 int gpu_kv_shift(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, const float *mu,
                  int n_cells, int n_keep, int n_discard, int n_rot, float base, float freq_scale,

@@ -232,6 +232,14 @@ int kv_put_gpu(kv_cache *kv, struct gpu_ctx *g, int layer, int pos0, int T, cons
     return gpu_kv_put(g, &L, kv_dk(kv, layer), kv_dv(kv, layer), mu, pos0 == 0, pos0, T, k, v);
 }
 
+void kv_store_gpu(const kv_cache *kv, int layer, int pos0, gpu_kv_store *st) {
+    st->L = layout(kv);
+    st->dk = kv_dk(kv, layer);
+    st->dv = kv_dv(kv, layer);
+    st->mu = is_quantized(kv->type_k) ? kv->dmul[layer] : NULL;
+    st->set_mu = pos0 == 0;
+}
+
 int kv_shift_gpu(kv_cache *kv, struct gpu_ctx *const *gs, int n_keep, int n_discard, const kv_rope *rope) {
     if (n_discard <= 0 || n_keep < 0 || n_keep + n_discard > kv->n) return 0;
     gpu_kv_layout L = layout(kv);

@@ -73,6 +73,10 @@ static inline uint8_t *kv_dk(const kv_cache *kv, int layer) { return kv->dkl[lay
 static inline uint8_t *kv_dv(const kv_cache *kv, int layer) { return kv->dvl[layer]; }
 /* kv_put for a GPU layer; k and v are device rows. */
 int kv_put_gpu(kv_cache *kv, struct gpu_ctx *g, int layer, int pos0, int T, const float *k, const float *v);
+/* kv_put_gpu's arguments but the rows, for a product that stores them itself
+ * (gpu_matmul_rope_store) */
+struct gpu_kv_store;
+void kv_store_gpu(const kv_cache *kv, int layer, int pos0, struct gpu_kv_store *st);
 /* kv_shift's work on the GPU layers (card k's with gs[k]); call it before kv_shift,
  * which does the rest. */
 int kv_shift_gpu(kv_cache *kv, struct gpu_ctx *const *gs, int n_keep, int n_discard, const kv_rope *rope);

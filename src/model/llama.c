@@ -40,10 +40,12 @@ static int gpu_layer(hearth_ctx *c, int il, int T, int pos0) {
     if (first_on_card && gpu_rmsnorm(g, c->dxn, c->dx, l->attn_norm, T, E, hp->eps)) return -1;
     const wtensor *qkv[3] = { &l->wq, &l->wk, &l->wv };
     float *const qkv_out[3] = { c->dq, c->dk, c->dv };
-    if (gpu_matmul_rope(g, qkv, c->dxn, T, qkv_out, hp->n_head, hp->n_head_kv, hd, hp->n_rot, (float)pos0,
-                        hp->rope_base, hp->rope_freq_scale, m->cards[m->card_of[il]].rope_freqs))
-        return -1;
-    if (kv_put_gpu(kv, g, il, pos0, T, c->dk, c->dv)) return -1;
+    /* the product stores K and V itself where it can (one token), else the store follows */
+    gpu_kv_store st;
+    kv_store_gpu(kv, il, pos0, &st);
+    const int r = gpu_matmul_rope_store(g, qkv, c->dxn, T, qkv_out, hp->n_head, hp->n_head_kv, hd, hp->n_rot, pos0,
+                                        hp->rope_base, hp->rope_freq_scale, m->cards[m->card_of[il]].rope_freqs, &st);
+    if (r < 0 || (r > 0 && kv_put_gpu(kv, g, il, pos0, T, c->dk, c->dv))) return -1;
     attn_args a = {
         .T = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hd,
         .pos0 = pos0, .n_cells = pos0 + T, .q = c->dq,

@@ -38,6 +38,12 @@ struct gpu_ctx {
     /* AD_CNT_MAX counters, zero between launches: the decode attention's last chunk block of a
      * (KV head, pass) finds itself with one and merges the states (attn_dec.cu) */
     int *ad_cnt;
+    /* KV_CNT_MAX counters, zero between launches: the last block of each quantization group
+     * of a q, k, v product that stores K and V (gpu_matmul_rope_store) finds itself with one.
+     * Made with the context: a step captured into a graph cannot make them (a lazy making on
+     * the first step that stored left a context whose first stores came in a capture, as
+     * hearth bench's at depth after its warm-up, without them) */
+    int *kv_cnt;
     /* the last decode attention's output, and whether its blocks outnumber the
      * multiprocessors (gpu_matmul_norm's choice for the product after it) */
     const float *ad_out;
@@ -96,6 +102,12 @@ void *cuda_scratch(gpu_ctx *g, int slot, size_t bytes);
     } while (0)
 /* after a kernel launch */
 #define CU_LAUNCHED(g) CU(g, cudaGetLastError())
+
+/* Up to this many cells a decode step's cache store is on the step's path (the attention
+ * has little else to do): kv.cu spreads a row's store over many blocks, and mv8.cu does it
+ * in the q, k, v product. Deeper, the store runs beside the attention (kv.cu). */
+#define KV_SPLIT_CELLS 2048
+#define KV_CNT_MAX 1024
 
 static inline int cuda_blocks(size_t n, int per) { return (int)((n + per - 1) / per); }
 

@@ -134,6 +134,13 @@ extern "C" gpu_ctx *gpu_ctx_new(int dev, char *err, size_t errlen) {
         return NULL;
     }
     cublasSetStream(g->blas, g->stream);
+    /* without them the q, k, v product leaves the block-type cache store to its own kernel */
+    if (cudaMalloc(&g->kv_cnt, sizeof(int) * KV_CNT_MAX) != cudaSuccess ||
+        cudaMemset(g->kv_cnt, 0, sizeof(int) * KV_CNT_MAX) != cudaSuccess) {
+        cudaGetLastError();
+        cudaFree(g->kv_cnt);
+        g->kv_cnt = NULL;
+    }
     return g;
 }
 
@@ -146,6 +153,7 @@ extern "C" void gpu_ctx_free(gpu_ctx *g) {
     if (g->graph) cudaGraphExecDestroy(g->graph);
     cudaFree(g->dpos);
     cudaFree(g->ad_cnt);
+    cudaFree(g->kv_cnt);
     cublasDestroy(g->blas);
     cudaEventDestroy(g->done);
     cudaStreamDestroy(g->stream);

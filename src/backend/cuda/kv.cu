@@ -108,8 +108,6 @@ static int dequant_rows(gpu_ctx *g, int type, const uint8_t *src, size_t rb, int
     return 0;
 }
 
-#define KV_SPLIT_CELLS 2048
-
 /* one side's store: what k_store_rows needs of it; its row in pieces of piece values, a
  * block each */
 struct store_job {

@@ -11,7 +11,13 @@
  * four dp4a per 16-byte load: no int-to-float conversion per weight, which is what held the
  * float kernel at ~1.5 TB/s. */
 #include "backend/cuda/mv8.cuh"
+#include "backend/cuda/quantize.cuh"
 
+extern "C" {
+#include "kv/kv.h"
+}
+
+#include <limits.h>
 #include <stdlib.h>
 
 #define MV8_WARPS 8
@@ -266,20 +272,88 @@ __device__ __forceinline__ void quant_block(const float *xf, int8_t *sx, int ne0
     }
 }
 
+/* The cache store of a q, k, v product (gpu_matmul_rope_store): K and V rows (matrices 1
+ * and 2) into one cell of a layer's cache, as k_store_rows (kv.cu) stores them. */
+struct kv_args {
+    uint8_t *dk, *dv;     /* the layer's cell 0 */
+    size_t kb, vb;
+    const float *mu;      /* K's offsets (a quantized K), or NULL */
+    int *cnt;             /* a counter a unit (K's units, then V's), zero between launches */
+    const int *dpos;      /* the cell: *dpos when given, else pos0 */
+    int pos0;
+    int unit;             /* values quantized together: whole Hadamard chunks and 32-value
+                           * blocks, at most 256, a multiple of R (a block's rows are in one) */
+    int b;                /* Hadamard chunk (1: no rotation) */
+    int diag;             /* HEARTH_QKV_DIAG (measuring): 1 no store, 3 blocks in order */
+};
+
+/* A block's part of a block-type store, after its rows are written to y (all its threads
+ * call it). A unit's rows come from n / R blocks; the last of them to finish (its writes and
+ * theirs fenced before the count on cnt; the counter left at 0 for the next launch) reads the
+ * unit (src, n values) back from L2 and rotates, subtracts mu (NULL: none) and quantizes it
+ * into dst in k_store_rows's steps, so the rows are bit for bit the same: sign flips and the
+ * first five butterfly stages in shuffles, the rest in shared memory, the 1/sqrt(b) scale,
+ * mu, w_quant_block a warp a 32-value block. Not inlined, so the scale search's registers
+ * stay out of the product's loop; its arguments are scalars, as a struct passed by
+ * reference would be copied to local memory by every thread at the kernel's start (56 MB
+ * of writes a launch for Mistral-7B's q, k, v: +15 us). */
+template <int ST, int R>
+__device__ __noinline__ void kv_quant_tail(int *cnt, const float *src, const float *mu, uint8_t *dst, int n, int b) {
+    const int t = threadIdx.x;
+    __shared__ int last;
+    __shared__ float xs[256];
+    if (t < R) __threadfence();   /* the block's writers */
+    __syncthreads();
+    if (t == 0) {
+        last = atomicAdd(cnt, 1) == n / R - 1;
+        if (last) *cnt = 0;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    float x = t < n ? __ldcg(src + t) : 0.0f;
+    if (b > 1) {
+        x *= cuda_sign_at(t % b);   /* the unit starts at a multiple of b */
+        for (int h = 1; h < b && h < 32; h *= 2) x = hadamard_xor(x, h);
+        if (b > 32) {
+            if (t < n) xs[t] = x;
+            __syncthreads();
+            for (int h = 32; h < b; h *= 2) {
+                for (int k = t; k < n / 2; k += blockDim.x) {
+                    const int chunk = k / (b / 2), kk = k % (b / 2);
+                    const int j = chunk * b + (kk / h) * 2 * h + (kk % h);
+                    const float a = xs[j], c = xs[j + h];
+                    xs[j] = a + c;
+                    xs[j + h] = a - c;
+                }
+                __syncthreads();
+            }
+            x = t < n ? xs[t] : 0.0f;
+        }
+        x *= 1.0f / sqrtf((float)b);
+    }
+    if (mu && t < n) x -= mu[t];
+    if (t < n) w_quant_block<ST, true>(x, dst + (size_t)(t >> 5) * qinfo<ST>::BYTES);
+}
+
 /* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
  * bytes) instead of by a k_quant_act launch. SS: xq is res ⊙ w before its norm's scale,
- * which the outputs take from ss (gpu_matmul_norm). */
-template <int R, bool ROPE, bool FX, bool SS = false>
+ * which the outputs take from ss (gpu_matmul_norm). ST >= 0: K and V stored into the cache,
+ * of that type (the end of the kernel). */
+template <int R, bool ROPE, bool FX, bool SS = false, int ST = -1>
 __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
-                                             rope_args ra, const float *ss, float eps) {
+                                             rope_args ra, const float *ss, float eps, kv_args ks) {
     __shared__ float part[8][R], fin[R];
     extern __shared__ int4 sx4[];
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
+    /* with the store, K's and V's blocks first: their units' last blocks quantize while
+     * q's rows still stream */
+    const int bx = ST >= 0 && ks.diag != 3 ? (int)((blockIdx.x + ms.rows[0] / R) % gridDim.x) : (int)blockIdx.x;
     const uint8_t *row[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
         int m, lr;
-        row[r] = set_row(ms, blockIdx.x * R + r, &m, &lr);
+        row[r] = set_row(ms, bx * R + r, &m, &lr);
     }
     int4 w[R];
     __half d[R];
@@ -290,14 +364,19 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
         d[r] = row[r] && wid < np ? ((const __half *)(row[r] + ne0))[i >> 5] : __ushort_as_half(0);
     }
     pdl_wait();
-    pdl_next();
+    /* With the store (ST), the kernel after is the decode attention, which lets the product
+     * after it in at once (attn_dec.cu): let in at the start, that product's blocks (a whole
+     * multiprocessor each) took half the card from this kernel's last round (q8_0 at depth 0:
+     * q, k, v ended 25 us after down instead of 11, H200). So it comes in once the loops are
+     * done. */
+    if (ST < 0) pdl_next();
     float nsc = 1.0f;
     if (SS && wid == 0) nsc = ss_scale(ss, ne0, eps);
     /* this thread's output row and, with RoPE, its rotation (the trigonometry overlaps the
      * loads in flight) */
     const int t = threadIdx.x;
     int mo = 0, ro = 0;
-    const bool out = t < R && set_row(ms, blockIdx.x * R + t, &mo, &ro);
+    const bool out = t < R && set_row(ms, bx * R + t, &mo, &ro);
     float c = 1.0f, sn = 0.0f;
     const bool rot = ROPE && out && mo < 2 && (ro % ra.hd) < ra.n_rot;
     if (rot) {
@@ -333,6 +412,7 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
             d[r] = dn[r];
         }
     }
+    if (ST >= 0) pdl_next();
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const float v = warp_sum(acc[r]);
@@ -346,29 +426,54 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
         fin[t] = SS ? v * nsc : v;
     }
     if (ROPE) __syncthreads();
+    float v = 0.0f;
     if (out) {
-        float v = fin[t];
+        v = fin[t];
         if (rot) {
             const float a = fin[t & ~1], b = fin[t | 1];
             v = (t & 1) ? a * sn + b * c : a * c - b * sn;
         }
         (mo == 0 ? ms.y[0] : mo == 1 ? ms.y[1] : ms.y[2])[ro] = v;
     }
+    if constexpr (ST >= 0) {
+        /* the cache store: float types a value a thread, block types by units (kv_quant_tail) */
+        int m0 = 0, r0 = 0;
+        if (ks.diag == 1 || !set_row(ms, bx * R, &m0, &r0) || m0 == 0) return;
+        const size_t cell = ks.dpos ? (size_t)*ks.dpos : (size_t)ks.pos0;
+        uint8_t *dst = m0 == 1 ? ks.dk + cell * ks.kb : ks.dv + cell * ks.vb;
+        if constexpr (qinfo<ST>::B == 1) {
+            if (out) {
+                if (ST == QT_F32) ((float *)dst)[ro] = v;
+                else if (ST == QT_F16) ((__half *)dst)[ro] = __float2half_rn(v);
+                else ((__nv_bfloat16 *)dst)[ro] = __float2bfloat16_rn(v);
+            }
+        } else {
+            const int n = ks.unit, u0 = r0 / n * n;
+            int *c = ks.cnt + (m0 == 1 ? 0 : ms.rows[1] / n) + r0 / n;
+            const float *src = (m0 == 1 ? ms.y[1] : ms.y[2]) + u0;
+            const float *mu = m0 == 1 && ks.mu ? ks.mu + u0 : NULL;
+            kv_quant_tail<ST, R>(c, src, mu, dst + (size_t)(u0 / 32) * qinfo<ST>::BYTES, n, ks.b);
+        }
+    }
 }
 
 #define MV2_R 4
 
 /* k_mv2 on x: the 8-bit activations its producer made, else x as floats where they fit
- * shared memory, else quantized by a launch first */
-template <bool ROPE>
-static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra) {
+ * shared memory, else quantized by a launch first; ST >= 0 with the cache store ks */
+template <bool ROPE, int ST = -1>
+static int mv2_run(gpu_ctx *g, const mv_set &ms, int n_rows, int ne0, const float *xf, const rope_args &ra,
+                   const kv_args &ks = kv_args()) {
     const float *ss = NULL;
     const float eps = g->nf_eps;
     const int8_t *xq = mv8_made(g, xf, ne0, 1, &ss);
     if (!xq && cuda_act_stride(ne0) > 48 * 1024 && !(xq = mv8_input(g, xf, ne0, 1))) return -1;
     const size_t sh = xq ? 0 : cuda_act_stride(ne0);
-    CU(g, cuda_launch(g, ss ? k_mv2<MV2_R, ROPE, false, true> : xq ? k_mv2<MV2_R, ROPE, false> : k_mv2<MV2_R, ROPE, true>,
-                      dim3(cuda_blocks((size_t)n_rows, MV2_R)), dim3(256), sh, ms, ne0, xq, xf, ra, ss, eps));
+    CU(g, cuda_launch(g,
+                      ss   ? k_mv2<MV2_R, ROPE, false, true, ST>
+                      : xq ? k_mv2<MV2_R, ROPE, false, false, ST>
+                           : k_mv2<MV2_R, ROPE, true, false, ST>,
+                      dim3(cuda_blocks((size_t)n_rows, MV2_R)), dim3(256), sh, ms, ne0, xq, xf, ra, ss, eps, ks));
     return 0;
 }
 
@@ -628,6 +733,92 @@ static mv_set set_of(const wtensor *const *w, int n, float *const *y) {
     mv_set ms = { { NULL, NULL, NULL }, { NULL, NULL, NULL }, { 0, 0, 0 }, w[0]->row_bytes };
     for (int i = 0; i < n; i++) { ms.w[i] = (const uint8_t *)w[i]->data; ms.y[i] = y[i]; ms.rows[i] = (int)w[i]->ne1; }
     return ms;
+}
+
+/* HEARTH_QKV_STORE: 0 never stores in the product, 2 at every depth where it can, else (1)
+ * in the cells where it measured faster (qkv_store_cells). Read at each call (test_gpu sets
+ * it); a graph's replays do not call. */
+static int qkv_store_mode(void) {
+    const char *e = getenv("HEARTH_QKV_STORE");
+    return e ? atoi(e) : 1;
+}
+
+/* The cells where a pair of one type stores in the product (H200, Mistral-7B shape, tg32 at
+ * 0-2000 cells against the store kernel, two rounds, BENCHMARKS.md "The cache store in the
+ * q, k, v product"): q8_0 from 513 to KV_SPLIT_CELLS (+2.5 to +4.8%; -3.5% at 0-512), q4_0
+ * up to 512 (+1.2 to +1.7%; -1.4 to -2% at 1536-2000); f16 none (within +-1%). Deeper than
+ * KV_SPLIT_CELLS the attention's early start runs beside a separate store (attn_dec.cu),
+ * which needs the query final before the store: storing in the product lost there (q8_0
+ * -0.7% at 8192 and 32768). lo > hi: never. */
+static void qkv_store_cells(int type, int *lo, int *hi) {
+    *lo = 1;
+    *hi = qkv_store_mode() == 2 ? INT_MAX : 0;
+    if (qkv_store_mode() != 1) return;
+    if (type == QT_Q8_0) { *lo = 513; *hi = KV_SPLIT_CELLS; }
+    if (type == QT_Q4_0) *hi = 512;
+}
+
+/* the store's arguments for k_mv2, or 0 where its tail cannot do this store */
+static int kv_args_of(gpu_ctx *g, const gpu_kv_store *st, int nk, int hd, int pos0, kv_args *ks) {
+    const gpu_kv_layout *L = &st->L;
+    if (st->set_mu || L->type_k != L->type_v || L->row != nk * hd || L->row_k != L->row || L->row_v != L->row) return 0;
+    if (L->type_k != QT_F16 && L->type_k != QT_Q8_0 && L->type_k != QT_Q4_0) return 0;
+    /* in a captured graph the choice holds for the cells it suits (gpu_graph_fits) */
+    int lo, hi;
+    qkv_store_cells(L->type_k, &lo, &hi);
+    const int cells = pos0 + 1;
+    if (lo > hi || cells < lo || cells > hi) {
+        if (g->pos_on && lo <= hi) {
+            if (cells < lo) cuda_graph_cells(g, 0, lo - 1);
+            else cuda_graph_cells(g, hi + 1, INT_MAX);
+        }
+        return 0;
+    }
+    kv_args a = {};
+    a.dk = st->dk; a.dv = st->dv; a.kb = L->kb; a.vb = L->vb;
+    a.dpos = g->pos_on ? g->dpos : NULL;
+    a.pos0 = pos0;
+    a.b = 1;
+    a.unit = 1;
+    a.diag = getenv("HEARTH_QKV_DIAG") ? atoi(getenv("HEARTH_QKV_DIAG")) : 0;
+    if (L->type_k != QT_F16) {
+        /* both sides have one type, so one rotation (kv.c): chunks of b along the row */
+        const int rot = L->rot_k;
+        a.b = rot ? cuda_hadamard_block(rot == KV_ROT_ROW ? L->row : L->head_dim) : 1;
+        a.unit = a.b > 32 ? a.b : 32;
+        if (rot != L->rot_v || a.unit > 256 || a.unit % MV2_R || L->row % a.unit || 2 * L->row / a.unit > KV_CNT_MAX)
+            return 0;
+        a.mu = st->mu;
+        if (!g->kv_cnt) return 0;   /* gpu_ctx_new could not make them */
+        a.cnt = g->kv_cnt;
+    }
+    if (g->pos_on) cuda_graph_cells(g, lo, hi);
+    *ks = a;
+    return 1;
+}
+
+extern "C" int gpu_matmul_rope_store(gpu_ctx *g, const wtensor *const *w, const float *x, int T, float *const *y, int nq,
+                                     int nk, int hd, int n_rot, int pos0, float base, float freq_scale, const float *ff,
+                                     const gpu_kv_store *st) {
+    if (one_token(w, 3, T) && w[0]->ne0 % 512 == 0 && hd % 2 == 0 && n_rot <= hd && w[0]->ne1 == (int64_t)nq * hd &&
+        w[1]->ne1 == (int64_t)nk * hd) {
+        const int ne0 = (int)w[0]->ne0;
+        const mv_set ms = set_of(w, 3, y);
+        const int n_rows = ms.rows[0] + ms.rows[1] + ms.rows[2];
+        rope_args ra = { g->pos_on ? g->dpos : NULL, (float)pos0, base, freq_scale, ff, hd, n_rot };
+        kv_args ks;
+        if (!st || !kv_args_of(g, st, nk, hd, pos0, &ks)) return mv2_run<true>(g, ms, n_rows, ne0, x, ra) ? -1 : 1;
+        int rc;
+        switch (st->L.type_k) {
+        case QT_F16: rc = mv2_run<true, QT_F16>(g, ms, n_rows, ne0, x, ra, ks); break;
+        case QT_Q8_0: rc = mv2_run<true, QT_Q8_0>(g, ms, n_rows, ne0, x, ra, ks); break;
+        default: rc = mv2_run<true, QT_Q4_0>(g, ms, n_rows, ne0, x, ra, ks); break;
+        }
+        return rc ? -1 : 0;
+    }
+    return gpu_matmul_n(g, w, 3, x, T, y) ||
+                   gpu_rope_qk(g, y[0], y[1], T, nq, nk, hd, n_rot, (float)pos0, base, freq_scale, ff)
+               ? -1 : 1;
 }
 
 extern "C" int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float *x, int T, float *const *y, int nq,

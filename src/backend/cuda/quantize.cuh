@@ -36,7 +36,7 @@ __device__ __forceinline__ float signed_absmax_d(const float *x) {
 
 __device__ __forceinline__ float err_scale_d(float d, float sxq, float sqq) { return d * (d * sqq - 2.0f * sxq); }
 
-__device__ uint16_t fit_scale_d(const float *x, float id, int lo, int hi, float *err) {
+static __device__ uint16_t fit_scale_d(const float *x, float id, int lo, int hi, float *err) {
     float sxq = 0.0f, sqq = 0.0f;
     for (int j = 0; j < QQK; j++) {
         float k = round_clamped_d(x[j] * id, (float)lo, (float)hi);
@@ -47,7 +47,7 @@ __device__ uint16_t fit_scale_d(const float *x, float id, int lo, int hi, float 
     return dh;
 }
 
-__device__ float levels_scale_d(const float *x, uint16_t dh, int lo, int hi, int8_t *q, float *sxq, float *sqq) {
+static __device__ float levels_scale_d(const float *x, uint16_t dh, int lo, int hi, int8_t *q, float *sxq, float *sqq) {
     float d = qh2f_d(dh), id = qinv(d);
     *sxq = *sqq = 0.0f;
     for (int j = 0; j < QQK; j++) {
@@ -58,7 +58,7 @@ __device__ float levels_scale_d(const float *x, uint16_t dh, int lo, int hi, int
 }
 
 /* x ~ d * q, q in lo..hi; the grid runs over "levels of the extreme" from l0 to l1 */
-__device__ uint16_t quant_scale_d(const float *x, int lo, int hi, float l0, float l1, int ng, int8_t *q) {
+static __device__ uint16_t quant_scale_d(const float *x, int lo, int hi, float l0, float l1, int ng, int8_t *q) {
     float xm = signed_absmax_d(x), sxq, sqq;
     uint16_t best = qf2h_d(xm / (float)lo);
     float e = levels_scale_d(x, best, lo, hi, q, &sxq, &sqq);
@@ -92,14 +92,14 @@ __device__ __forceinline__ float err_affine_d(float d, float m, const aff_sums &
     return d * d * s.qq + (float)QQK * m * m + 2.0f * d * m * s.q - 2.0f * d * s.xq - 2.0f * m * s.x;
 }
 
-__device__ void solve_affine_d(const aff_sums &s, uint16_t *dh, uint16_t *mh) {
+static __device__ void solve_affine_d(const aff_sums &s, uint16_t *dh, uint16_t *mh) {
     float det = (float)QQK * s.qq - s.q * s.q;
     float d = det > 0.0f ? ((float)QQK * s.xq - s.q * s.x) / det : 0.0f;
     *dh = qf2h_d(d);
     *mh = qf2h_d((s.x - qh2f_d(*dh) * s.q) / (float)QQK);
 }
 
-__device__ float levels_affine_d(const float *x, uint16_t dh, uint16_t mh, int qmax, int8_t *q, aff_sums &s) {
+static __device__ float levels_affine_d(const float *x, uint16_t dh, uint16_t mh, int qmax, int8_t *q, aff_sums &s) {
     float d = qh2f_d(dh), m = qh2f_d(mh), id = qinv(d);
     s.x = s.q = s.xq = s.qq = 0.0f;
     for (int j = 0; j < QQK; j++) {
@@ -110,7 +110,7 @@ __device__ float levels_affine_d(const float *x, uint16_t dh, uint16_t mh, int q
     return err_affine_d(d, m, s);
 }
 
-__device__ void quant_affine_d(const float *x, int qmax, int8_t *q, uint16_t *dh, uint16_t *mh) {
+static __device__ void quant_affine_d(const float *x, int qmax, int8_t *q, uint16_t *dh, uint16_t *mh) {
     float lo = x[0], hi = x[0];
     for (int i = 1; i < QQK; i++) { lo = fminf(lo, x[i]); hi = fmaxf(hi, x[i]); }
     aff_sums s;
@@ -166,7 +166,7 @@ __device__ __forceinline__ int iq4nl_nearest_d(float v) {
     return i;
 }
 
-__device__ uint16_t fit_iq4nl_d(const float *x, float id, float *err) {
+static __device__ uint16_t fit_iq4nl_d(const float *x, float id, float *err) {
     float sxk = 0, skk = 0;
     for (int j = 0; j < QQK; j++) {
         float v = x[j] * id, k = -127.0f;
@@ -178,7 +178,7 @@ __device__ uint16_t fit_iq4nl_d(const float *x, float id, float *err) {
     return dh;
 }
 
-__device__ float levels_iq4nl_d(const float *x, uint16_t dh, int8_t *idx, float *sxk, float *skk) {
+static __device__ float levels_iq4nl_d(const float *x, uint16_t dh, int8_t *idx, float *sxk, float *skk) {
     float d = qh2f_d(dh), id = qinv(d);
     *sxk = *skk = 0.0f;
     for (int j = 0; j < QQK; j++) {
@@ -278,12 +278,32 @@ __device__ __forceinline__ float w_levels_scale(float x, uint16_t dh, int lo, in
 /* The first scale's sums and every candidate's go through one interleaved butterfly
  * (2 NG + 2 independent shuffle chains instead of NG + 1 in a row): each sum is formed in
  * warp_sum's order, so the result is the same, only the latency shrinks. */
-template <int NG>
+template <int NG, bool LEAN = false>
 __device__ uint16_t w_quant_scale(float x, int lo, int hi, float l0, float l1, int *q) {
     float xm = w_signed_absmax(x, threadIdx.x & 31);
     uint16_t best = qf2h_d(xm / (float)lo);
     const float d0 = qh2f_d(best);
     *q = qround_d(x * qinv(d0), lo, hi);
+    float sxq, sqq, e, best_err;
+    uint16_t found = best;
+    if constexpr (LEAN) {
+        /* LEAN: the candidates one after another (the same sums in the same order, so the
+         * same result), for a caller short of registers (mv8.cu's store in q, k, v) */
+        sxq = wsum(x * (float)*q);
+        sqq = wsum((float)(*q * *q));
+        e = err_scale_d(d0, sxq, sqq);
+        if (xm == 0.0f) return best;
+        best_err = e;
+#pragma unroll 1
+        for (int t = 0; t < NG; t++) {
+            float lv = l0 + (l1 - l0) * (float)t / (float)(NG - 1);
+            float k = round_clamped_d(x * (-lv / xm), (float)lo, (float)hi);
+            float a = wsum(x * k), b = wsum(k * k);
+            uint16_t dh = qf2h_d(b > 0.0f ? a / b : 0.0f);
+            float err = err_scale_d(qh2f_d(dh), a, b);
+            if (err < best_err) { best_err = err; found = dh; }
+        }
+    } else {
     float s[2 * NG + 2];
     s[0] = x * (float)*q;
     s[1] = (float)(*q * *q);
@@ -298,16 +318,16 @@ __device__ uint16_t w_quant_scale(float x, int lo, int hi, float l0, float l1, i
     for (int o = 16; o > 0; o >>= 1)
 #pragma unroll
         for (int i = 0; i < 2 * NG + 2; i++) s[i] += __shfl_xor_sync(0xffffffffu, s[i], o);
-    float sxq = s[0], sqq = s[1], e = err_scale_d(d0, sxq, sqq);
+    sxq = s[0]; sqq = s[1]; e = err_scale_d(d0, sxq, sqq);
     if (xm == 0.0f) return best;
-    float best_err = e;
-    uint16_t found = best;
+    best_err = e;
 #pragma unroll
     for (int t = 0; t < NG; t++) {
         float a = s[2 + 2 * t], b = s[3 + 2 * t];
         uint16_t dh = qf2h_d(b > 0.0f ? a / b : 0.0f);
         float err = err_scale_d(qh2f_d(dh), a, b);
         if (err < best_err) { best_err = err; found = dh; }
+    }
     }
     int q2;
     if (found != best) {
@@ -332,7 +352,7 @@ __device__ __forceinline__ float w_levels_affine(float x, uint16_t dh, uint16_t 
     return err_affine_d(d, m, s);
 }
 
-__device__ void w_quant_affine(float x, int qmax, int *q, uint16_t *dh, uint16_t *mh) {
+static __device__ void w_quant_affine(float x, int qmax, int *q, uint16_t *dh, uint16_t *mh) {
     float lo = x, hi = x;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -382,20 +402,21 @@ __device__ __forceinline__ float w_levels_iq4nl(float x, uint16_t dh, int *idx, 
     return err_scale_d(d, *sxk, *skk);
 }
 
-/* Stores lane j's quantized value into the block at dst (all lanes of the warp call it). */
-template <int T> __device__ void w_quant_block(float x, uint8_t *dst) {
+/* Stores lane j's quantized value into the block at dst (all lanes of the warp call it).
+ * LEAN: q8_0 / q4_0 / q5_0's scale search in fewer registers, the same result. */
+template <int T, bool LEAN = false> __device__ void w_quant_block(float x, uint8_t *dst) {
     const int lane = threadIdx.x & 31;
     int q = 0;
     uint16_t d = 0, m = 0;
     if (T == QT_Q8_0) {
-        d = w_quant_scale<6>(x, -127, 127, 124.0f, 128.0f, &q);
+        d = w_quant_scale<6, LEAN>(x, -127, 127, 124.0f, 128.0f, &q);
         if (lane == 0) put16(dst, d);
         dst[2 + lane] = (uint8_t)(int8_t)q;
         return;
     }
     if (T == QT_Q4_0 || T == QT_Q5_0) {
         int off = T == QT_Q4_0 ? 8 : 16;
-        d = w_quant_scale<12>(x, -off, off - 1, 0.8f * (float)off, (float)off + 1.5f, &q);
+        d = w_quant_scale<12, LEAN>(x, -off, off - 1, 0.8f * (float)off, (float)off + 1.5f, &q);
         q += off;
     } else if (T == QT_Q4_1 || T == QT_Q5_1) {
         w_quant_affine(x, T == QT_Q4_1 ? 15 : 31, &q, &d, &m);

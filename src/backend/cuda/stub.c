@@ -65,6 +65,9 @@ int gpu_attn_pos_ok(const attn_args *a, int flash) { return 0; }
 int gpu_attn_rot(gpu_ctx *g, const attn_args *a, int flash, int rot_q, int rot_o) { return -1; }
 int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, float *mu, int set_mu, int pos0, int T,
                const float *k, const float *v) { return -1; }
+int gpu_matmul_rope_store(gpu_ctx *g, const wtensor *const *w, const float *x, int T, float *const *y, int nq, int nk,
+                          int hd, int n_rot, int pos0, float base, float freq_scale, const float *freq_factors,
+                          const gpu_kv_store *st) { return -1; }
 int gpu_kv_shift(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, const float *mu, int n_cells, int n_keep,
                  int n_discard, int n_rot, float base, float freq_scale, const float *ff) { return -1; }
 #else
