@@ -209,7 +209,8 @@ static const int8_t *mv8_input(gpu_ctx *g, const float *x, int ne0, int T) {
  * measured at 1.87 TB/s on the 14336-wide down product against 2.27 for this (27.5 µs
  * against 33.5; the 4096-wide ones alike either way). Needs ne0 % 512 == 0. An x no
  * producer quantized (the attention output) is quantized by each block into shared
- * memory, which saves the k_quant_act launch.
+ * memory, which saves the k_quant_act launch. For q, k, v it can also store K and V into the
+ * cache (gpu_matmul_rope_store; kv_quant_tail), which saves the store kernel.
  *
  * k_mv_swiglu (gate and up, SwiGLU, its 8-bit output): a warp owns the gate and up rows of
  * two outputs and walks them in chunks of 512 * U values; the next chunk's loads (the next
@@ -284,7 +285,6 @@ struct kv_args {
     int unit;             /* values quantized together: whole Hadamard chunks and 32-value
                            * blocks, at most 256, a multiple of R (a block's rows are in one) */
     int b;                /* Hadamard chunk (1: no rotation) */
-    int diag;             /* HEARTH_QKV_DIAG (measuring): 1 no store, 3 blocks in order */
 };
 
 /* A block's part of a block-type store, after its rows are written to y (all its threads
@@ -348,7 +348,7 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
     /* with the store, K's and V's blocks first: their units' last blocks quantize while
      * q's rows still stream */
-    const int bx = ST >= 0 && ks.diag != 3 ? (int)((blockIdx.x + ms.rows[0] / R) % gridDim.x) : (int)blockIdx.x;
+    const int bx = ST >= 0 ? (int)((blockIdx.x + ms.rows[0] / R) % gridDim.x) : (int)blockIdx.x;
     const uint8_t *row[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -438,7 +438,7 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
     if constexpr (ST >= 0) {
         /* the cache store: float types a value a thread, block types by units (kv_quant_tail) */
         int m0 = 0, r0 = 0;
-        if (ks.diag == 1 || !set_row(ms, bx * R, &m0, &r0) || m0 == 0) return;
+        if (!set_row(ms, bx * R, &m0, &r0) || m0 == 0) return;
         const size_t cell = ks.dpos ? (size_t)*ks.dpos : (size_t)ks.pos0;
         uint8_t *dst = m0 == 1 ? ks.dk + cell * ks.kb : ks.dv + cell * ks.vb;
         if constexpr (qinfo<ST>::B == 1) {
@@ -780,7 +780,6 @@ static int kv_args_of(gpu_ctx *g, const gpu_kv_store *st, int nk, int hd, int po
     a.pos0 = pos0;
     a.b = 1;
     a.unit = 1;
-    a.diag = getenv("HEARTH_QKV_DIAG") ? atoi(getenv("HEARTH_QKV_DIAG")) : 0;
     if (L->type_k != QT_F16) {
         /* both sides have one type, so one rotation (kv.c): chunks of b along the row */
         const int rot = L->rot_k;
