@@ -285,6 +285,8 @@ struct kv_args {
     int unit;             /* values quantized together: whole Hadamard chunks and 32-value
                            * blocks, at most 256, a multiple of R (a block's rows are in one) */
     int b;                /* Hadamard chunk (1: no rotation) */
+    int in_order;         /* HEARTH_QKV_IN_ORDER=1 (measuring): q's blocks first, as without the
+                           * store (H200 q8_0: -1.4% at 0 cells, -2.5% at 1024, against K and V first) */
 };
 
 /* A block's part of a block-type store, after its rows are written to y (all its threads
@@ -339,7 +341,10 @@ __device__ __noinline__ void kv_quant_tail(int *cnt, const float *src, const flo
 /* FX: x as floats (xf), quantized by the block into shared memory (cuda_act_stride(ne0)
  * bytes) instead of by a k_quant_act launch. SS: xq is res ⊙ w before its norm's scale,
  * which the outputs take from ss (gpu_matmul_norm). ST >= 0: K and V stored into the cache,
- * of that type (the end of the kernel). */
+ * of that type (the end of the kernel). The variants with the store come to 63 registers
+ * (nvcc 13.0, sm_90), so 4 blocks an SM as without it; small changes to the store's code
+ * have given 70 (3 blocks an SM) or, held to 64, spills in the loop (q8_0 -1.7 us a layer):
+ * check --resource-usage after a change. */
 template <int R, bool ROPE, bool FX, bool SS = false, int ST = -1>
 __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *__restrict__ xq, const float *__restrict__ xf,
                                              rope_args ra, const float *ss, float eps, kv_args ks) {
@@ -348,7 +353,7 @@ __global__ void __launch_bounds__(256) k_mv2(mv_set ms, int ne0, const int8_t *_
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, np = ne0 >> 9;
     /* with the store, K's and V's blocks first: their units' last blocks quantize while
      * q's rows still stream */
-    const int bx = ST >= 0 ? (int)((blockIdx.x + ms.rows[0] / R) % gridDim.x) : (int)blockIdx.x;
+    const int bx = ST >= 0 && !ks.in_order ? (int)((blockIdx.x + ms.rows[0] / R) % gridDim.x) : (int)blockIdx.x;
     const uint8_t *row[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -780,6 +785,7 @@ static int kv_args_of(gpu_ctx *g, const gpu_kv_store *st, int nk, int hd, int po
     a.pos0 = pos0;
     a.b = 1;
     a.unit = 1;
+    a.in_order = getenv("HEARTH_QKV_IN_ORDER") && atoi(getenv("HEARTH_QKV_IN_ORDER")) == 1;
     if (L->type_k != QT_F16) {
         /* both sides have one type, so one rotation (kv.c): chunks of b along the row */
         const int rot = L->rot_k;
