@@ -812,7 +812,9 @@ extern "C" int gpu_matmul_rope_store(gpu_ctx *g, const wtensor *const *w, const 
         const int n_rows = ms.rows[0] + ms.rows[1] + ms.rows[2];
         rope_args ra = { g->pos_on ? g->dpos : NULL, (float)pos0, base, freq_scale, ff, hd, n_rot };
         kv_args ks;
-        if (!st || !kv_args_of(g, st, nk, hd, pos0, &ks)) return mv2_run<true>(g, ms, n_rows, ne0, x, ra) ? -1 : 1;
+        /* a block's rows must lie in one matrix (q's rows a multiple of MV2_R) */
+        if (!st || ms.rows[0] % MV2_R || !kv_args_of(g, st, nk, hd, pos0, &ks))
+            return mv2_run<true>(g, ms, n_rows, ne0, x, ra) ? -1 : 1;
         int rc;
         switch (st->L.type_k) {
         case QT_F16: rc = mv2_run<true, QT_F16>(g, ms, n_rows, ne0, x, ra, ks); break;
