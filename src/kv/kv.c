@@ -226,18 +226,18 @@ static gpu_kv_layout layout(const kv_cache *kv) {
     return L;
 }
 
-int kv_put_gpu(kv_cache *kv, struct gpu_ctx *g, int layer, int pos0, int T, const float *k, const float *v) {
-    gpu_kv_layout L = layout(kv);
-    float *mu = is_quantized(kv->type_k) ? kv->dmul[layer] : NULL;
-    return gpu_kv_put(g, &L, kv_dk(kv, layer), kv_dv(kv, layer), mu, pos0 == 0, pos0, T, k, v);
-}
-
 void kv_store_gpu(const kv_cache *kv, int layer, int pos0, gpu_kv_store *st) {
     st->L = layout(kv);
     st->dk = kv_dk(kv, layer);
     st->dv = kv_dv(kv, layer);
     st->mu = is_quantized(kv->type_k) ? kv->dmul[layer] : NULL;
     st->set_mu = pos0 == 0;
+}
+
+int kv_put_gpu(kv_cache *kv, struct gpu_ctx *g, int layer, int pos0, int T, const float *k, const float *v) {
+    gpu_kv_store st;
+    kv_store_gpu(kv, layer, pos0, &st);
+    return gpu_kv_put(g, &st.L, st.dk, st.dv, st.mu, st.set_mu, pos0, T, k, v);
 }
 
 int kv_shift_gpu(kv_cache *kv, struct gpu_ctx *const *gs, int n_keep, int n_discard, const kv_rope *rope) {

@@ -136,7 +136,7 @@ extern "C" gpu_ctx *gpu_ctx_new(int dev, char *err, size_t errlen) {
     cublasSetStream(g->blas, g->stream);
     /* without them the q, k, v product leaves the block-type cache store to its own kernel */
     if (cudaMalloc(&g->kv_cnt, sizeof(int) * KV_CNT_MAX) != cudaSuccess ||
-        cudaMemset(g->kv_cnt, 0, sizeof(int) * KV_CNT_MAX) != cudaSuccess) {
+        cudaMemsetAsync(g->kv_cnt, 0, sizeof(int) * KV_CNT_MAX, g->stream) != cudaSuccess) {
         cudaGetLastError();
         cudaFree(g->kv_cnt);
         g->kv_cnt = NULL;

@@ -756,9 +756,10 @@ static int qkv_store_mode(void) {
  * which needs the query final before the store: storing in the product lost there (q8_0
  * -0.7% at 8192 and 32768). lo > hi: never. */
 static void qkv_store_cells(int type, int *lo, int *hi) {
+    const int mode = qkv_store_mode();
     *lo = 1;
-    *hi = qkv_store_mode() == 2 ? INT_MAX : 0;
-    if (qkv_store_mode() != 1) return;
+    *hi = mode == 2 ? INT_MAX : 0;
+    if (mode != 1) return;
     if (type == QT_Q8_0) { *lo = 513; *hi = KV_SPLIT_CELLS; }
     if (type == QT_Q4_0) *hi = 512;
 }
@@ -830,14 +831,7 @@ extern "C" int gpu_matmul_rope_store(gpu_ctx *g, const wtensor *const *w, const 
 
 extern "C" int gpu_matmul_rope(gpu_ctx *g, const wtensor *const *w, const float *x, int T, float *const *y, int nq,
                                int nk, int hd, int n_rot, float pos0, float base, float freq_scale, const float *ff) {
-    if (one_token(w, 3, T) && w[0]->ne0 % 512 == 0 && hd % 2 == 0 && n_rot <= hd && w[0]->ne1 == (int64_t)nq * hd &&
-        w[1]->ne1 == (int64_t)nk * hd) {
-        const int ne0 = (int)w[0]->ne0;
-        const mv_set ms = set_of(w, 3, y);
-        rope_args ra = { g->pos_on ? g->dpos : NULL, pos0, base, freq_scale, ff, hd, n_rot };
-        return mv2_run<true>(g, ms, ms.rows[0] + ms.rows[1] + ms.rows[2], ne0, x, ra);
-    }
-    return gpu_matmul_n(g, w, 3, x, T, y) || gpu_rope_qk(g, y[0], y[1], T, nq, nk, hd, n_rot, pos0, base, freq_scale, ff);
+    return gpu_matmul_rope_store(g, w, x, T, y, nq, nk, hd, n_rot, (int)pos0, base, freq_scale, ff, NULL) < 0 ? -1 : 0;
 }
 
 extern "C" int gpu_matmul_swiglu(gpu_ctx *g, const wtensor *gate, const wtensor *up, const float *x, int T, float *gate_out,
