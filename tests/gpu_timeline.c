@@ -166,10 +166,11 @@ int main(int argc, char **argv) {
     CUPTI_OK(cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL));
     if (rc) { fprintf(stderr, "gpu_timeline: %s\n", err); return 1; }
     qsort(recs, n_recs, sizeof *recs, by_start);
-    /* steps begin with the position write (k_set_int) */
+    /* steps begin with the position write (k_set_int), or the graph's own input kernel
+     * (k_step_in) when the step's input travels through pinned memory (HEARTH_STEP_IO=2) */
     int *first = malloc(sizeof(int) * (n_recs + 1)), n_steps = 0;
     for (size_t i = 0; i < n_recs; i++)
-        if (!strcmp(recs[i].name, "k_set_int")) first[n_steps++] = (int)i;
+        if (!strcmp(recs[i].name, "k_set_int") || !strcmp(recs[i].name, "k_step_in")) first[n_steps++] = (int)i;
     first[n_steps] = (int)n_recs;
     printf("model %s, cache %s / %s, depth %d: %zu kernels traced, %d steps\n", path, tk, tv, depth, n_recs, n_steps);
     if (n_steps < 2) { printf("too few steps traced\n"); return 1; }

@@ -107,6 +107,34 @@ static float *run(hearth_model *m, const int32_t *toks, int n, int n_prompt, int
     return out;
 }
 
+/* run()'s one-token steps twice: after the first pass the context goes back to the prompt
+ * and decodes the same tokens again (the depth goes back over the limits where a step's
+ * choices change, so the second pass replays the graphs kept from the first); the second
+ * pass's logits */
+static float *run_back(hearth_model *m, const int32_t *toks, int n, int n_prompt, int t, float **first) {
+    hearth_ctx_params p = hearth_ctx_default_params();
+    p.n_ctx = n + 8;
+    p.type_k = t; p.type_v = t; p.flash_attn = 1; p.n_ubatch = g_ubatch;
+    hearth_ctx *c;
+    char err[512];
+    *first = NULL;
+    if (hearth_ctx_new(m, &p, &c, err, sizeof err)) { CHECK(0, "ctx: %s", err); return NULL; }
+    const int V = hearth_model_get_info(m)->n_vocab;
+    float *out[2] = { malloc(sizeof(float) * (size_t)n * V), malloc(sizeof(float) * (size_t)n * V) };
+    int ok = out[0] && out[1] && hearth_eval(c, toks, n_prompt, 0, err, sizeof err) == 0;
+    for (int pass = 0; ok && pass < 2; pass++) {
+        hearth_ctx_truncate(c, n_prompt);
+        for (int i = n_prompt; ok && i < n; i++) {
+            ok = hearth_eval(c, toks + i, 1, 0, err, sizeof err) == 0;
+            if (ok) memcpy(out[pass] + (size_t)i * V, hearth_ctx_last_logits(c), sizeof(float) * V);
+        }
+    }
+    hearth_ctx_free(c);
+    if (!ok) { CHECK(0, "eval: %s", err); free(out[0]); free(out[1]); return NULL; }
+    *first = out[0];
+    return out[1];
+}
+
 static void compare_model(const char *path, int all_pairs) {
     hearth_model_params mp = hearth_model_default_params();
     hearth_model *cpu = NULL, *full = NULL, *part = NULL;
@@ -712,6 +740,37 @@ static void deep_decode(void) {
         setenv("HEARTH_NO_GRAPH", "1", 1);
         float *plain = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r_ng);
         unsetenv("HEARTH_NO_GRAPH");
+        /* the step's input and output copied around the graph from the caller's memory (0) or
+         * from pinned memory (1), not read and written by the graph's kernels: the same bits */
+        for (int io = 0; io < 2; io++) {
+            setenv("HEARTH_STEP_IO", io ? "1" : "0", 1);
+            int r_io = 0;
+            float *other = run(gpu, toks, n, n_prompt, t, t, 1, 0, &r_io);
+            unsetenv("HEARTH_STEP_IO");
+            if (got && other)
+                CHECK(memcmp(got, other, sizeof(float) * (size_t)n * V) == 0,
+                      "deep decode %s: the step's input and output in the graph give other logits than copies %s",
+                      k ? "f16" : "q8_0", io ? "from pinned memory" : "from the caller's memory");
+            free(other);
+        }
+        float *pass1 = NULL, *pass2 = run_back(gpu, toks, n, n_prompt, t, &pass1);
+        if (pass1 && pass2) {
+            const size_t o = (size_t)n_prompt * V, nd = (size_t)(n - n_prompt) * V;
+            CHECK(memcmp(pass1 + o, pass2 + o, sizeof(float) * nd) == 0,
+                  "deep decode %s: the same steps again after going back to the prompt give other logits",
+                  k ? "f16" : "q8_0");
+            if (plain) {
+                double num = 0, den = 0;
+                for (size_t i = 0; i < nd; i++) {
+                    double e = fabs((double)pass2[o + i] - plain[o + i]);
+                    if (!(e <= num)) num = e;
+                    if (fabs(plain[o + i]) > den) den = fabs(plain[o + i]);
+                }
+                CHECK(num <= 1e-5 * den, "deep decode %s: the kept graphs against none differ by %.3e (largest logit %.3e)",
+                      k ? "f16" : "q8_0", num, den);
+            }
+        }
+        free(pass1); free(pass2);
         if (ref && got && plain) {
             const size_t o = (size_t)n_prompt * V, nd = (size_t)(n - n_prompt) * V;
             double top1, kl = test_mean_kl(ref + o, got + o, n - n_prompt, V, &top1), num = 0, den = 0;

@@ -53,6 +53,7 @@ int  gpu_copy_peer(gpu_ctx *dst_g, void *dst, gpu_ctx *src_g, const void *src, s
 const char *gpu_ctx_error(const gpu_ctx *g);
 int  gpu_to_device(gpu_ctx *g, void *dst, const void *src, size_t bytes);
 int  gpu_to_host(gpu_ctx *g, void *dst, const void *src, size_t bytes);   /* waits */
+int  gpu_to_host_async(gpu_ctx *g, void *dst, const void *src, size_t bytes);   /* queued only */
 int  gpu_copy(gpu_ctx *g, void *dst, const void *src, size_t bytes);      /* device to device */
 int  gpu_memset0(gpu_ctx *g, void *dst, size_t bytes);
 int  gpu_sync(gpu_ctx *g);
@@ -71,16 +72,32 @@ void gpu_quant_next(gpu_ctx *g, const wtensor *w, int T);
  * gpu_kv_put and decode attention take pos0 from there (their pos0 arguments are ignored)
  * and attention sizes its grid for cap_cells cells. Capture the step between
  * gpu_graph_begin and gpu_graph_end (ok = 0 when queueing failed: the capture is thrown
- * away), replay it with gpu_graph_launch while gpu_graph_ready and gpu_graph_fits the
- * cells of the step (else drop it and capture anew: some choices depend on the depth). */
+ * away), replay it with gpu_graph_launch. Some choices depend on the depth, so a graph
+ * suits a range of cells: a context keeps a few, gpu_graph_pick finds the one for a step's
+ * cells, and gpu_graph_ready / gpu_graph_fits ask about the one picked last. */
 int  gpu_set_pos(gpu_ctx *g, int pos);
 void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells);
 int  gpu_graph_ready(const gpu_ctx *g);
 int  gpu_graph_fits(const gpu_ctx *g, int n_cells);
+/* 1 when one of the context's captured steps suits n_cells cells (it becomes the one
+ * gpu_graph_launch replays); 0: capture one (gpu_graph_begin makes room) */
+int  gpu_graph_pick(gpu_ctx *g, int n_cells);
 void gpu_graph_drop(gpu_ctx *g);
 int  gpu_graph_begin(gpu_ctx *g);
 int  gpu_graph_end(gpu_ctx *g, int ok);
 int  gpu_graph_launch(gpu_ctx *g);
+/* A decode step's input and output through pinned, mapped host memory: gpu_host_buf gives
+ * slot 0 (input) or 1 (output) of at least bytes, kept for the context's life (a growth
+ * drops the graphs; NULL with the error set); *gpu_pos_host is the position the host writes
+ * before each step (NULL when it cannot be made). gpu_pos_in queues its copy to the card;
+ * or gpu_step_in queues a kernel that reads it and n floats of hx across the bus into dx,
+ * and gpu_step_out one that writes n floats of y into hy, so that a captured step holds
+ * its input and output and a replay is one launch. */
+void *gpu_host_buf(gpu_ctx *g, int slot, size_t bytes);
+int *gpu_pos_host(gpu_ctx *g);
+int  gpu_pos_in(gpu_ctx *g);
+int  gpu_step_in(gpu_ctx *g, float *dx, const float *hx, int n);
+int  gpu_step_out(gpu_ctx *g, float *hy, const float *y, int n);
 /* 1 when a one-token decode with these arguments can run in pos mode (flash attention) */
 int  gpu_attn_pos_ok(const attn_args *a, int flash);
 

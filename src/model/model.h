@@ -87,6 +87,9 @@ struct hearth_ctx {
     /* one-token decode as a CUDA graph (llama.c): 0 not yet run, 1 ran once uncaptured
      * (scratch sized), -1 off for this context */
     int graph_state;
+    /* how its input and output travel (llama.c, step_io_mode), plus one; 0 until the first
+     * graph step reads it: one way for the context's life, as its graphs hold it */
+    int step_io;
     char err[512];
 };
 

@@ -13,6 +13,8 @@
 #include "backend/gpu.h"
 
 /* Scratch slots: each is a buffer that grows on demand and lives as long as the context. */
+#define GRAPH_KEEP 4
+
 enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_XQ2, SCR_SS, SCR_COUNT };
 
 struct gpu_ctx {
@@ -55,11 +57,22 @@ struct gpu_ctx {
      * slot; written out by cuda_ad_probe_dump when the context is freed */
     unsigned long long *ad_probe;
     int ad_probe_i;
-    /* the cells a decode step's captured graph suits: kernels whose choice depends on the
-     * depth narrow it while it is captured (cuda_graph_cells; gpu_graph_fits) */
+    /* the cells the decode step being captured suits: kernels whose choice depends on the
+     * depth narrow it (cuda_graph_cells) */
     int graph_lo, graph_hi;
-    cudaGraphExec_t graph;
-    unsigned graph_gen;
+    /* captured decode steps, each with the cells it suits: a step replays one that fits
+     * (gpu_graph_pick), so a depth that goes back and forth over a choice's limit (hearth
+     * bench's repetitions, a server's requests) does not capture anew each time; graph_cur
+     * is the one picked or being captured (-1: none), the least recently used one makes room */
+    struct { cudaGraphExec_t exec; int lo, hi; unsigned gen, used; } graphs[GRAPH_KEEP];
+    int graph_cur;
+    unsigned graph_clock, graph_captures;
+    /* pinned host memory a decode step's input and output go through (graph.cu,
+     * gpu_host_buf: slot 0 the input, 1 the output) and the position the step's own copy
+     * takes to dpos (gpu_pos_host); a captured graph's copies hold these pointers */
+    void *host[2];
+    size_t host_size[2];
+    int *hpos;
     /* 8-bit activations made by the kernel that wrote x (mv8.cu): q_next asks the next
      * norm / SwiGLU to quantize its output into SCR_XQ too; xq_src is the float buffer
      * that xq_buf (SCR_XQ, or SCR_XQ2 when a product wrote it) now holds (xq_T tokens of

@@ -109,6 +109,7 @@ extern "C" gpu_ctx *gpu_ctx_new(int dev, char *err, size_t errlen) {
     if (!g) { snprintf(err, errlen, "out of memory"); return NULL; }
     g->dev = dev;
     g->phys = gpu_phys(dev);
+    g->graph_cur = -1;
     cudaError_t e = cudaSetDevice(g->phys);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking);
     if (e != cudaSuccess) {
@@ -150,7 +151,11 @@ extern "C" void gpu_ctx_free(gpu_ctx *g) {
     cudaStreamSynchronize(g->stream);
     cuda_ad_probe_dump(g);
     for (int i = 0; i < SCR_COUNT; i++) cudaFree(g->scr[i]);
-    if (g->graph) cudaGraphExecDestroy(g->graph);
+    if (g->graph_captures && (getenv("HEARTH_GRAPH_TIME") || getenv("HEARTH_GRAPH_COUNT")))
+        fprintf(stderr, "CUDA%d: %u decode steps captured as graphs\n", g->dev, g->graph_captures);
+    gpu_graph_drop(g);
+    for (int i = 0; i < 2; i++) cudaFreeHost(g->host[i]);
+    cudaFreeHost(g->hpos);
     cudaFree(g->dpos);
     cudaFree(g->ad_cnt);
     cudaFree(g->kv_cnt);
@@ -252,6 +257,11 @@ extern "C" int gpu_to_device(gpu_ctx *g, void *dst, const void *src, size_t byte
 extern "C" int gpu_to_host(gpu_ctx *g, void *dst, const void *src, size_t bytes) {
     CU(g, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g->stream));
     CU(g, cudaStreamSynchronize(g->stream));
+    return 0;
+}
+
+extern "C" int gpu_to_host_async(gpu_ctx *g, void *dst, const void *src, size_t bytes) {
+    CU(g, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g->stream));
     return 0;
 }
 

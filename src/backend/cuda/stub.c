@@ -30,6 +30,7 @@ int gpu_copy_peer(gpu_ctx *dg, void *d, gpu_ctx *sg, const void *s, size_t n, in
 const char *gpu_ctx_error(const gpu_ctx *g) { return gpu_unavailable_reason(); }
 int gpu_to_device(gpu_ctx *g, void *d, const void *s, size_t n) { return -1; }
 int gpu_to_host(gpu_ctx *g, void *d, const void *s, size_t n) { return -1; }
+int gpu_to_host_async(gpu_ctx *g, void *d, const void *s, size_t n) { return -1; }
 int gpu_copy(gpu_ctx *g, void *d, const void *s, size_t n) { return -1; }
 int gpu_memset0(gpu_ctx *g, void *d, size_t n) { return -1; }
 int gpu_sync(gpu_ctx *g) { return -1; }
@@ -57,10 +58,16 @@ int gpu_set_pos(gpu_ctx *g, int pos) { return -1; }
 void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells) { (void)g; }
 int gpu_graph_ready(const gpu_ctx *g) { return 0; }
 int gpu_graph_fits(const gpu_ctx *g, int n_cells) { (void)g; (void)n_cells; return 0; }
+int gpu_graph_pick(gpu_ctx *g, int n_cells) { (void)g; (void)n_cells; return 0; }
 void gpu_graph_drop(gpu_ctx *g) { (void)g; }
 int gpu_graph_begin(gpu_ctx *g) { return -1; }
 int gpu_graph_end(gpu_ctx *g, int ok) { return -1; }
 int gpu_graph_launch(gpu_ctx *g) { return -1; }
+void *gpu_host_buf(gpu_ctx *g, int slot, size_t bytes) { return NULL; }
+int *gpu_pos_host(gpu_ctx *g) { return NULL; }
+int gpu_pos_in(gpu_ctx *g) { return -1; }
+int gpu_step_in(gpu_ctx *g, float *dx, const float *hx, int n) { return -1; }
+int gpu_step_out(gpu_ctx *g, float *hy, const float *y, int n) { return -1; }
 int gpu_attn_pos_ok(const attn_args *a, int flash) { return 0; }
 int gpu_attn_rot(gpu_ctx *g, const attn_args *a, int flash, int rot_q, int rot_o) { return -1; }
 int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8_t *dv, float *mu, int set_mu, int pos0, int T,
