@@ -119,6 +119,8 @@ int hearth_eval(hearth_ctx *c, const int32_t *toks, int n, int all_logits, char 
     }
     c->n_logits = 0;
     c->logits_first = n - keep;
+    c->logits_at = c->logits;
+    c->logits_one = keep == 1;
     for (int i = 0; i < n; i += c->p.n_ubatch) {
         int T = n - i < c->p.n_ubatch ? n - i : c->p.n_ubatch;
         /* logits wanted for tokens of this batch with index >= logits_first */
@@ -136,11 +138,11 @@ int hearth_eval(hearth_ctx *c, const int32_t *toks, int n, int all_logits, char 
 const float *hearth_ctx_logits(const hearth_ctx *c, int i) {
     int r = i - c->logits_first;
     if (r < 0 || r >= c->n_logits) return NULL;
-    return c->logits + (size_t)r * c->m->hp.n_vocab;
+    return c->logits_at + (size_t)r * c->m->hp.n_vocab;
 }
 
 const float *hearth_ctx_last_logits(const hearth_ctx *c) {
-    return c->n_logits ? c->logits + (size_t)(c->n_logits - 1) * c->m->hp.n_vocab : NULL;
+    return c->n_logits ? c->logits_at + (size_t)(c->n_logits - 1) * c->m->hp.n_vocab : NULL;
 }
 
 void hearth_ctx_truncate(hearth_ctx *c, int n) {

@@ -200,7 +200,9 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
         if (rc == 0) {
             if (io == 1 && gpu_to_host_async(g, hl, c->dlogits, lbytes)) return gpu_failed(c);
             if (io ? gpu_sync(g) : gpu_to_host(g, out, c->dlogits, lbytes)) return gpu_failed(c);
-            if (io) memcpy(out, hl, lbytes);
+            /* the context's only row: read where the graph wrote it (no copy) */
+            if (io && out == c->logits && c->logits_one) c->logits_at = hl;
+            else if (io) memcpy(out, hl, lbytes);
             for (int t = 0; t < T; t++) kv->tokens[pos0 + t] = toks[t];
             kv->n = pos0 + T;
             return 0;

@@ -78,6 +78,10 @@ struct hearth_ctx {
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
     float *logits;       /* [n_logits][n_vocab] */
     int n_logits_cap, n_logits, logits_first; /* rows kept: tokens logits_first.. of the last eval */
+    /* where those rows are: logits, or the pinned buffer a decode step's graph wrote them to
+     * (llama.c: no copy; valid until the next eval, as logits are) */
+    const float *logits_at;
+    int logits_one;   /* the eval keeps one row (only then may logits_at move) */
     /* GPU part: layers 0..n_gpu-1 (and the output when gpu_output) run on the model's
      * cards, card k with cb[k]; g and d* are the card in use now (ctx_use_card) */
     int n_gpu, gpu_output, n_cards, cur_card;
