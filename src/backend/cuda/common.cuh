@@ -67,9 +67,9 @@ struct gpu_ctx {
     struct { cudaGraphExec_t exec; int lo, hi; unsigned gen, used; } graphs[GRAPH_KEEP];
     int graph_cur;
     unsigned graph_clock, graph_captures;
-    /* pinned host memory a decode step's input and output go through (graph.cu,
-     * gpu_host_buf: slot 0 the input, 1 the output) and the position the step's own copy
-     * takes to dpos (gpu_pos_host); a captured graph's copies hold these pointers */
+    /* pinned, mapped host memory a decode step's input and output go through (graph.cu,
+     * gpu_host_buf: slot 0 the input, 1 the output) and the position the step takes to dpos
+     * (gpu_pos_host); a captured graph's kernels hold these pointers */
     void *host[2];
     size_t host_size[2];
     int *hpos;

@@ -1,9 +1,10 @@
 /* A decode step as a CUDA graph: the ~450 launches of a token are captured once and
  * replayed with one launch. What changes from token to token is the position, so while
  * pos mode is on the kernels that need it (RoPE, the cache store, decode attention) read
- * it from a device int: gpu_set_pos writes it before a replay, or the step's first copy
- * brings it from pinned host memory (gpu_pos_host, gpu_pos_in) with the input, and its last
- * copy takes the logits back (gpu_host_buf), so a replay is one launch. A graph holds raw
+ * it from a device int: gpu_set_pos writes it before a replay, or the step's first kernel
+ * (k_step_in) brings it and the input from pinned, mapped host memory (gpu_pos_host,
+ * gpu_host_buf) and its last (k_step_out) writes the logits there, so a replay is one
+ * launch and one wait (llama.c's HEARTH_STEP_IO picks the way). A graph holds raw
  * pointers: one captured before a scratch or pinned buffer was reallocated is dropped.
  * Choices that depend on the depth make a graph suit a range of cells; the context keeps
  * GRAPH_KEEP of them. The kernels of a step overlap each other's launch and tail
@@ -66,7 +67,8 @@ extern "C" void *gpu_host_buf(gpu_ctx *g, int slot, size_t bytes) {
     return g->host[slot];
 }
 
-/* the step's input from mapped host memory: x and the position; the first kernel of a step */
+/* the step's input from mapped host memory: x and the position; the first kernel of a step,
+ * launched plainly (the kernel after it starts when it ends) */
 __global__ void k_step_in(const float *__restrict__ hx, const int *__restrict__ hpos, float *dx, int *dpos, int n) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i == 0) *dpos = *hpos;
