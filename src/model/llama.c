@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* x += w · in, then c->dxn = the norm of x with weights nw (and the 8-bit activations the
  * next product asked for): in one launch where the backend can (gpu_matmul_norm), else the
@@ -157,6 +158,39 @@ static int gpu_step_graph(hearth_ctx *c, int pos0, int io, const float *hx, floa
     return rc;
 }
 
+/* HEARTH_STEP_TIMES=1 (measuring): the host's part of graph steps on stderr every 128 steps,
+ * mean us: the caller's time between steps, the input prepared, the step queued (launch),
+ * the wait for it (the card's time and the wake-up) */
+static double step_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec * 1e-3;
+}
+
+static void step_times(int phase) {
+    static int on = -1, n;
+    static double t_prev_end, t_mark, acc[4];
+    if (on < 0) on = getenv("HEARTH_STEP_TIMES") != NULL;
+    if (!on) return;
+    const double t = step_now_us();
+    if (phase == 0) {
+        if (t_prev_end > 0 && t - t_prev_end < 1e5) acc[0] += t - t_prev_end;
+    } else {
+        acc[phase] += t - t_mark;
+    }
+    t_mark = t;
+    if (phase == 3) {
+        t_prev_end = t;
+        if (++n == 128) {
+            fprintf(stderr, "step times (us, mean of %d): between %.1f, input %.1f, launch %.1f, wait %.1f\n", n,
+                    acc[0] / (n - 1), acc[1] / n, acc[2] / n, acc[3] / n);
+            n = 0;
+            t_prev_end = 0;
+            memset(acc, 0, sizeof acc);
+        }
+    }
+}
+
 int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, float *out) {
     hearth_model *m = c->m;
     const hparams *hp = &m->hp;
@@ -166,10 +200,12 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
     const int pos0 = kv->n;
     const size_t xbytes = sizeof(float) * (size_t)T * E;
 
+    const int graph = c->n_gpu > 0 && graph_ok(c, T, pos0, want_from);
+    if (graph) step_times(0);
     for (int t = 0; t < T; t++) cpu_get_row(&m->tok_embd, toks[t], c->x + (size_t)t * E);
 
     /* one-token decode with everything on one card: a CUDA graph */
-    if (c->n_gpu > 0 && graph_ok(c, T, pos0, want_from)) {
+    if (graph) {
         if (ctx_use_card(c, 0)) return -1;
         const size_t lbytes = sizeof(float) * (size_t)hp->n_vocab;
         gpu_ctx *g = c->g;
@@ -195,11 +231,14 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
         } else if (gpu_to_device(g, c->dx, c->x, xbytes) || gpu_set_pos(g, pos0)) {
             return gpu_failed(c);
         }
+        step_times(1);
         const int rc = gpu_step_graph(c, pos0, io, hx, hl);
         if (rc < 0) return gpu_failed(c);
         if (rc == 0) {
             if (io == 1 && gpu_to_host_async(g, hl, c->dlogits, lbytes)) return gpu_failed(c);
+            step_times(2);
             if (io ? gpu_sync(g) : gpu_to_host(g, out, c->dlogits, lbytes)) return gpu_failed(c);
+            step_times(3);
             /* the context's only row: read where the graph wrote it (no copy) */
             if (io && out == c->logits && c->logits_one) c->logits_at = hl;
             else if (io) memcpy(out, hl, lbytes);
