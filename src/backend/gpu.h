@@ -74,11 +74,10 @@ void gpu_quant_next(gpu_ctx *g, const wtensor *w, int T);
  * gpu_graph_begin and gpu_graph_end (ok = 0 when queueing failed: the capture is thrown
  * away), replay it with gpu_graph_launch. Some choices depend on the depth, so a graph
  * suits a range of cells: a context keeps a few, gpu_graph_pick finds the one for a step's
- * cells, and gpu_graph_ready / gpu_graph_fits ask about the one picked last. */
+ * cells, and gpu_graph_ready says whether the one picked last can be replayed. */
 int  gpu_set_pos(gpu_ctx *g, int pos);
 void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells);
 int  gpu_graph_ready(const gpu_ctx *g);
-int  gpu_graph_fits(const gpu_ctx *g, int n_cells);
 /* 1 when one of the context's captured steps suits n_cells cells (it becomes the one
  * gpu_graph_launch replays); 0: capture one (gpu_graph_begin makes room) */
 int  gpu_graph_pick(gpu_ctx *g, int n_cells);
@@ -86,9 +85,9 @@ void gpu_graph_drop(gpu_ctx *g);
 int  gpu_graph_begin(gpu_ctx *g);
 int  gpu_graph_end(gpu_ctx *g, int ok);
 int  gpu_graph_launch(gpu_ctx *g);
-/* A decode step's input and output through pinned, mapped host memory: gpu_host_buf gives
- * slot 0 (input) or 1 (output) of at least bytes, kept for the context's life (a growth
- * drops the graphs; NULL with the error set); *gpu_pos_host is the position the host writes
+/* A decode step's input and output through pinned, mapped host memory: gpu_host_buf makes
+ * slot 0 (input) or 1 (output) of bytes, kept for the context's life (NULL with the error
+ * set; asked again, the same buffer if it is large enough); *gpu_pos_host is the position the host writes
  * before each step (NULL when it cannot be made). gpu_pos_in queues its copy to the card;
  * or gpu_step_in queues a kernel that reads it and n floats of hx across the bus into dx,
  * and gpu_step_out one that writes n floats of y into hy, so that a captured step holds

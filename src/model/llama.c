@@ -108,43 +108,35 @@ static int graph_ok(hearth_ctx *c, int T, int pos0, int want_from) {
     return gpu_attn_pos_ok(&a, c->p.flash_attn);
 }
 
-/* How a graph step's input and output travel (HEARTH_STEP_IO, measuring aid): 0 copies from
- * and to the caller's pageable memory around the replay, the position written by a kernel
- * launch; 1 copies from and to pinned host memory around it; 2 (the default) kernels in the
- * graph that read and write pinned, mapped host memory, so a replay is one launch */
-static int step_io_mode(void) {
-    const char *e = getenv("HEARTH_STEP_IO");
-    return e && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : 2;
-}
-
-/* The queued part of a graph step; with io 2, its input and output kernels too (a capture
- * holds them) */
-static int graph_body(hearth_ctx *c, int pos0, int io, const float *hx, float *hl) {
+/* The queued part of a graph step; with step_io 2, its input and output kernels too (a
+ * capture holds them) */
+static int graph_body(hearth_ctx *c, int pos0) {
     gpu_ctx *g = c->g;
     const hparams *hp = &c->m->hp;
-    if (io == 2 && gpu_step_in(g, c->dx, hx, hp->n_embd)) return -1;
+    if (c->step_io == 2 && gpu_step_in(g, c->dx, c->hx, hp->n_embd)) return -1;
     if (gpu_step(c, 1, pos0, 0)) return -1;
-    return io == 2 ? gpu_step_out(g, hl, c->dlogits, hp->n_vocab) : 0;
+    return c->step_io == 2 ? gpu_step_out(g, c->hl, c->dlogits, hp->n_vocab) : 0;
 }
 
 /* One decode step through a CUDA graph: the first step runs uncaptured (so every scratch
  * buffer has its size), the second is captured, later ones replay the kept graph that suits
- * their cells or capture one. The position is on the card (or in pinned memory for io 2)
- * before. Returns 0 when the step is queued, -1 on an error, 1 when a capture failed: graphs
- * are off for this context from then on and the caller runs the step the ordinary way. */
-static int gpu_step_graph(hearth_ctx *c, int pos0, int io, const float *hx, float *hl) {
+ * their cells or capture one. The position is on the card (or in pinned memory for
+ * step_io 2) before. Returns 0 when the step is queued, -1 on an error, 1 when a capture
+ * failed: graphs are off for this context from then on and the caller runs the step the
+ * ordinary way. */
+static int gpu_step_graph(hearth_ctx *c, int pos0) {
     gpu_ctx *g = c->g;
     gpu_pos_mode(g, 1, c->kv.n_ctx);
     int rc = 0;
     if (gpu_graph_pick(g, pos0 + 1)) {
         rc = gpu_graph_launch(g);
     } else if (c->graph_state == 0) {
-        rc = graph_body(c, pos0, io, hx, hl);
+        rc = graph_body(c, pos0);
         c->graph_state = 1;
     } else {
         rc = gpu_graph_begin(g);
         if (!rc) {
-            int ok = graph_body(c, pos0, io, hx, hl) == 0;
+            int ok = graph_body(c, pos0) == 0;
             rc = gpu_graph_end(g, ok);
             if (!rc) rc = gpu_graph_launch(g);
         }
@@ -191,6 +183,34 @@ static void step_times(int phase) {
     }
 }
 
+/* A one-token step through a graph, its x made in c->x: the logits into out, or left where
+ * the graph wrote them (c->logits_at). 0 done, -1 failed (c->err set), 1 the capture failed
+ * and nothing ran: the caller runs the step the ordinary way. */
+static int graph_forward(hearth_ctx *c, int pos0, float *out) {
+    if (ctx_use_card(c, 0)) return -1;
+    gpu_ctx *g = c->g;
+    const size_t xbytes = sizeof(float) * (size_t)c->m->hp.n_embd, lbytes = sizeof(float) * (size_t)c->m->hp.n_vocab;
+    const int io = c->step_io;
+    if (io) {
+        memcpy(c->hx, c->x, xbytes);
+        *c->hpos = pos0;
+        if (io == 1 && (gpu_pos_in(g) || gpu_to_device(g, c->dx, c->hx, xbytes))) return gpu_failed(c);
+    } else if (gpu_to_device(g, c->dx, c->x, xbytes) || gpu_set_pos(g, pos0)) {
+        return gpu_failed(c);
+    }
+    step_times(1);
+    const int rc = gpu_step_graph(c, pos0);
+    if (rc) return rc < 0 ? gpu_failed(c) : 1;
+    if (io == 1 && gpu_to_host_async(g, c->hl, c->dlogits, lbytes)) return gpu_failed(c);
+    step_times(2);
+    if (io ? gpu_sync(g) : gpu_to_host(g, out, c->dlogits, lbytes)) return gpu_failed(c);
+    step_times(3);
+    /* the context's only row: read where the graph wrote it (no copy) */
+    if (io && out == c->logits && c->logits_one) c->logits_at = c->hl;
+    else if (io) memcpy(out, c->hl, lbytes);
+    return 0;
+}
+
 int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, float *out) {
     hearth_model *m = c->m;
     const hparams *hp = &m->hp;
@@ -200,50 +220,16 @@ int llama_forward(hearth_ctx *c, const int32_t *toks, int T, int want_from, floa
     const int pos0 = kv->n;
     const size_t xbytes = sizeof(float) * (size_t)T * E;
 
+    /* one-token decode with everything on one card: a CUDA graph */
     const int graph = c->n_gpu > 0 && graph_ok(c, T, pos0, want_from);
     if (graph) step_times(0);
     for (int t = 0; t < T; t++) cpu_get_row(&m->tok_embd, toks[t], c->x + (size_t)t * E);
-
-    /* one-token decode with everything on one card: a CUDA graph */
     if (graph) {
-        if (ctx_use_card(c, 0)) return -1;
-        const size_t lbytes = sizeof(float) * (size_t)hp->n_vocab;
-        gpu_ctx *g = c->g;
-        if (!c->step_io) c->step_io = 1 + step_io_mode();
-        int io = c->step_io - 1;
-        float *hx = NULL, *hl = NULL;
-        int *hpos = NULL;
-        if (io) {
-            hx = gpu_host_buf(g, 0, xbytes);
-            hl = gpu_host_buf(g, 1, lbytes);
-            hpos = gpu_pos_host(g);
-            /* no pinned memory: the copies from and to the caller's memory, from now on */
-            if (!hx || !hl || !hpos) {
-                io = 0;
-                c->step_io = 1;
-                gpu_graph_drop(g);
-            }
-        }
-        if (io) {
-            memcpy(hx, c->x, xbytes);
-            *hpos = pos0;
-            if (io == 1 && (gpu_pos_in(g) || gpu_to_device(g, c->dx, hx, xbytes))) return gpu_failed(c);
-        } else if (gpu_to_device(g, c->dx, c->x, xbytes) || gpu_set_pos(g, pos0)) {
-            return gpu_failed(c);
-        }
-        step_times(1);
-        const int rc = gpu_step_graph(c, pos0, io, hx, hl);
-        if (rc < 0) return gpu_failed(c);
+        const int rc = graph_forward(c, pos0, out);
+        if (rc < 0) return -1;
         if (rc == 0) {
-            if (io == 1 && gpu_to_host_async(g, hl, c->dlogits, lbytes)) return gpu_failed(c);
-            step_times(2);
-            if (io ? gpu_sync(g) : gpu_to_host(g, out, c->dlogits, lbytes)) return gpu_failed(c);
-            step_times(3);
-            /* the context's only row: read where the graph wrote it (no copy) */
-            if (io && out == c->logits && c->logits_one) c->logits_at = hl;
-            else if (io) memcpy(out, hl, lbytes);
-            for (int t = 0; t < T; t++) kv->tokens[pos0 + t] = toks[t];
-            kv->n = pos0 + T;
+            kv->tokens[pos0] = toks[0];
+            kv->n = pos0 + 1;
             return 0;
         }
         /* the capture failed: this step goes the ordinary way below, as later ones will */

@@ -91,9 +91,13 @@ struct hearth_ctx {
     /* one-token decode as a CUDA graph (llama.c): 0 not yet run, 1 ran once uncaptured
      * (scratch sized), -1 off for this context */
     int graph_state;
-    /* how its input and output travel (llama.c, step_io_mode), plus one; 0 until the first
-     * graph step reads it: one way for the context's life, as its graphs hold it */
+    /* how a graph step's input and output travel (placement.c, ctx_setup_gpu: one way for the
+     * context's life, as its graphs hold it): 0 copies from and to the caller's memory, 1 from
+     * and to the pinned hx / hl, 2 kernels in the graph that read and write them; *hpos is the
+     * position the host writes for 1 and 2 */
     int step_io;
+    float *hx, *hl;
+    int *hpos;
     char err[512];
 };
 

@@ -194,6 +194,29 @@ void model_free_gpu(hearth_model *m) {
     m->gpu_output = 0;
 }
 
+/* How a one-token step's graph takes its input and gives its logits (hearth_ctx's step_io).
+ * HEARTH_STEP_IO (measuring aid): 0 copies from and to the caller's pageable memory around
+ * the replay, the position written by a kernel launch; 1 copies from and to pinned host
+ * memory around it; 2 (the default) kernels in the graph that read and write pinned, mapped
+ * host memory, so a replay is one launch. Only where steps can be graphs (all layers and the
+ * output on one card); without pinned memory, 0. */
+static void setup_step_io(hearth_ctx *c) {
+    const char *e = getenv("HEARTH_STEP_IO");
+    c->step_io = e && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : 2;
+    if (!c->step_io || c->n_cards != 1 || !c->gpu_output || c->n_gpu != c->m->hp.n_layer) {
+        c->step_io = 0;
+        return;
+    }
+    gpu_ctx *g = c->cb[0].g;
+    c->hx = gpu_host_buf(g, 0, sizeof(float) * (size_t)c->m->hp.n_embd);
+    c->hl = gpu_host_buf(g, 1, sizeof(float) * (size_t)c->m->hp.n_vocab);
+    c->hpos = gpu_pos_host(g);
+    if (!c->hx || !c->hl || !c->hpos) {
+        log_info("decode steps copy their input and logits through pageable memory: %s", gpu_ctx_error(g));
+        c->step_io = 0;
+    }
+}
+
 /* The context's share: the model's GPU layers, unless the cache types or head shape need
  * the CPU; then the KV cache of those layers on the card and device scratch. */
 int ctx_setup_gpu(hearth_ctx *c, char *err, size_t errlen) {
@@ -243,6 +266,7 @@ int ctx_setup_gpu(hearth_ctx *c, char *err, size_t errlen) {
     c->n_gpu = m->n_gpu;
     c->gpu_output = m->gpu_output;
     c->cur_card = -1;
+    setup_step_io(c);
     for (int k = 0; k < m->n_cards; k++) {
         const gpu_card *cd = &m->cards[k];
         log_info("CUDA%d (%s): layers %d-%d, weights %.2f MiB, KV %.2f MiB, scratch %.2f MiB", cd->dev, cd->name, cd->first,
@@ -278,6 +302,10 @@ void ctx_free_gpu(hearth_ctx *c) {
     c->g = NULL;
     c->n_cards = 0;
     c->n_gpu = 0;
+    /* the pinned buffers went with the card's context */
+    c->step_io = 0;
+    c->hx = c->hl = NULL;
+    c->hpos = NULL;
 }
 
 double hearth_gpu_copy_bandwidth(void) { return gpu_device_count() > 0 ? gpu_copy_bandwidth(0) : 0.0; }

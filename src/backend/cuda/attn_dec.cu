@@ -933,7 +933,7 @@ int cuda_attn_dec(gpu_ctx *g, const attn_args *a, const int *dpos, int cap_cells
      * 64 as before: q4_0 / q4_0's 264 chunks on an H100 (66 states) are then merged here at
      * every depth, +0.5-0.9% at 16384 cells and +0.9-1.3% at 32768 (2026-11-28). A graph
      * keeps the choice it was captured with, so the cells it suits are narrowed to match
-     * (cuda_graph_cells) and gpu_graph_fits tells the step to capture anew past them (HEARTH_AD_FUSE_STATES
+     * (cuda_graph_cells) and gpu_graph_pick has the step capture anew past them (HEARTH_AD_FUSE_STATES
      * sets the limit, for measuring). The counters are made (zeroed) outside a capture: the
      * first, uncaptured, step makes them. */
     const int fst = ad_fuse_states(), fuse = fst > 0;

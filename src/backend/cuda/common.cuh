@@ -12,9 +12,10 @@
 
 #include "backend/gpu.h"
 
-/* Scratch slots: each is a buffer that grows on demand and lives as long as the context. */
+/* captured decode steps a context keeps (graph.cu) */
 #define GRAPH_KEEP 4
 
+/* Scratch slots: each is a buffer that grows on demand and lives as long as the context. */
 enum { SCR_WH = 0, SCR_XH, SCR_ATTN_PART, SCR_ATTN_Q, SCR_ATTN_O, SCR_KV_K, SCR_KV_V, SCR_KV_RAW, SCR_XQ, SCR_XQ2, SCR_SS, SCR_COUNT };
 
 struct gpu_ctx {

@@ -4,8 +4,8 @@
  * it from a device int: gpu_set_pos writes it before a replay, or the step's first kernel
  * (k_step_in) brings it and the input from pinned, mapped host memory (gpu_pos_host,
  * gpu_host_buf) and its last (k_step_out) writes the logits there, so a replay is one
- * launch and one wait (llama.c's HEARTH_STEP_IO picks the way). A graph holds raw
- * pointers: one captured before a scratch or pinned buffer was reallocated is dropped.
+ * launch and one wait (HEARTH_STEP_IO picks the way, placement.c). A graph holds raw
+ * pointers: one captured before a scratch buffer was reallocated is dropped.
  * Choices that depend on the depth make a graph suit a range of cells; the context keeps
  * GRAPH_KEEP of them. The kernels of a step overlap each other's launch and tail
  * (programmatic dependent launch, g->pdl). */
@@ -17,18 +17,21 @@
 
 __global__ void k_set_int(int *p, int v) { *p = v; }
 
-extern "C" int gpu_set_pos(gpu_ctx *g, int pos) {
+/* the device int pos mode reads, made on first use */
+static int pos_dev(gpu_ctx *g) {
     if (!g->dpos) CU(g, cudaMalloc(&g->dpos, sizeof(int)));
+    return 0;
+}
+
+extern "C" int gpu_set_pos(gpu_ctx *g, int pos) {
+    if (pos_dev(g)) return -1;
     k_set_int<<<1, 1, 0, g->stream>>>(g->dpos, pos);
     CU_LAUNCHED(g);
     return 0;
 }
 
 extern "C" int *gpu_pos_host(gpu_ctx *g) {
-    if (!g->dpos && cudaMalloc(&g->dpos, sizeof(int)) != cudaSuccess) {
-        cuda_fail(g, "cudaMalloc(position)", cudaGetLastError());
-        return NULL;
-    }
+    if (pos_dev(g)) return NULL;
     if (!g->hpos && cudaHostAlloc(&g->hpos, sizeof(int), cudaHostAllocMapped) != cudaSuccess) {
         cuda_fail(g, "cudaHostAlloc(position)", cudaGetLastError());
         g->hpos = NULL;
@@ -45,14 +48,11 @@ extern "C" int gpu_pos_in(gpu_ctx *g) {
 
 extern "C" void *gpu_host_buf(gpu_ctx *g, int slot, size_t bytes) {
     if (slot < 0 || slot > 1) { cuda_fail_msg(g, "no pinned host buffer %d", slot); return NULL; }
-    if (g->host[slot] && bytes <= g->host_size[slot]) return g->host[slot];
     if (g->host[slot]) {
-        /* a graph may still read or write the old one */
-        cudaStreamSynchronize(g->stream);
-        cudaFreeHost(g->host[slot]);
-        g->host[slot] = NULL;
-        g->host_size[slot] = 0;
-        g->scr_gen++;
+        /* made once, with the context (a graph holds its pointer) */
+        if (bytes <= g->host_size[slot]) return g->host[slot];
+        cuda_fail_msg(g, "pinned host buffer %d holds %zu bytes, not %zu", slot, g->host_size[slot], bytes);
+        return NULL;
     }
     /* mapped: gpu_step_in / gpu_step_out's kernels read and write it across the bus */
     cudaError_t e = cudaHostAlloc(&g->host[slot], bytes, cudaHostAllocMapped);
@@ -63,7 +63,6 @@ extern "C" void *gpu_host_buf(gpu_ctx *g, int slot, size_t bytes) {
         return NULL;
     }
     g->host_size[slot] = bytes;
-    g->scr_gen++;
     return g->host[slot];
 }
 
@@ -115,10 +114,6 @@ extern "C" void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells) {
 
 extern "C" int gpu_graph_ready(const gpu_ctx *g) {
     return g->graph_cur >= 0 && g->graphs[g->graph_cur].exec && g->graphs[g->graph_cur].gen == g->scr_gen;
-}
-
-extern "C" int gpu_graph_fits(const gpu_ctx *g, int n_cells) {
-    return g->graph_cur >= 0 && n_cells >= g->graphs[g->graph_cur].lo && n_cells <= g->graphs[g->graph_cur].hi;
 }
 
 static void graph_free(gpu_ctx *g, int i) {

@@ -273,7 +273,7 @@ extern "C" int gpu_kv_put(gpu_ctx *g, const gpu_kv_layout *L, uint8_t *dk, uint8
     if (g->pos_on) {
         /* a decode step being captured: the cell comes from the card */
         if (set_mu || L->row_k > 8192 || L->row_v > 8192) return cuda_fail_msg(g, "cache store in pos mode needs the fused path");
-        /* a graph keeps its choice: the cells it suits (gpu_graph_fits) */
+        /* a graph keeps its choice: the cells it suits (gpu_graph_pick) */
         if (split) cuda_graph_cells(g, 0, KV_SPLIT_CELLS);
         else cuda_graph_cells(g, KV_SPLIT_CELLS + 1, INT_MAX);
         if (store_fused(g, L, k, v, T, mu, dk, dv, g->dpos, split)) return -1;

@@ -769,7 +769,7 @@ static int kv_args_of(gpu_ctx *g, const gpu_kv_store *st, int nk, int hd, int po
     const gpu_kv_layout *L = &st->L;
     if (st->set_mu || L->type_k != L->type_v || L->row != nk * hd || L->row_k != L->row || L->row_v != L->row) return 0;
     if (L->type_k != QT_F16 && L->type_k != QT_Q8_0 && L->type_k != QT_Q4_0) return 0;
-    /* in a captured graph the choice holds for the cells it suits (gpu_graph_fits) */
+    /* in a captured graph the choice holds for the cells it suits (gpu_graph_pick) */
     int lo, hi;
     qkv_store_cells(L->type_k, &lo, &hi);
     const int cells = pos0 + 1;

@@ -57,7 +57,6 @@ void gpu_quant_next(gpu_ctx *g, const wtensor *w, int T) { (void)g; }
 int gpu_set_pos(gpu_ctx *g, int pos) { return -1; }
 void gpu_pos_mode(gpu_ctx *g, int on, int cap_cells) { (void)g; }
 int gpu_graph_ready(const gpu_ctx *g) { return 0; }
-int gpu_graph_fits(const gpu_ctx *g, int n_cells) { (void)g; (void)n_cells; return 0; }
 int gpu_graph_pick(gpu_ctx *g, int n_cells) { (void)g; (void)n_cells; return 0; }
 void gpu_graph_drop(gpu_ctx *g) { (void)g; }
 int gpu_graph_begin(gpu_ctx *g) { return -1; }
